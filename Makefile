@@ -1,0 +1,53 @@
+# ser-tf: every target that needs the environment depends on `install`, so on a fresh
+# clone `make test` alone sets everything up. `install` is idempotent: its stamp file is
+# newer than setup.cfg once done, and then it does nothing.
+
+PYTHON_VERSION ?= 3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+APT_PACKAGES := espeak-ng libespeak-ng-libespeak-dev ffmpeg festival-dev libestools-dev
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+EXTRAS ?= dev,lite,align
+
+.PHONY: install system-deps test test-unit test-integration demo clean-venv help
+
+help:
+	@echo "make demo     - classify a synthesised sentence with the shipped model"
+	@echo "make test     - install (if needed) and run the test suite"
+	@echo "make install  - create .venv (Python $(PYTHON_VERSION)) with the pinned dependencies"
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	@command -v python$(PYTHON_VERSION) >/dev/null || { echo "python$(PYTHON_VERSION) not found"; exit 1; }
+	@[ -x $(PY) ] || python$(PYTHON_VERSION) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+# Installs only what is missing, so a machine that has them asks apt nothing.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+test: install
+	$(PY) -m pytest -q --timeout=600
+
+test-unit: install
+	$(PY) -m pytest -q --timeout=600 -m "not integration"
+
+test-integration: install
+	$(PY) -m pytest -q --timeout=600 -m integration
+
+demo: install
+	$(PY) -m ser_tf.demo
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,12 @@
+"""ser-tf: faithful Keras 3 / TensorFlow reproductions of speech-emotion-recognition systems.
+
+The package is split by concern (see README "Layout"): ``ser_tf.data`` reads corpora and
+audio, ``ser_tf.features`` turns audio into model inputs, ``ser_tf.models`` holds one file
+per architecture, ``ser_tf.training`` the protocols and runners, ``ser_tf.export`` and
+``ser_tf.lite`` the TFLite side, ``ser_tf.experiments`` one module per paper.
+
+Importing ``ser_tf`` itself does not import TensorFlow, so the on-device runtime
+(``ser_tf.lite``) and the data tools stay light.
+"""
+
+__version__ = "0.1.0"

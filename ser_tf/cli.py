@@ -1,0 +1,47 @@
+"""The ``ser-tf`` command line: one entry point, one subcommand per job.
+
+Subcommands register themselves in :func:`build_parser`; each is a thin layer over a plain
+function of the package, so everything the CLI does can be done from Python too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ser_tf import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ser-tf", description="Speech-emotion-recognition reproductions in Keras 3 / TensorFlow.")
+    parser.add_argument("--version", action="version", version=f"ser-tf {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    data = commands.add_parser("data", help="download, check and list corpora")
+    data_commands = data.add_subparsers(dest="data_command", metavar="ACTION")
+    from ser_tf.data import check, download
+
+    download.add_cli(data_commands)
+    check.add_cli(data_commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(handler(args) or 0)
+    except (FileNotFoundError, ValueError, KeyError, OSError) as err:
+        # Expected user-facing failures: one clear line, no traceback.
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"ser-tf: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
