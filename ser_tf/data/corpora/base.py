@@ -1,0 +1,71 @@
+"""The corpus interface and registry.
+
+A corpus is a small class that knows its folder layout and label set; it turns a folder
+into :class:`~ser_tf.data.manifest.Utterance` rows (:meth:`Corpus.scan`). It never reads
+audio: checking the audio is :func:`ser_tf.data.load_manifest`'s job, once, for all corpora.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ser_tf.data.manifest import Utterance
+
+#: name (upper case) -> Corpus subclass; filled by :func:`register`.
+CORPORA: dict[str, type["Corpus"]] = {}
+
+
+class CorpusLayoutError(ValueError):
+    """The folder does not look like the corpus: says what was expected and where."""
+
+
+class Corpus:
+    """Base class of the corpus loaders.
+
+    Subclasses set the class attributes and implement :attr:`labels` and :meth:`scan`.
+    Options (e.g. RAVDESS ``merge_calm``) are keyword arguments of ``__init__``.
+    """
+
+    #: Registry name, upper case (``EMODB``).
+    name: str = ""
+    #: Folder name under ``$SER_TF_DATA``.
+    folder: str = ""
+    #: Where a user gets the corpus.
+    homepage: str = ""
+    #: ``classification`` or ``regression`` (continuous labels, e.g. SEWA).
+    task: str = "classification"
+    #: One line on the expected layout, shown when a folder does not match.
+    layout: str = ""
+    #: File count of the complete release (``None`` when it varies); used by ``data check``.
+    expected_files: int | None = None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def scan(self, root: Path) -> list[Utterance]:
+        """Parse the folder into utterances (file names and annotation files only)."""
+        raise NotImplementedError
+
+    def options(self) -> dict:
+        """The options this instance was built with (stored in run records)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def layout_error(self, root: Path, what: str) -> CorpusLayoutError:
+        return CorpusLayoutError(f"{root}: {what}. Expected the {self.name} layout: {self.layout}. "
+                                 f"The corpus is available from {self.homepage}")
+
+
+def register(cls: type[Corpus]) -> type[Corpus]:
+    """Class decorator adding a corpus to :data:`CORPORA`."""
+    if not cls.name or cls.name != cls.name.upper():
+        raise ValueError(f"corpus {cls.__name__} needs an upper-case name")
+    CORPORA[cls.name] = cls
+    return cls
+
+
+def wav_files(root: Path, pattern: str = "*.wav") -> list[Path]:
+    """All files matching ``pattern`` below ``root``, sorted (case-insensitive extension)."""
+    suffix = pattern.rsplit(".", 1)[-1].lower()
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == "." + suffix
+                  and not p.name.startswith("."))
