@@ -1,0 +1,82 @@
+"""``ser-tf data check``: validate a local copy of a corpus and say what is in it.
+
+Works for every registered corpus, including the licence-gated ones the suite cannot
+download (IEMOCAP, CREMA-D, ...): point it at the folder you obtained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ser_tf.data import (BadAudioError, CORPORA, get_corpus, load_manifest, resolve_data_dir)
+from ser_tf.data.manifest import Manifest
+
+
+@dataclass
+class CheckReport:
+    corpus: str
+    folder: str
+    manifest: Manifest
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def format(self) -> str:
+        m = self.manifest
+        lines = [f"{self.corpus} at {self.folder}: {len(m)} usable recordings"]
+        if m.labels and self.manifest.utterances and m.utterances[0].label is not None:
+            lines.append("per class:   " + ", ".join(f"{k} {v}" for k, v in m.counts("label").items()))
+        lines.append("per speaker: " + ", ".join(f"{k} {v}" for k, v in m.counts("speaker").items()))
+        genders = m.counts("gender")
+        if any(k is not None for k in genders):
+            lines.append("per gender:  " + ", ".join(f"{k} {v}" for k, v in genders.items()))
+        for item in m.skipped:
+            lines.append(f"unusable: {item['path']}: {item['reason']}")
+        lines += [f"problem: {p}" for p in self.problems]
+        lines.append("OK" if self.ok else f"{len(self.problems)} problem(s) found")
+        return "\n".join(lines)
+
+
+def check_corpus(name: str, data_dir=None, **options) -> CheckReport:
+    """Scan and decode every file of a corpus copy; report counts and what is missing.
+
+    Missing means: fewer files than the complete release (``Corpus.expected_files``),
+    a class with no recordings, or unusable audio files.
+    """
+    corpus = get_corpus(name, **options)
+    root = resolve_data_dir(corpus, data_dir)
+    manifest = load_manifest(corpus, root, on_bad_audio="skip")
+    problems = []
+    found = len(manifest) + len(manifest.skipped)
+    if corpus.expected_files is not None and found < corpus.expected_files:
+        problems.append(f"{found} files found, the complete release has {corpus.expected_files}: "
+                        f"{corpus.expected_files - found} missing")
+    if corpus.task == "classification":
+        empty = [k for k, v in manifest.counts("label").items() if v == 0]
+        if empty:
+            problems.append(f"no recordings for class(es) {', '.join(empty)}")
+    if manifest.skipped:
+        problems.append(f"{len(manifest.skipped)} unusable audio file(s) (listed above)")
+    return CheckReport(corpus.name, str(root), manifest, problems)
+
+
+def add_cli(subparsers) -> None:
+    parser = subparsers.add_parser("check", help="validate a local copy of a corpus",
+                                   description="Decode every file of a corpus copy and print "
+                                               "counts per class and speaker and what is missing.")
+    parser.add_argument("corpus", type=str.upper, choices=sorted(CORPORA), metavar="CORPUS",
+                        help="one of: " + ", ".join(sorted(CORPORA)))
+    parser.add_argument("--data-dir", help="the corpus folder (default: $SER_TF_DATA/<corpus>)")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args) -> int:
+    try:
+        report = check_corpus(args.corpus, args.data_dir)
+    except BadAudioError as err:  # not raised with on_bad_audio="skip"; kept for safety
+        print(err)
+        return 1
+    print(report.format())
+    return 0 if report.ok else 1

@@ -1,0 +1,59 @@
+import subprocess
+import sys
+
+import pytest
+
+from ser_tf import __version__
+from ser_tf.cli import main
+from ser_tf.data.synthetic import write_wav
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "ser_tf.cli", *args], capture_output=True, text=True)
+
+
+def test_version_and_help_list_subcommands():
+    out = run_cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"ser-tf {__version__}"
+    out = run_cli("--help")
+    assert out.returncode == 0 and "data" in out.stdout
+    out = run_cli("data", "--help")
+    assert out.returncode == 0 and "download" in out.stdout and "check" in out.stdout
+
+
+def test_data_check_reports_counts_and_what_is_missing(tmp_path, capsys):
+    root = tmp_path / "emodb"
+    for i, name in enumerate(["03a01Fa.wav", "03a02Wa.wav", "08a01Wb.wav"]):
+        write_wav(root / "wav" / name, duration=0.3, seed=i)
+    (root / "wav" / "09a01Nc.wav").write_bytes(b"")
+    code = main(["data", "check", "emodb", "--data-dir", str(root)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "3 usable recordings" in out
+    assert "anger 2" in out and "happiness 1" in out and "boredom 0" in out
+    assert "03 2" in out and "08 1" in out
+    assert "09a01Nc.wav: empty file" in out
+    assert "4 files found, the complete release has 535: 531 missing" in out
+    assert "no recordings for class(es) boredom, disgust, fear, sadness, neutral" in out
+
+
+def test_data_dir_from_environment(tmp_path, capsys, monkeypatch):
+    write_wav(tmp_path / "root" / "emodb" / "wav" / "03a01Fa.wav", duration=0.3)
+    monkeypatch.setenv("SER_TF_DATA", str(tmp_path / "root"))
+    assert main(["data", "check", "EMODB"]) == 1
+    assert "1 usable recordings" in capsys.readouterr().out
+
+
+def test_missing_data_dir_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("SER_TF_DATA", raising=False)
+    out = run_cli("data", "check", "EMODB")
+    assert out.returncode == 1
+    assert "--data-dir" in out.stderr and "SER_TF_DATA" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.integration
+def test_check_real_emodb_is_complete(shared_data, capsys):
+    assert main(["data", "check", "EMODB", "--data-dir", str(shared_data / "emodb")]) == 0
+    out = capsys.readouterr().out
+    assert "535 usable recordings" in out and out.strip().endswith("OK")
