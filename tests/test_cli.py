@@ -57,3 +57,23 @@ def test_check_real_emodb_is_complete(shared_data, capsys):
     assert main(["data", "check", "EMODB", "--data-dir", str(shared_data / "emodb")]) == 0
     out = capsys.readouterr().out
     assert "535 usable recordings" in out and out.strip().endswith("OK")
+
+
+def test_data_manifest_fail_and_skip(tmp_path, capsys):
+    root = tmp_path / "emodb"
+    write_wav(root / "wav" / "03a01Fa.wav", duration=0.3)
+    write_wav(root / "wav" / "03a02Wa.wav", duration=0.3, seed=1)
+    (root / "wav" / "09a01Nc.wav").write_text("not audio")
+    out_csv = tmp_path / "m.csv"
+    assert main(["data", "manifest", "EMODB", "--data-dir", str(root), "--out", str(out_csv)]) == 1
+    assert "09a01Nc.wav: not a readable audio file" in capsys.readouterr().out
+    assert not out_csv.exists()
+    assert main(["data", "manifest", "EMODB", "--data-dir", str(root), "--out", str(out_csv),
+                 "--on-bad-audio", "skip"]) == 0
+    assert "skipped: " in capsys.readouterr().out
+    rows = out_csv.read_text().splitlines()
+    assert rows[0].startswith("utterance_id,path,label") and len(rows) == 3
+    from ser_tf.data import load_manifest
+    again = load_manifest("CSV", tmp_path, manifest="m.csv",
+                          labels=("anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"))
+    assert sorted(u.label for u in again) == ["anger", "happiness"]

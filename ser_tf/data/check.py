@@ -1,4 +1,5 @@
-"""``ser-tf data check``: validate a local copy of a corpus and say what is in it.
+"""``ser-tf data check`` and ``ser-tf data manifest``: validate a local copy of a corpus,
+say what is in it, and write its manifest.
 
 Works for every registered corpus, including the licence-gated ones the suite cannot
 download (IEMOCAP, CREMA-D, ...): point it at the folder you obtained.
@@ -70,6 +71,30 @@ def add_cli(subparsers) -> None:
                         help="one of: " + ", ".join(sorted(CORPORA)))
     parser.add_argument("--data-dir", help="the corpus folder (default: $SER_TF_DATA/<corpus>)")
     parser.set_defaults(handler=_run)
+
+    manifest = subparsers.add_parser("manifest", help="write a corpus's manifest as CSV",
+                                     description="Scan a corpus folder, decode every file once, "
+                                                 "and write one CSV row per usable recording.")
+    manifest.add_argument("corpus", type=str.upper, choices=sorted(CORPORA), metavar="CORPUS",
+                          help="one of: " + ", ".join(sorted(CORPORA)))
+    manifest.add_argument("--data-dir", help="the corpus folder (default: $SER_TF_DATA/<corpus>)")
+    manifest.add_argument("--out", required=True, help="CSV file to write")
+    manifest.add_argument("--on-bad-audio", choices=("fail", "skip"), default="fail",
+                          help="stop at unusable audio (default) or leave it out and list it")
+    manifest.set_defaults(handler=_write_manifest)
+
+
+def _write_manifest(args) -> int:
+    try:
+        manifest = load_manifest(args.corpus, args.data_dir, on_bad_audio=args.on_bad_audio)
+    except BadAudioError as err:
+        print(err)
+        return 1
+    manifest.to_csv(args.out)
+    print(f"{len(manifest)} recordings of {manifest.corpus} written to {args.out}")
+    for item in manifest.skipped:
+        print(f"skipped: {item['path']}: {item['reason']}")
+    return 0
 
 
 def _run(args) -> int:
