@@ -1,0 +1,1 @@
+"""Segmentation, front-ends, augmentation and the feature cache."""
