@@ -1,0 +1,163 @@
+"""Feature-extraction throughput: files per second with a cold and a warm cache.
+
+::
+
+    python -m ser_tf.features.bench --dataset EMODB --data-dir ../shared/data/emodb \\
+        --recipe lightsernet --out experiments/results/features/emodb-lightsernet-throughput.json
+
+The cold run uses a fresh temporary cache (deleted afterwards), so the user's cache is
+neither used nor polluted; the warm run repeats the extraction on that filled cache, which
+measures hashing + loading only. The front-end is called once on a dummy batch before
+timing, so one-time costs (TensorFlow start-up, graph tracing) are reported separately as
+``warmup_seconds`` instead of inflating the cold rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ser_tf.data import load_manifest
+from ser_tf.features.cache import extract_features
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for dist in ("ser-tf", "numpy", "tensorflow", "keras", "librosa", "soundfile", "soxr"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _cpu_info() -> dict:
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {"cpu_count": os.cpu_count(), "usable_cpus": usable, "machine": platform.machine(),
+            "processor": platform.processor() or None, "system": platform.system()}
+
+
+def _public(stats: dict) -> dict:
+    return {"computed": stats["computed"], "cached": stats["cached"],
+            "seconds": round(stats["seconds"], 4),
+            "files_per_second": round(stats["files_per_second"], 2),
+            "skipped": len(stats["skipped"])}
+
+
+def benchmark_extraction(manifest, recipe, *, batch_size: int = 64, warm_repeats: int = 1,
+                         on_bad_audio: str = "fail") -> dict:
+    """Time :func:`extract_features` on ``manifest`` with an empty, then a filled cache.
+
+    Returns a JSON-able record: recipe config, file count, ``warmup_seconds``, ``cold`` and
+    ``warm`` (computed, cached, seconds, files_per_second; ``warm`` is the best of
+    ``warm_repeats`` runs), feature shape, CPU and package versions.
+    """
+    if len(manifest) == 0:
+        raise ValueError("the manifest is empty: nothing to benchmark")
+    if warm_repeats < 1:
+        raise ValueError(f"warm_repeats must be >= 1, got {warm_repeats}")
+    # One dummy segment through the front-end: traces graphs / loads kernels before timing.
+    t0 = time.perf_counter()
+    dummy = recipe.segment_audio(np.full(recipe.sample_rate, 1e-3, dtype=np.float32))
+    recipe.compute(np.asarray(dummy, dtype=np.float32)[None])
+    warmup = time.perf_counter() - t0
+
+    cache_dir = Path(tempfile.mkdtemp(prefix="ser-tf-bench-"))
+    try:
+        cold = extract_features(manifest, recipe, cache_dir, batch_size=batch_size,
+                                on_bad_audio=on_bad_audio)
+        warm_runs = [extract_features(manifest, recipe, cache_dir, batch_size=batch_size,
+                                      on_bad_audio=on_bad_audio) for _ in range(warm_repeats)]
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    warm = min(warm_runs, key=lambda fs: fs.stats["seconds"])
+    return {
+        "kind": "feature_extraction_throughput",
+        "corpus": manifest.corpus,
+        "recipe": recipe.config(),
+        "files": len(manifest),
+        "batch_size": batch_size,
+        "feature_shape": list(cold.features.shape[1:]) if cold.features is not None else None,
+        "warmup_seconds": round(warmup, 4),
+        "cold": _public(cold.stats),
+        "warm": _public(warm.stats),
+        "warm_repeats": warm_repeats,
+        "cpu": _cpu_info(),
+        "versions": _versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_record(record: dict, out) -> Path:
+    """Write ``record`` as indented JSON, atomically (temporary file + rename)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def run(dataset: str, data_dir, recipe_name: str, out=None, *, batch_size: int = 64,
+        warm_repeats: int = 1, limit: int | None = None, on_bad_audio: str = "fail") -> dict:
+    """Load the corpus manifest and the named recipe, benchmark, and optionally save."""
+    from ser_tf.features.recipes import get_recipe
+
+    manifest = load_manifest(dataset, data_dir, on_bad_audio=on_bad_audio)
+    if limit is not None:
+        manifest = manifest.subset([u.utterance_id for u in manifest][:int(limit)])
+    record = benchmark_extraction(manifest, get_recipe(recipe_name), batch_size=batch_size,
+                                  warm_repeats=warm_repeats, on_bad_audio=on_bad_audio)
+    record["recipe_name"] = recipe_name
+    if out is not None:
+        write_record(record, out)
+    return record
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ser_tf.features.bench",
+                                     description="Measure feature-extraction files/s "
+                                                 "(cold and warm cache).")
+    parser.add_argument("--dataset", required=True, help="corpus name, e.g. EMODB")
+    parser.add_argument("--data-dir", default=None, help="corpus folder (default $SER_TF_DATA/<corpus>)")
+    parser.add_argument("--recipe", required=True, help="feature recipe name, e.g. lightsernet")
+    parser.add_argument("--out", default=None, help="write the JSON record here")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--warm-repeats", type=int, default=1)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N files")
+    parser.add_argument("--on-bad-audio", choices=("fail", "skip"), default="fail")
+    args = parser.parse_args(argv)
+    try:
+        record = run(args.dataset, args.data_dir, args.recipe, args.out,
+                     batch_size=args.batch_size, warm_repeats=args.warm_repeats,
+                     limit=args.limit, on_bad_audio=args.on_bad_audio)
+    except (FileNotFoundError, ValueError, KeyError, OSError) as err:
+        print(f"ser_tf.features.bench: error: {err}", file=sys.stderr)
+        return 1
+    print(f"{record['corpus']} / {args.recipe}: {record['files']} files; "
+          f"cold {record['cold']['files_per_second']} files/s, "
+          f"warm {record['warm']['files_per_second']} files/s"
+          + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

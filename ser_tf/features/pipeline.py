@@ -1,0 +1,168 @@
+"""``tf.data`` input pipelines over extracted features.
+
+- :func:`make_dataset`: features already in memory (EMO-DB, RAVDESS, ... fit easily).
+- :func:`stream_dataset`: the same pipeline reading cached ``.npy`` files lazily, for
+  corpora whose features do not fit in memory (IEMOCAP with long segments).
+- :func:`dataset_for_split`: the rows of one split of a
+  :class:`~ser_tf.features.cache.FeatureSet`, selected by utterance id.
+
+Both builders produce the same elements in the same order for the same seed: the shuffle
+acts on row positions before anything is loaded, and shuffling depends only on the row
+count and the seed. Order: shuffle (seeded, a new but reproducible order every epoch)
+-> load -> batch -> augment (training only) -> one-hot -> prefetch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from ser_tf.features.cache import FeatureSet
+
+
+def _check_common(n: int, labels, batch_size, shuffle, seed, one_hot, num_classes) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != n:
+        raise ValueError(f"labels must be 1-D with one entry per example ({n}), got shape {labels.shape}")
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    if shuffle and seed is None:
+        # An unseeded shuffle makes a run impossible to repeat; say so instead of guessing.
+        raise ValueError("shuffle=True needs an integer seed (reproducible epochs)")
+    if one_hot:
+        if num_classes is None or int(num_classes) < 1:
+            raise ValueError("one_hot=True needs num_classes (the corpus's label count, not "
+                             "the number of classes that happen to occur in this split)")
+        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(f"labels must lie in [0, {num_classes}) for one-hot encoding, "
+                             f"got range [{labels.min()}, {labels.max()}]")
+    return labels.astype(np.int32)
+
+
+def _finish(ds: tf.data.Dataset, n: int, *, load: Callable | None, batch_size: int,
+            shuffle: bool, seed: int | None, augment, one_hot: bool, num_classes: int | None,
+            drop_remainder: bool) -> tf.data.Dataset:
+    if shuffle:
+        # Full-size buffer: a true uniform shuffle. reshuffle_each_iteration gives each epoch
+        # a new order; the seed makes the sequence of orders repeatable.
+        ds = ds.shuffle(max(n, 1), seed=int(seed), reshuffle_each_iteration=True)
+    if load is not None:
+        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+    if augment is not None:
+        apply = _augment_fn(augment)
+        # Sequential map: a seeded random layer then draws its numbers in a fixed order.
+        ds = ds.map(lambda x, y: (apply(x), y))
+    if one_hot:
+        depth = int(num_classes)
+        ds = ds.map(lambda x, y: (x, tf.one_hot(y, depth)), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _augment_fn(augment) -> Callable:
+    import keras
+
+    if isinstance(augment, keras.layers.Layer):
+        return lambda x: augment(x, training=True)
+    if callable(augment):
+        return augment
+    raise TypeError(f"augment must be a Keras layer or a callable, got {type(augment).__name__}")
+
+
+def make_dataset(features, labels, *, batch_size: int, shuffle: bool, seed: int | None = None,
+                 augment=None, one_hot: bool = False, num_classes: int | None = None,
+                 drop_remainder: bool = False) -> tf.data.Dataset:
+    """In-memory ``tf.data.Dataset`` of ``(features, labels)`` batches.
+
+    Args:
+        features: array ``(N, ...)``, cast to float32.
+        labels: N class indices.
+        batch_size: examples per batch (the last batch may be smaller unless
+            ``drop_remainder``).
+        shuffle: shuffle every epoch (training); requires ``seed``.
+        augment: a Keras layer (called with ``training=True``) or a callable applied to
+            each *batch* of features. Pass it for training data only.
+        one_hot: labels as one-hot float vectors of length ``num_classes``.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim < 1:
+        raise ValueError("features must have a leading example axis")
+    labels = _check_common(len(features), labels, batch_size, shuffle, seed, one_hot, num_classes)
+    ds = tf.data.Dataset.from_tensor_slices((features, labels))
+    return _finish(ds, len(features), load=None, batch_size=batch_size, shuffle=shuffle,
+                   seed=seed, augment=augment, one_hot=one_hot, num_classes=num_classes,
+                   drop_remainder=drop_remainder)
+
+
+def stream_dataset(paths: Sequence, labels, *, batch_size: int, shuffle: bool,
+                   seed: int | None = None, augment=None, one_hot: bool = False,
+                   num_classes: int | None = None, drop_remainder: bool = False) -> tf.data.Dataset:
+    """Like :func:`make_dataset`, but each example is read from its cached ``.npy`` when needed.
+
+    All files must hold arrays of one shape (checked for the first file up front and for
+    every file as it is read; a mismatch fails naming the file). Only the file names and
+    labels stay in memory; reads run in parallel with ``deterministic=True``, so the
+    element order equals the in-memory pipeline's for the same seed.
+    """
+    paths = [str(Path(p)) for p in paths]
+    labels = _check_common(len(paths), labels, batch_size, shuffle, seed, one_hot, num_classes)
+    if not paths:
+        raise ValueError("stream_dataset needs at least one file")
+    first = np.load(paths[0], mmap_mode="r", allow_pickle=False)
+    shape = tuple(first.shape)
+    del first
+
+    def read(path_bytes):
+        path = path_bytes.decode("utf-8")
+        array = np.load(path, allow_pickle=False)
+        if array.shape != shape:
+            raise ValueError(f"{path}: cached features have shape {array.shape}, expected {shape}")
+        return array.astype(np.float32, copy=False)
+
+    def load(path, label):
+        x = tf.numpy_function(read, [path], tf.float32, stateful=False)
+        x.set_shape(shape)
+        return x, label
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    return _finish(ds, len(paths), load=load, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                   augment=augment, one_hot=one_hot, num_classes=num_classes,
+                   drop_remainder=drop_remainder)
+
+
+def dataset_for_split(feature_set: FeatureSet, ids: Sequence[str], *, training: bool,
+                      batch_size: int, seed: int | None = None, augment=None,
+                      one_hot: bool = False, num_classes: int | None = None,
+                      stream: bool | None = None, drop_remainder: bool = False) -> tf.data.Dataset:
+    """The dataset of the utterances ``ids`` of a feature set (rows in ``ids`` order).
+
+    ``training=True`` shuffles (needs ``seed``) and applies ``augment``; ``training=False``
+    (validation, test) keeps the order and refuses ``augment``, so evaluation data is never
+    augmented. ``num_classes`` defaults to the corpus's label count. ``stream`` defaults to
+    streaming from the cache when the feature set was extracted with ``load=False``.
+    """
+    if not isinstance(feature_set, FeatureSet):
+        raise TypeError(f"feature_set must be a FeatureSet, got {type(feature_set).__name__}")
+    ids = list(ids)
+    if len(set(ids)) != len(ids):
+        raise ValueError("ids contains duplicates")
+    if augment is not None and not training:
+        raise ValueError("augment is for the training split only (training=False here)")
+    rows = feature_set.index_of(ids)
+    if one_hot and num_classes is None:
+        num_classes = len(feature_set.label_names)
+    labels = feature_set.labels[rows]
+    options = dict(batch_size=batch_size, shuffle=training, seed=seed, augment=augment,
+                   one_hot=one_hot, num_classes=num_classes, drop_remainder=drop_remainder)
+    if stream is None:
+        stream = feature_set.features is None
+    if stream:
+        return stream_dataset([feature_set.paths[i] for i in rows], labels, **options)
+    if feature_set.features is None:
+        raise ValueError("this feature set was extracted with load=False; use stream=True")
+    return make_dataset(feature_set.features[rows], labels, **options)

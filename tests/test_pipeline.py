@@ -1,0 +1,146 @@
+"""tf.data pipelines: seeded per-epoch shuffles, streamed == in-memory, split selection."""
+
+import numpy as np
+import pytest
+
+from ser_tf.data import load_manifest
+from ser_tf.data.synthetic import write_wav
+from ser_tf.features.augment import SpecAugment
+from ser_tf.features.cache import FeatureSet, extract_features, save_atomic
+from ser_tf.features.pipeline import dataset_for_split, make_dataset, stream_dataset
+from ser_tf.features.recipes import get_recipe
+
+
+def toy(n=20, shape=(6, 4)):
+    # Row i is filled with the value i, so a batch's first entries reveal the order.
+    features = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None], (n, *shape)).copy()
+    return features, np.arange(n) % 3
+
+
+def epoch(ds):
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def order(ds):
+    return epoch(ds)[0][:, 0, 0].astype(int).tolist()
+
+
+def test_unshuffled_keeps_order_and_batches():
+    features, labels = toy(10)
+    ds = make_dataset(features, labels, batch_size=4, shuffle=False)
+    assert [len(y) for _, y in ds] == [4, 4, 2]
+    x, y = epoch(ds)
+    np.testing.assert_array_equal(x, features)
+    np.testing.assert_array_equal(y, labels)
+    assert len(list(make_dataset(features, labels, batch_size=4, shuffle=False,
+                                 drop_remainder=True))) == 2
+
+
+def test_shuffle_is_seeded_differs_across_epochs_and_is_reproducible():
+    features, labels = toy(30)
+    ds = make_dataset(features, labels, batch_size=8, shuffle=True, seed=4)
+    e1, e2 = order(ds), order(ds)
+    assert sorted(e1) == list(range(30)) and sorted(e2) == list(range(30))
+    assert e1 != list(range(30)) and e1 != e2  # shuffled, and anew each epoch
+    fresh = make_dataset(features, labels, batch_size=8, shuffle=True, seed=4)
+    assert [order(fresh), order(fresh)] == [e1, e2]  # the same sequence of epochs
+    assert order(make_dataset(features, labels, batch_size=8, shuffle=True, seed=5)) != e1
+    x, y = epoch(make_dataset(features, labels, batch_size=8, shuffle=True, seed=4))
+    np.testing.assert_array_equal(y, labels[x[:, 0, 0].astype(int)])  # pairs stay together
+
+
+def test_input_validation_and_one_hot():
+    features, labels = toy(6)
+    with pytest.raises(ValueError, match="seed"):
+        make_dataset(features, labels, batch_size=2, shuffle=True)
+    with pytest.raises(ValueError, match="num_classes"):
+        make_dataset(features, labels, batch_size=2, shuffle=False, one_hot=True)
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        make_dataset(features, labels, batch_size=2, shuffle=False, one_hot=True, num_classes=2)
+    with pytest.raises(ValueError, match="one entry per example"):
+        make_dataset(features, labels[:5], batch_size=2, shuffle=False)
+    _, y = epoch(make_dataset(features, labels, batch_size=4, shuffle=False, one_hot=True,
+                              num_classes=5))
+    np.testing.assert_array_equal(y, np.eye(5)[labels])
+
+
+def test_augment_runs_in_the_pipeline_with_training_true():
+    features = np.ones((12, 30, 10), np.float32)
+    layer = SpecAugment(time_masks=2, time_width=8, freq_masks=2, freq_width=4, seed=0)
+    x, _ = epoch(make_dataset(features, np.zeros(12, int), batch_size=4, shuffle=False, augment=layer))
+    assert (x == 0).any() and (x == 1).any()
+    x, _ = epoch(make_dataset(features, np.zeros(12, int), batch_size=4, shuffle=False,
+                              augment=lambda b: b * 2))
+    np.testing.assert_array_equal(x, features * 2)
+
+
+def write_npy(folder, features):
+    paths = [folder / f"{i:02d}.npy" for i in range(len(features))]
+    for path, row in zip(paths, features):
+        save_atomic(path, row)
+    return paths
+
+
+def test_streamed_equals_in_memory_in_content_and_order(tmp_path):
+    features, labels = toy(17)
+    features += np.random.default_rng(0).random(features.shape, dtype=np.float32)
+    paths = write_npy(tmp_path, features)
+    for kwargs in (dict(shuffle=False), dict(shuffle=True, seed=9),
+                   dict(shuffle=False, one_hot=True, num_classes=3)):
+        memory = make_dataset(features, labels, batch_size=5, **kwargs)
+        stream = stream_dataset(paths, labels, batch_size=5, **kwargs)
+        for _ in range(2):  # two epochs: reshuffles match too
+            (xm, ym), (xs, ys) = epoch(memory), epoch(stream)
+            np.testing.assert_array_equal(xs, xm)
+            np.testing.assert_array_equal(ys, ym)
+    assert stream_dataset(paths, labels, batch_size=5, shuffle=False).element_spec[0].shape.as_list() \
+        == [None, 6, 4]
+
+
+def test_stream_rejects_a_file_of_another_shape(tmp_path):
+    features, labels = toy(4)
+    paths = write_npy(tmp_path, features)
+    save_atomic(paths[2], np.zeros((5, 4), np.float32))
+    with pytest.raises(Exception, match="02.npy"):
+        epoch(stream_dataset(paths, labels, batch_size=2, shuffle=False))
+
+
+def fake_set(tmp_path, n=8):
+    features, labels = toy(n)
+    ids = [f"u{i}" for i in range(n)]
+    return FeatureSet(features, labels, ids, ("a", "b", "c"), write_npy(tmp_path, features))
+
+
+def test_dataset_for_split_selects_ids_and_guards_evaluation(tmp_path):
+    fs = fake_set(tmp_path)
+    test_ids = ["u5", "u1", "u7"]
+    x, y = epoch(dataset_for_split(fs, test_ids, training=False, batch_size=2, one_hot=True))
+    assert x[:, 0, 0].astype(int).tolist() == [5, 1, 7]
+    np.testing.assert_array_equal(y, np.eye(3)[fs.labels[[5, 1, 7]]])
+    with pytest.raises(ValueError, match="training split only"):
+        dataset_for_split(fs, test_ids, training=False, batch_size=2, augment=lambda b: b)
+    with pytest.raises(KeyError, match="nope"):
+        dataset_for_split(fs, ["u1", "nope"], training=False, batch_size=2)
+    train = ["u0", "u2", "u3", "u4", "u6"]
+    kwargs = dict(training=True, batch_size=2, seed=3)
+    a, b = (order(dataset_for_split(fs, train, **kwargs)) for _ in range(2))
+    assert sorted(a) == [0, 2, 3, 4, 6] and a == b
+    streamed = dataset_for_split(fs, train, stream=True, **kwargs)
+    assert order(streamed) == a
+
+
+def test_extracted_features_stream_like_they_load(tmp_path):
+    root = tmp_path / "emodb"
+    for i, name in enumerate(["03a01Fa.wav", "03a01Wa.wav", "08a02Lb.wav", "16b01Nb.wav"]):
+        write_wav(root / "wav" / name, duration=0.3, class_index=i, seed=i)
+    manifest = load_manifest("EMODB", root)
+    recipe = get_recipe("lightsernet")
+    loaded = extract_features(manifest, recipe, tmp_path / "cache")
+    lazy = extract_features(manifest, recipe, tmp_path / "cache", load=False)
+    ids = loaded.ids[::-1]
+    xm, ym = epoch(dataset_for_split(loaded, ids, training=True, batch_size=3, seed=1))
+    xs, ys = epoch(dataset_for_split(lazy, ids, training=True, batch_size=3, seed=1))
+    np.testing.assert_array_equal(xs, xm)
+    np.testing.assert_array_equal(ys, ym)
+    assert xm.shape[0] == 4 and xm.shape[1:] == loaded.features.shape[1:]
