@@ -1,0 +1,1 @@
+"""Losses, metrics, evaluation protocols, callbacks and the resumable k-fold runner."""

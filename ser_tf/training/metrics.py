@@ -1,0 +1,278 @@
+"""Metrics with one naming everywhere (records, reports, Keras logs).
+
+* ``UA`` — unweighted average recall (UAR, "unweighted accuracy"): mean per-class recall over
+  the classes present in ``y_true``, in %. Equals ``sklearn.metrics.balanced_accuracy_score``.
+* ``WA`` — weighted accuracy = plain accuracy, in %.
+* ``macro_F1`` / ``weighted_F1`` — in %, as ``sklearn.metrics.f1_score(average="macro" |
+  "weighted")`` with its default label set (classes in ``y_true`` or ``y_pred``).
+* ``per_class`` — ``{label: {precision, recall, f1, support}}`` for every label, rates in %,
+  0 where undefined (sklearn ``zero_division=0``).
+* ``confusion_matrix`` — rows = true class, columns = predicted, in label order.
+
+TIM-Net (Ye et al. 2023) reports UAR/WAR; Light-SERNet (Aftab et al. 2022) reports UA/WA
+and F1 from ``sklearn.metrics.classification_report`` over the pooled predictions of all
+folds: :func:`summarize` gives both the per-fold mean ± std and the pooled matrix.
+
+For the continuous (semantic) model: :func:`ccc`, :func:`ccc_loss` and
+:class:`ConcordanceCorrelation` (Lin, Biometrics 45, 1989).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+RATE_KEYS = ("UA", "WA", "macro_F1", "weighted_F1")
+
+
+def _as_class_indices(y, labels: Sequence[str], name: str) -> np.ndarray:
+    """Class indices from indices, label names, one-hot rows or probability rows (argmax)."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        if y.shape[1] != len(labels):
+            raise ValueError(f"{name} has {y.shape[1]} columns for {len(labels)} labels")
+        return np.argmax(y, axis=1)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (indices or names) or 2-D (probabilities), "
+                         f"got shape {y.shape}")
+    if y.dtype.kind in "USO":
+        index = {str(label): i for i, label in enumerate(labels)}
+        unknown = sorted({str(v) for v in y} - set(index))
+        if unknown:
+            raise ValueError(f"{name} has labels {unknown[:5]} not in {list(labels)}")
+        return np.asarray([index[str(v)] for v in y], dtype=int)
+    if y.dtype.kind == "f":
+        if not np.all(np.equal(np.mod(y, 1), 0)):
+            raise ValueError(f"{name} is 1-D float but not integral: pass class indices or "
+                             "2-D probabilities")
+    elif y.dtype.kind not in "iub":
+        raise ValueError(f"{name} has unsupported dtype {y.dtype}")
+    y = y.astype(int)
+    if y.size and (y.min() < 0 or y.max() >= len(labels)):
+        raise ValueError(f"{name} has class indices outside [0, {len(labels)})")
+    return y
+
+
+def _check_labels(labels) -> list[str]:
+    labels = [str(label) for label in labels]
+    if not labels or len(set(labels)) != len(labels):
+        raise ValueError(f"labels must be non-empty and unique, got {labels}")
+    return labels
+
+
+def confusion_matrix(y_true, y_pred, labels: Sequence[str]) -> np.ndarray:
+    """Counts, rows = true class, columns = predicted, every label present, in label order."""
+    labels = _check_labels(labels)
+    t = _as_class_indices(y_true, labels, "y_true")
+    p = _as_class_indices(y_pred, labels, "y_pred")
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred have {t.size} and {p.size} samples")
+    if t.size == 0:
+        raise ValueError("no samples")
+    cm = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    np.add.at(cm, (t, p), 1)
+    return cm
+
+
+def metrics_from_confusion(cm, labels: Sequence[str]) -> dict:
+    """All metrics of :func:`classification_metrics` from a confusion matrix."""
+    labels = _check_labels(labels)
+    cm = np.asarray(cm, dtype=np.int64)
+    if cm.shape != (len(labels), len(labels)) or (cm < 0).any() or cm.sum() == 0:
+        raise ValueError(f"confusion matrix must be a non-empty {len(labels)}x{len(labels)} "
+                         f"count matrix, got shape {cm.shape}")
+    tp = np.diag(cm).astype(float)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    # UA averages over classes that occur in y_true: a speaker fold without "disgust" must not
+    # count a recall of 0 for it (sklearn balanced_accuracy_score does the same).
+    present = support > 0
+    # macro-F1 over classes seen in y_true or y_pred, as sklearn's default label set.
+    seen = present | (predicted > 0)
+    return {
+        "UA": 100.0 * float(recall[present].mean()),
+        "WA": 100.0 * float(tp.sum() / cm.sum()),
+        "macro_F1": 100.0 * float(f1[seen].mean()),
+        "weighted_F1": 100.0 * float((f1 * support).sum() / support.sum()),
+        "per_class": {label: {"precision": 100.0 * float(precision[i]),
+                              "recall": 100.0 * float(recall[i]),
+                              "f1": 100.0 * float(f1[i]), "support": int(support[i])}
+                      for i, label in enumerate(labels)},
+        "confusion_matrix": cm.tolist(),
+        "labels": list(labels),
+        "n_samples": int(cm.sum()),
+    }
+
+
+def classification_metrics(y_true, y_pred, labels: Sequence[str]) -> dict:
+    """UA, WA, macro/weighted F1 (all %), per-class scores and the confusion matrix.
+
+    Args:
+        y_true, y_pred: class indices, label names, or 2-D one-hot / probability rows
+            (reduced by argmax).
+        labels: class names in index order; every label gets a row and a column even if it
+            never occurs.
+    """
+    labels = _check_labels(labels)
+    return metrics_from_confusion(confusion_matrix(y_true, y_pred, labels), labels)
+
+
+def summarize(fold_metrics: Sequence[dict]) -> dict:
+    """Mean and std of each rate over folds, plus the pooled confusion matrix and its metrics.
+
+    ``std`` is the *sample* standard deviation (``ddof=1``): folds are a sample of possible
+    splits, and it is what ``pandas`` / most papers print. A single fold has no spread and
+    reports ``std = 0.0``. ``pooled`` are the metrics of the summed confusion matrix (what
+    Light-SERNet's pooled ``classification_report`` shows).
+    """
+    fold_metrics = list(fold_metrics)
+    if not fold_metrics:
+        raise ValueError("no fold metrics to summarize")
+    labels = fold_metrics[0].get("labels")
+    shapes = {np.shape(m["confusion_matrix"]) for m in fold_metrics}
+    if len(shapes) != 1 or any(m.get("labels") != labels for m in fold_metrics):
+        raise ValueError("fold metrics have different label sets")
+    summary = {}
+    for key in RATE_KEYS:
+        values = np.asarray([m[key] for m in fold_metrics], dtype=float)
+        std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+        summary[key] = {"mean": float(values.mean()), "std": std}
+    pooled = np.sum([np.asarray(m["confusion_matrix"]) for m in fold_metrics], axis=0)
+    summary["confusion_matrix"] = pooled.tolist()
+    if labels is None:
+        labels = [str(i) for i in range(pooled.shape[0])]
+    summary["pooled"] = metrics_from_confusion(pooled, labels)
+    summary["n_folds"] = len(fold_metrics)
+    summary["std_ddof"] = 1
+    return summary
+
+
+def ccc(y_true, y_pred):
+    """Concordance correlation coefficient (Lin 1989), NumPy.
+
+    ``2 cov(t, p) / (var t + var p + (mean t - mean p)^2)`` with population (1/N) moments,
+    Lin's estimator. 1-D inputs give a float; ``(N, D)`` inputs give one value per column.
+    Undefined (both constant and equal) gives ``nan``.
+    """
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    if t.shape != p.shape or t.ndim not in (1, 2) or t.shape[0] < 1:
+        raise ValueError(f"y_true and y_pred must have the same (N,) or (N, D) shape, got "
+                         f"{t.shape} and {p.shape}")
+    mt, mp = t.mean(axis=0), p.mean(axis=0)
+    cov = ((t - mt) * (p - mp)).mean(axis=0)
+    denom = t.var(axis=0) + p.var(axis=0) + (mt - mp) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = np.where(denom > 0, 2 * cov / np.where(denom > 0, denom, 1), np.nan)
+    return float(value) if t.ndim == 1 else value
+
+
+@keras.saving.register_keras_serializable(package="ser_tf")
+def ccc_loss(y_true, y_pred):
+    """``1 - CCC`` over the batch, averaged over output dimensions (Keras loss function).
+
+    CCC is a batch statistic, so this returns one scalar per batch; sample weights are not
+    meaningful for it. Small batches give noisy CCC estimates — use batches of ≥ 32.
+    """
+    t = ops.cast(y_true, "float32")
+    p = ops.cast(y_pred, "float32")
+    if len(t.shape) == 1:
+        t, p = ops.expand_dims(t, -1), ops.expand_dims(p, -1)
+    mt, mp = ops.mean(t, axis=0), ops.mean(p, axis=0)
+    cov = ops.mean((t - mt) * (p - mp), axis=0)
+    denom = ops.var(t, axis=0) + ops.var(p, axis=0) + ops.square(mt - mp)
+    return 1.0 - ops.mean(2.0 * cov / (denom + keras.config.epsilon()))
+
+
+@keras.saving.register_keras_serializable(package="ser_tf")
+class ConcordanceCorrelation(keras.metrics.Metric):
+    """Streaming CCC over all batches of an epoch (not a mean of per-batch CCCs).
+
+    Keeps float64 running sums of t, p, t², p², tp per output; ``result()`` is the mean
+    CCC over the ``num_outputs`` dimensions.
+    """
+
+    def __init__(self, num_outputs: int = 1, name: str = "CCC", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if int(num_outputs) < 1:
+            raise ValueError(f"num_outputs must be >= 1, got {num_outputs}")
+        self.num_outputs = int(num_outputs)
+        self.count = self.add_variable(shape=(), initializer="zeros", dtype="float64",
+                                       name="count")
+        self.sums = self.add_variable(shape=(5, self.num_outputs), initializer="zeros",
+                                      dtype="float64", name="sums")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        t = ops.reshape(ops.cast(y_true, "float64"), (-1, self.num_outputs))
+        p = ops.reshape(ops.cast(y_pred, "float64"), (-1, self.num_outputs))
+        batch = ops.stack([ops.sum(t, 0), ops.sum(p, 0), ops.sum(t * t, 0), ops.sum(p * p, 0),
+                           ops.sum(t * p, 0)])
+        self.sums.assign(self.sums + batch)
+        self.count.assign(self.count + ops.cast(ops.shape(t)[0], "float64"))
+
+    def result(self):
+        n = ops.maximum(self.count, 1.0)
+        st, sp, stt, spp, stp = (self.sums[i] for i in range(5))
+        mt, mp = st / n, sp / n
+        cov = stp / n - mt * mp
+        denom = (stt / n - mt * mt) + (spp / n - mp * mp) + ops.square(mt - mp)
+        value = ops.mean(2.0 * cov / ops.maximum(denom, 1e-12))
+        return ops.cast(value, "float32")
+
+    def reset_state(self):
+        self.count.assign(ops.zeros_like(self.count))
+        self.sums.assign(ops.zeros_like(self.sums))
+
+    def get_config(self):
+        return {**super().get_config(), "num_outputs": self.num_outputs}
+
+
+@keras.saving.register_keras_serializable(package="ser_tf")
+class UnweightedAccuracy(keras.metrics.Metric):
+    """Streaming UA (in %, like :func:`classification_metrics`) from a running confusion matrix.
+
+    Accepts one-hot / probability targets or integer targets; predictions are reduced by
+    argmax. Classes not yet seen in ``y_true`` are left out of the mean, as in ``UA``.
+    """
+
+    def __init__(self, num_classes: int, name: str = "UA", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if int(num_classes) < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        self.num_classes = int(num_classes)
+        self.matrix = self.add_variable(shape=(self.num_classes, self.num_classes),
+                                        initializer="zeros", dtype="float32", name="matrix")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        k = self.num_classes
+        y_pred = ops.convert_to_tensor(y_pred)
+        y_true = ops.convert_to_tensor(y_true)
+        if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == k:
+            true_idx = ops.argmax(y_true, axis=-1)
+        else:
+            true_idx = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        pred_idx = ops.argmax(ops.reshape(y_pred, (-1, k)), axis=-1)
+        true_oh = ops.one_hot(ops.reshape(true_idx, (-1,)), k, dtype="float32")
+        pred_oh = ops.one_hot(pred_idx, k, dtype="float32")
+        if sample_weight is not None:
+            true_oh = true_oh * ops.reshape(ops.cast(sample_weight, "float32"), (-1, 1))
+        self.matrix.assign(self.matrix + ops.matmul(ops.transpose(true_oh), pred_oh))
+
+    def result(self):
+        support = ops.sum(self.matrix, axis=1)
+        present = ops.cast(support > 0, "float32")
+        recall = ops.diagonal(self.matrix) / ops.maximum(support, 1e-12)
+        return 100.0 * ops.sum(recall * present) / ops.maximum(ops.sum(present), 1.0)
+
+    def reset_state(self):
+        self.matrix.assign(ops.zeros_like(self.matrix))
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
