@@ -24,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     download.add_cli(data_commands)
     check.add_cli(data_commands)
+
+    from ser_tf.reporting import report
+
+    report.add_cli(commands)
     return parser
 
 

@@ -1,0 +1,253 @@
+"""``ser-tf report``: the measured runs in a markdown table, beside the published numbers.
+
+Measured runs are the run records under ``experiments/results/<paper>/<corpus>/<run-id>/``
+(:mod:`ser_tf.reporting.records`). Published numbers live in
+``experiments/<paper>/reference.yaml``::
+
+    paper: lightsernet          # = the results folder name, experiments/results/<paper>/
+    title: Light-SERNet
+    citation: "A. Aftab, ... ICASSP 2022, pp. 6912-6916."
+    entries:
+      - corpus: EMODB           # ser_tf corpus name (compared case-insensitively)
+        setting:                # what a run's resolved config must match to sit beside it
+          loss: cross-entropy
+          duration: 3
+        metrics: {UA: 94.15, WA: 94.21, F1: 94.16}   # percent, as printed; omit unknown ones
+        source: {paper: "Aftab et al., ICASSP 2022", table: "…", note: "…"}
+
+Matching: each ``setting`` key is looked up in the run's resolved config (dotted keys such
+as ``loss.gamma`` reach nested values; ``protocol`` is always available). Values compare
+case-insensitively with ``-``/``_``/spaces ignored (``cross_entropy`` = ``Cross-Entropy``),
+numbers numerically. A run sits beside the matching entries with the *most* setting keys
+(so a last-epoch run goes beside the ``checkpoint: last`` entry, not also beside the
+general one); runs matching no entry get their own row with ``—`` as published value, and
+entries without a matching run print ``not run``.
+
+Measured columns are mean ± std over folds (sample std, ``ser_tf.training.metrics``) of
+UA, WA and macro-F1, in percent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REFERENCE_FILE = "reference.yaml"
+COLUMNS = ("paper", "corpus", "setting", "published UA / WA / F1", "source", "protocol", "loss",
+           "epochs", "folds", "UA", "WA", "F1", "date", "run id")
+MEASURED = {"UA": "UA", "WA": "WA", "F1": "macro_F1"}
+
+
+def load_reference(path: str | os.PathLike) -> dict:
+    """Read and check one ``reference.yaml`` (format in the module docstring)."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from err
+    entries = data.get("entries")
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: needs a list 'entries'")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping) or not entry.get("corpus"):
+            raise ValueError(f"{path}: entry {i} needs a 'corpus'")
+        if not isinstance(entry.get("metrics"), Mapping) or not entry["metrics"]:
+            raise ValueError(f"{path}: entry {i} ({entry['corpus']}) needs 'metrics'")
+        unknown = set(entry["metrics"]) - set(MEASURED)
+        if unknown:
+            raise ValueError(f"{path}: entry {i} has unknown metrics {sorted(unknown)}; "
+                             f"use {sorted(MEASURED)}")
+        if not isinstance(entry.get("setting", {}) or {}, Mapping):
+            raise ValueError(f"{path}: entry {i} 'setting' must be a mapping")
+    return {**data, "paper": data.get("paper") or path.parent.name, "path": str(path)}
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip().lower()
+    try:
+        return float(text)
+    except ValueError:
+        return re.sub(r"[-_\s]+", "", text)
+
+
+def _lookup(record: Mapping, key: str) -> Any:
+    node: Any = record.get("config", {})
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return record.get(key) if "." not in key else None
+        node = node[part]
+    return node
+
+
+def _matches(entry: Mapping, record: Mapping) -> bool:
+    if str(entry["corpus"]).lower() != str(record.get("corpus", "")).lower():
+        return False
+    setting = entry.get("setting") or {}
+    return all(_normal(_lookup(record, k)) == _normal(v) for k, v in setting.items())
+
+
+def _value(value: Any) -> str:
+    return "—" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+
+
+def _setting_text(setting: Mapping | None) -> str:
+    return ", ".join(f"{k}={_value(v)}" for k, v in (setting or {}).items()) or "—"
+
+
+def _source_text(source: Any) -> str:
+    if isinstance(source, Mapping):
+        parts = [str(source.get("paper") or "")]
+        if source.get("table"):
+            parts.append(f"Table {source['table']}")
+        if source.get("kind"):
+            parts.append(str(source["kind"]))
+        return ", ".join(p for p in parts if p) or "—"
+    return str(source) if source else "—"
+
+
+def _published(entry: Mapping | None) -> str:
+    if entry is None:
+        return "—"
+    metrics = entry["metrics"]
+    return " / ".join(f"{metrics[k]:.2f}" if k in metrics else "–" for k in MEASURED)
+
+
+def _mean_std(record: Mapping, key: str) -> str:
+    stats = record.get("summary", {}).get(key)
+    if not isinstance(stats, Mapping) or stats.get("mean") is None:
+        return "—"
+    return f"{stats['mean']:.2f} ± {stats.get('std') or 0:.2f}"
+
+
+def _loss_text(config: Mapping) -> str:
+    loss = config.get("loss")
+    if isinstance(loss, Mapping):
+        loss = loss.get("name")
+    return _value(loss)
+
+
+def _epochs_text(record: Mapping) -> str:
+    epochs = record.get("config", {}).get("epochs")
+    if epochs is None:
+        runs = [r.get("epochs_run") for r in record.get("per_fold", []) if r.get("epochs_run")]
+        epochs = max(runs) if runs else None
+    return _value(epochs)
+
+
+def _run_cells(record: Mapping | None) -> list[str]:
+    if record is None:
+        return ["not run", "", "", "", "", "", "", "", ""]
+    config = record.get("config", {})
+    protocol = str(record.get("protocol", "—"))
+    if config.get("checkpoint"):
+        protocol += f" ({config['checkpoint']})"
+    return [protocol, _loss_text(config), _epochs_text(record),
+            _value(record.get("folds", {}).get("n_folds")),
+            *(_mean_std(record, MEASURED[k]) for k in MEASURED),
+            str(record.get("created", ""))[:10] or "—", f"`{record.get('run_id', '?')}`"]
+
+
+def report_rows(references: Sequence[Mapping], records: Sequence[Mapping]) -> list[list[str]]:
+    """Table rows: each reference entry with the runs placed beside it (or ``not run``),
+    then the runs that match no entry, grouped by paper and corpus."""
+    placed: dict[int, list[int]] = {}  # entry position -> record positions
+    entries = [(ref, entry) for ref in references for entry in ref["entries"]]
+    unmatched = []
+    for r, record in enumerate(records):
+        candidates = [e for e, (ref, entry) in enumerate(entries)
+                      if ref["paper"] == record.get("paper") and _matches(entry, record)]
+        if not candidates:
+            unmatched.append(r)
+            continue
+        most = max(len(entries[e][1].get("setting") or {}) for e in candidates)
+        for e in candidates:
+            if len(entries[e][1].get("setting") or {}) == most:
+                placed.setdefault(e, []).append(r)
+
+    rows = []
+    for e, (ref, entry) in enumerate(entries):
+        left = [str(ref["paper"]), str(entry["corpus"]), _setting_text(entry.get("setting")),
+                _published(entry), _source_text(entry.get("source"))]
+        for r in placed.get(e, [None]):
+            rows.append(left + _run_cells(None if r is None else records[r]))
+    for r in sorted(unmatched, key=lambda i: (records[i].get("paper", ""),
+                                              records[i].get("corpus", ""),
+                                              records[i].get("created", ""))):
+        record = records[r]
+        rows.append([str(record.get("paper", "?")), str(record.get("corpus", "?")), "—", "—", "—"]
+                    + _run_cells(record))
+    return rows
+
+
+def markdown_table(rows: Sequence[Sequence[str]], columns: Sequence[str] = COLUMNS) -> str:
+    def line(cells):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(columns), line(["---"] * len(columns)), *(line(r) for r in rows)])
+
+
+def render_report(results_dir: str | os.PathLike = "experiments/results",
+                  experiments_dir: str | os.PathLike | None = None,
+                  paper: str | None = None) -> str:
+    """The markdown report: the table, then the references' sources and the protocol note."""
+    from ser_tf.reporting.records import iter_run_records  # lazy: keeps `ser-tf --help` light
+
+    results_dir = Path(results_dir)
+    experiments_dir = Path(experiments_dir) if experiments_dir else results_dir.parent
+    paths = ([experiments_dir / paper / REFERENCE_FILE] if paper
+             else sorted(experiments_dir.glob(f"*/{REFERENCE_FILE}")))
+    references = [load_reference(p) for p in paths if p.is_file()]
+    records = list(iter_run_records(results_dir, paper)) if results_dir.is_dir() else []
+    if paper and not references and not records:
+        known = sorted({p.parent.name for p in experiments_dir.glob(f"*/{REFERENCE_FILE}")})
+        raise ValueError(f"no reference numbers and no runs for paper {paper!r} "
+                         f"(papers with references: {', '.join(known) or 'none'})")
+    lines = [f"# ser-tf results{f': {paper}' if paper else ''}", "",
+             f"{len(records)} run record(s) under {results_dir}; published numbers from "
+             f"{experiments_dir}/<paper>/{REFERENCE_FILE}. Measured: mean ± std over folds "
+             "(%, F1 = macro-F1).", "", markdown_table(report_rows(references, records))]
+    notes = [f"- {ref.get('title') or ref['paper']}: {ref['citation']}"
+             for ref in references if ref.get("citation")]
+    notes += [f"- {entry['corpus']} ({_setting_text(entry.get('setting'))}): "
+              f"{entry['source']['note']}" for ref in references for entry in ref["entries"]
+              if isinstance(entry.get("source"), Mapping) and entry["source"].get("note")]
+    if notes:
+        lines += ["", "Sources:", "", *notes]
+    if any(r.get("protocol") == "paper" for r in records):
+        from ser_tf.training.protocols import paper_protocol_warning
+
+        lines += ["", f"Note: {paper_protocol_warning('paper')}"]
+    return "\n".join(lines) + "\n"
+
+
+def add_cli(subparsers) -> None:
+    """Register ``report`` on the top-level subcommands."""
+    parser = subparsers.add_parser(
+        "report", help="table of measured runs beside the published numbers",
+        description="Render a markdown table of the run records under --results beside the "
+                    "published numbers in <experiments>/<paper>/reference.yaml.")
+    parser.add_argument("--results", default="experiments/results", metavar="DIR",
+                        help="run records root (default: experiments/results)")
+    parser.add_argument("--experiments", metavar="DIR",
+                        help="folder holding <paper>/reference.yaml (default: parent of --results)")
+    parser.add_argument("--paper", metavar="NAME", help="only this paper (e.g. lightsernet, timnet)")
+    parser.add_argument("--output", metavar="FILE", help="also write the markdown to FILE")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args) -> int:
+    text = render_report(args.results, args.experiments, args.paper)
+    print(text, end="")
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    return 0

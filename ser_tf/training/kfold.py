@@ -1,0 +1,231 @@
+"""The resumable k-fold runner: a killed cross-validation picks up where it stopped.
+
+Two levels of resume, both driven by what is on disk in ``work_dir``::
+
+    work_dir/folds.json             the folds (protocols.save_folds format, with digest)
+    work_dir/fold_00/result.json    written atomically the moment fold 0 finishes
+    work_dir/fold_01/backup/        keras.callbacks.BackupAndRestore state of the running fold
+    work_dir/fold_01/...            anything else the fold function keeps (best weights, history)
+
+* Across folds: :func:`run_kfold` skips every fold whose ``result.json`` exists. The file
+  is written to a temporary name and renamed (``os.replace``), so it is either complete or
+  absent, never half-written.
+* Inside a fold: :func:`fold_backup_callback` gives the fold function a
+  ``keras.callbacks.BackupAndRestore`` in ``fold_dir/backup/``; re-running ``model.fit``
+  with it resumes from the last finished epoch (weights, optimizer state, epoch number).
+  Keras' ``History`` only sees the epochs of the current call, so use
+  :class:`ser_tf.training.callbacks.HistoryLog` for the whole curve and let
+  :class:`~ser_tf.training.callbacks.CheckpointPolicy` keep its state on disk;
+  :func:`fold_callbacks` puts all of them in the order resuming needs.
+
+The folds are part of the experiment: resuming with different folds would silently mix
+two cross-validations, so ``folds.json`` stores a digest and a mismatch is an error.
+One process per ``work_dir``; two runs sharing one are not supported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FOLDS_FILE = "folds.json"
+RESULT_FILE = "result.json"
+BACKUP_DIR = "backup"
+
+
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for the numpy scalars/arrays and paths results carry."""
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON so that ``path`` is either the old file or the complete new one.
+
+    Serialises first (a non-serialisable result fails before anything is touched), writes
+    a temporary file in the same folder (same file system, so the rename is atomic),
+    fsyncs it and ``os.replace``-s it over ``path``.
+    """
+    path = Path(path)
+    text = json.dumps(obj, indent=indent, default=json_default)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def as_folds(folds: Sequence[Any]) -> list:
+    """``protocols.Fold`` objects; dicts (``Fold.to_dict()`` form) are converted."""
+    from ser_tf.training.protocols import Fold
+
+    return [f if isinstance(f, Fold) else Fold.from_dict(dict(f)) for f in folds]
+
+
+def fold_dir_name(fold) -> str:
+    """``fold_00`` for the fold with ``index`` 0 (protocols number folds from 0)."""
+    return f"fold_{int(fold.index):02d}"
+
+
+def write_folds(path: str | os.PathLike, folds: Sequence[Any]) -> Path:
+    """``protocols.save_folds`` made atomic: write beside ``path``, then rename over it."""
+    from ser_tf.training.protocols import save_folds
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_folds(as_folds(folds), tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_or_store_folds(work_dir: Path, folds: list) -> None:
+    from ser_tf.training.protocols import folds_digest, load_folds
+
+    path = work_dir / FOLDS_FILE
+    if not path.exists():
+        write_folds(path, folds)
+        return
+    try:
+        stored = folds_digest(load_folds(path))
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{path} is unreadable ({err}); delete {work_dir} to start over") from err
+    digest = folds_digest(folds)
+    if stored != digest:
+        raise ValueError(
+            f"{work_dir} holds a cross-validation with different folds (stored digest "
+            f"{stored[:12]}, these folds {digest[:12]}); refusing to mix them. Use a new "
+            f"work dir, or delete {work_dir} to start this one over.")
+
+
+def run_kfold(work_dir: str | os.PathLike, folds: Sequence[Any],
+              train_fold: Callable[[Any, Path], dict], *,
+              on_fold_done: Callable[[Any, dict], None] | None = None) -> list[dict]:
+    """Run ``train_fold(fold, fold_dir)`` for each fold not done yet; return all results.
+
+    ``folds`` are :class:`ser_tf.training.protocols.Fold` objects (``make_folds``), or
+    their ``to_dict()`` form, which is converted; ``fold_dir`` is ``work_dir/fold_XX`` with
+    ``XX`` the fold's ``index``.
+
+    ``train_fold`` returns the fold's result as a JSON-serialisable dict (numpy values are
+    converted). The convention the run records and plots expect::
+
+        {"metrics": classification_metrics(...),   # UA, WA, macro_F1, ..., confusion_matrix
+         "history": {"loss": [...], "val_loss": [...], "accuracy": [...], ...},
+         "chosen_epoch": 37, "epochs_run": 50, "checkpoint": policy.to_dict(), ...}
+
+    The result is persisted as ``work_dir/fold_XX/result.json`` (with ``"fold"`` set to the
+    fold's index) before the next fold starts, so a kill loses at most the running fold,
+    and that one resumes from its last epoch if ``train_fold`` uses
+    :func:`fold_backup_callback`. ``on_fold_done(fold, result)`` is called for each fold
+    that ran in this call (not for folds loaded from disk). Results come back in fold order.
+    """
+    if not folds:
+        raise ValueError("no folds to run")
+    folds = as_folds(folds)
+    numbers = [int(f.index) for f in folds]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"fold indices are not unique: {numbers}")
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    _check_or_store_folds(work_dir, folds)
+
+    results = []
+    for fold, number in zip(folds, numbers):
+        fold_dir = work_dir / fold_dir_name(fold)
+        result_path = fold_dir / RESULT_FILE
+        if result_path.exists():
+            results.append(read_json(result_path))
+            continue
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        result = train_fold(fold, fold_dir)
+        if not isinstance(result, Mapping):
+            raise TypeError(f"train_fold must return a dict, got {type(result).__name__}")
+        result = {"fold": number, **result}
+        write_json_atomic(result_path, result)
+        # Read back what was stored so fresh and resumed runs return identical objects.
+        results.append(read_json(result_path))
+        if on_fold_done is not None:
+            on_fold_done(fold, results[-1])
+    return results
+
+
+def load_fold_results(work_dir: str | os.PathLike) -> list[dict]:
+    """The results of the folds finished so far, in fold order (for inspecting a run)."""
+    paths = sorted(Path(work_dir).glob(f"fold_*/{RESULT_FILE}"))
+    return [read_json(p) for p in paths]
+
+
+def fold_backup_callback(fold_dir: str | os.PathLike):
+    """``keras.callbacks.BackupAndRestore`` in ``fold_dir/backup/``, for in-fold resume.
+
+    It saves weights, optimizer state and the epoch number after every epoch and deletes
+    the backup when ``fit`` ends normally; a rerun of ``fit`` with the same (freshly built)
+    model continues at the epoch after the last saved one. ``double_checkpoint`` keeps the
+    previous backup too, in case the kill hits while the new one is being written.
+
+    Put it FIRST in the callbacks list: callbacks that persist their own state
+    (:class:`~ser_tf.training.callbacks.CheckpointPolicy`, ``HistoryLog``) must save after
+    the backup, so their files never describe an epoch the backup does not have.
+    """
+    import keras  # lazy: the runner itself does not need TensorFlow
+
+    return keras.callbacks.BackupAndRestore(str(Path(fold_dir) / BACKUP_DIR),
+                                            save_freq="epoch", double_checkpoint=True)
+
+
+def fold_callbacks(fold_dir: str | os.PathLike, *, policy=None, logger=None,
+                   history: bool = True) -> list:
+    """The callbacks of one resumable fold, in the order resuming needs.
+
+    ``[BackupAndRestore, CheckpointPolicy, HistoryLog, EpochLogger]`` (the ones given):
+    backup first, then the callbacks that persist state after it, progress last. The
+    ``HistoryLog`` (``fold_dir/history.json``) is returned inside the list; find it with
+    ``next(c for c in cbs if isinstance(c, HistoryLog))`` or keep your own.
+    """
+    from ser_tf.training.callbacks import HistoryLog
+
+    callbacks = [fold_backup_callback(fold_dir)]
+    if policy is not None:
+        callbacks.append(policy)
+    if history:
+        callbacks.append(HistoryLog(Path(fold_dir) / "history.json"))
+    if logger is not None:
+        callbacks.append(logger)
+    return callbacks

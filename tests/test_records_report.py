@@ -1,0 +1,190 @@
+"""Run records are complete and atomic; the report puts them beside the published numbers."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_tf.cli import main
+from ser_tf.reporting import records
+from ser_tf.reporting.plots import curve_stats, plot_tsne
+from ser_tf.reporting.records import iter_run_records, run_id, write_run_record
+from ser_tf.reporting.report import load_reference, render_report
+from ser_tf.training.metrics import classification_metrics
+from ser_tf.training.protocols import Fold, load_folds
+
+REPO = Path(__file__).resolve().parents[1]
+LABELS = ["anger", "neutral", "sadness"]
+
+
+def folds_and_results(n=3, selection_on_test=True):
+    rng = np.random.default_rng(0)
+    ids = [f"u{i:02d}" for i in range(n * 6)]
+    folds, results = [], []
+    for k in range(n):
+        test = ids[k * 6:(k + 1) * 6]
+        train = [i for i in ids if i not in test]
+        folds.append(Fold(index=k, train_ids=train, val_ids=test if selection_on_test else train[:2],
+                          test_ids=test, selection_on_test=selection_on_test))
+        y_true = np.array([0, 0, 1, 1, 2, 2])
+        y_pred = np.where(rng.random(6) < 0.7, y_true, (y_true + 1) % 3)
+        length = 5 + 2 * k  # early stopping: histories of different lengths
+        history = {"loss": list(np.linspace(1.2, 0.4, length)),
+                   "accuracy": list(np.linspace(0.3, 0.9, length)),
+                   "val_loss": list(np.linspace(1.3, 0.6, length)),
+                   "val_accuracy": list(np.linspace(0.3, 0.8, length))}
+        results.append({"metrics": classification_metrics(y_true, y_pred, LABELS),
+                        "history": history, "chosen_epoch": length - 1, "epochs_run": length})
+    return folds, results
+
+
+def config(**extra):
+    return {"paper": "lightsernet", "corpus": "EMODB", "loss": "cross-entropy", "duration": 3,
+            "epochs": 7, **extra}
+
+
+def write(results_dir, cfg=None, protocol="paper", **kwargs):
+    folds, results = folds_and_results(selection_on_test=protocol == "paper")
+    return write_run_record(results_dir, config=cfg or config(), protocol=protocol, folds=folds,
+                            fold_results=results, wall_time=12.5, labels=LABELS, **kwargs)
+
+
+def test_run_id_is_deterministic():
+    a = run_id({"protocol": "paper", "corpus": "EMODB", "lr": 1e-3})
+    assert a == run_id({"lr": 1e-3, "corpus": "EMODB", "protocol": "paper"})
+    assert a.startswith("paper-") and len(a) == len("paper-") + 10
+    assert a != run_id({"protocol": "paper", "corpus": "EMODB", "lr": 2e-3})
+
+
+def test_record_holds_everything(tmp_path):
+    extra = tmp_path / "model_card.md"
+    extra.write_text("card")
+    folder = write(tmp_path / "results", extra_files=[extra])
+    assert folder.parent == tmp_path / "results" / "lightsernet" / "EMODB"
+    rec = json.loads((folder / "record.json").read_text())
+    assert folder.name == rec["run_id"] == run_id({**config(), "protocol": "paper"})
+    assert rec["config"]["protocol"] == "paper" and rec["labels"] == LABELS
+    assert "optimistic" in rec["protocol_warning"]
+    assert rec["git"]["commit"] and "dirty" in rec["git"]
+    assert {"tensorflow", "keras", "numpy", "librosa", "scikit-learn", "python"} <= set(rec["versions"])
+    assert rec["machine"]["cpu_count"] >= 1 and rec["wall_time_seconds"] == 12.5
+    assert rec["folds"]["file"] == "folds.json" and rec["folds"]["n_folds"] == 3
+    assert [f.index for f in load_folds(folder / "folds.json")] == [0, 1, 2]
+    assert len(rec["per_fold"]) == 3 and "history" not in rec["per_fold"][0]
+    assert rec["per_fold"][1]["metrics"]["UA"] >= 0
+    uas = [r["metrics"]["UA"] for r in rec["per_fold"]]
+    assert rec["summary"]["UA"]["mean"] == pytest.approx(np.mean(uas))
+    assert np.sum(rec["summary"]["confusion_matrix"]) == 18
+    for name in ("confusion_matrix.png", "training_curves.png", "histories.json", "model_card.md"):
+        assert (folder / name).stat().st_size > 0 and name in rec["files"]
+    assert len(json.loads((folder / "histories.json").read_text())[2]["loss"]) == 9
+
+
+def test_existing_record_is_refused_unless_overwrite(tmp_path):
+    first = write(tmp_path)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        write(tmp_path)
+    second = write(tmp_path, overwrite=True)
+    assert second == first and (second / "record.json").exists()
+    assert sorted(p.name for p in first.parent.iterdir()) == [first.name]  # no .old / .tmp
+
+
+def test_interrupted_write_leaves_no_half_record(tmp_path, monkeypatch):
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed while plotting")
+
+    monkeypatch.setattr(records, "plot_training_curves", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write(tmp_path)
+    parent = tmp_path / "lightsernet" / "EMODB"
+    assert list(parent.iterdir()) == []  # no record, no stray temporary folder
+    assert list(iter_run_records(tmp_path)) == []
+
+
+def test_interrupted_overwrite_keeps_the_old_record(tmp_path, monkeypatch):
+    first = write(tmp_path)
+    before = (first / "record.json").read_text()
+    monkeypatch.setattr(records, "plot_confusion_matrix",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk full")))
+    with pytest.raises(RuntimeError):
+        write(tmp_path, overwrite=True)
+    assert (first / "record.json").read_text() == before
+    assert sorted(p.name for p in first.parent.iterdir()) == [first.name]
+
+
+def experiments_with_references(tmp_path):
+    experiments = tmp_path / "experiments"
+    for paper in ("lightsernet", "timnet"):
+        (experiments / paper).mkdir(parents=True)
+        shutil.copy(REPO / "experiments" / paper / "reference.yaml", experiments / paper)
+    return experiments
+
+
+def test_report_puts_runs_beside_published_numbers(tmp_path, capsys):
+    experiments = experiments_with_references(tmp_path)
+    results = experiments / "results"
+    folder = write(results)
+    rec = json.loads((folder / "record.json").read_text())
+    ua = f"{rec['summary']['UA']['mean']:.2f} ± {rec['summary']['UA']['std']:.2f}"
+
+    text = render_report(results, paper="lightsernet")
+    rows = [line for line in text.splitlines() if line.startswith("| lightsernet")]
+    ce = next(r for r in rows if "loss=cross-entropy" in r)
+    assert "94.15 / 94.21 / 94.16" in ce and ua in ce and rec["run_id"] in ce
+    focal = next(r for r in rows if "loss=focal, duration=3" in r)
+    assert "92.88 / 93.08 / 93.05" in focal and "not run" in focal
+    assert "not run" in next(r for r in rows if "IEMOCAP" in r)
+    assert "optimistic" in text  # the paper-protocol warning is printed
+
+    assert main(["report", "--results", str(results), "--paper", "lightsernet",
+                 "--output", str(tmp_path / "report.md")]) == 0
+    out = capsys.readouterr().out
+    assert ua in out and (tmp_path / "report.md").read_text() == out
+
+
+def test_report_matching_prefers_the_most_specific_entry(tmp_path):
+    experiments = experiments_with_references(tmp_path)
+    results = experiments / "results"
+    base = {"paper": "timnet", "corpus": "EMODB", "epochs": 5}
+    write(results, cfg={**base, "checkpoint": "last"})
+    write(results, cfg={**base, "checkpoint": "paper"})
+    write(results, cfg={**base, "corpus": "TESS"})  # no published number: own row
+    rows = [line for line in render_report(results, paper="timnet").splitlines()
+            if line.startswith("| timnet | EMODB")]
+    published = [r for r in rows if "95.17 / 95.70" in r]
+    corrected = [r for r in rows if "89.19 / 90.28" in r]
+    assert len(published) == 1 and "paper (paper)" in published[0]
+    assert len(corrected) == 1 and "paper (last)" in corrected[0]
+    text = render_report(results, paper="timnet")
+    assert "| timnet | TESS | — | — | — | paper" in text
+    assert "not run" in next(line for line in text.splitlines() if "| timnet | EMOVO" in line)
+
+
+def test_reference_files_hold_the_published_numbers():
+    light = load_reference(REPO / "experiments" / "lightsernet" / "reference.yaml")
+    cells = {(e["corpus"], e["setting"].get("loss")): e["metrics"] for e in light["entries"]}
+    assert cells[("EMODB", "cross-entropy")] == {"UA": 94.15, "WA": 94.21, "F1": 94.16}
+    assert cells[("EMODB", "focal")] == {"UA": 92.88, "WA": 93.08, "F1": 93.05}
+    assert cells[("IEMOCAP", "focal")] == {"UA": 70.76, "WA": 70.23}
+    tim = load_reference(REPO / "experiments" / "timnet" / "reference.yaml")
+    kinds = {(e["corpus"], e["source"]["kind"]): e["metrics"] for e in tim["entries"]}
+    assert kinds[("SAVEE", "published")] == {"UA": 86.31, "WA": 87.71}
+    assert kinds[("SAVEE", "corrected")] == {"UA": 77.26, "WA": 79.36}
+    assert len([k for k in kinds if k[1] == "published"]) == 6
+    assert len([k for k in kinds if k[1] == "corrected"]) == 4
+
+
+def test_curve_stats_and_tsne(tmp_path):
+    mean, std, count = curve_stats([{"loss": [1.0, 2.0, 3.0]}, {"loss": [3.0, None]}], "loss")
+    np.testing.assert_allclose(mean, [2.0, 2.0, 3.0])
+    np.testing.assert_allclose(std, [1.0, 0.0, 0.0])
+    assert count.tolist() == [2, 1, 1]
+    assert curve_stats([{"loss": [1.0]}], "val_loss") is None
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 5)
+    features = rng.normal(size=(15, 4)) + labels[:, None] * 3
+    path = plot_tsne(features, labels, LABELS, tmp_path / "tsne.png", seed=0, max_iter=250)
+    assert path.stat().st_size > 0
