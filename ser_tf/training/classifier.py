@@ -1,0 +1,190 @@
+"""Train and evaluate a categorical SER classifier under an evaluation protocol.
+
+The experiment modules (Light-SERNet, TIM-Net, Attention FCN, the CNN family) differ in
+their model, feature recipe and hyperparameters, not in how a fold is trained; this module
+is that shared part:
+
+- :class:`FitConfig`: optimiser, loss, schedule, checkpoint policy, seed (plain data,
+  stored in the run record);
+- :func:`train_fold`: one fold, resumable inside the fold (``BackupAndRestore``), test
+  fold evaluated once with the chosen weights;
+- :func:`run_experiment`: features (cached) -> folds -> resumable k-fold -> atomic run record.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ser_tf.data.manifest import Manifest
+
+CHECKPOINTS = ("last", "best-val", "paper")
+
+
+@dataclass
+class FitConfig:
+    """How one fold is trained. Defaults are neutral; each paper's config sets its own."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    #: ``None`` or ``{"name": "step_exp_decay", "start_epoch": 60, "every": 20, "factor": ...}``.
+    lr_schedule: dict | None = None
+    loss: str = "cross_entropy"
+    focal_gamma: float = 2.0
+    label_smoothing: float = 0.0
+    #: ``last``, ``best-val`` (validation split from the training folds) or ``paper`` (the
+    #: test fold is the validation data: optimistic, as some original code did it).
+    checkpoint: str = "best-val"
+    monitor: str = "val_accuracy"
+    check_every: int = 1
+    patience: int | None = None
+    min_epochs: int = 0
+    seed: int = 42
+    deterministic: bool = False
+    jit_compile: bool | str = "auto"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.checkpoint not in CHECKPOINTS:
+            raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {self.checkpoint!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be positive")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _schedule_callback(config: dict):
+    from ser_tf.training.schedules import lr_scheduler_callback, step_exp_decay
+
+    params = {k: v for k, v in config.items() if k != "name"}
+    if config.get("name") != "step_exp_decay":
+        raise ValueError(f"unknown lr schedule {config.get('name')!r}")
+    return lr_scheduler_callback(step_exp_decay(**params))
+
+
+def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitConfig,
+               strategy=None, n_folds: int | None = None, quiet: bool = False) -> dict:
+    """Train one fold and evaluate its test part once; returns the fold's result dict.
+
+    ``build_model(num_classes)`` returns an uncompiled Keras model taking the feature
+    arrays of ``feature_set``. Validation data: ``fold.val_ids``, or ``fold.test_ids`` with
+    ``fit.checkpoint == "paper"`` (selection on the test fold, flagged in the result).
+    """
+    import keras
+    import tensorflow as tf
+
+    from ser_tf.features.pipeline import dataset_for_split
+    from ser_tf.training.callbacks import CheckpointPolicy, EpochLogger
+    from ser_tf.training.kfold import fold_callbacks
+    from ser_tf.training.losses import get_loss
+    from ser_tf.training.metrics import UnweightedAccuracy, classification_metrics
+    from ser_tf.training.seeding import set_seed
+
+    fold_dir = Path(fold_dir)
+    labels = tuple(feature_set.label_names)
+    val_ids = list(fold.test_ids if fit.checkpoint == "paper" else fold.val_ids)
+    if fit.checkpoint == "best-val" and not val_ids:
+        raise ValueError(f"fold {fold.index}: checkpoint 'best-val' needs validation ids")
+    set_seed(fit.seed + int(fold.index), deterministic=fit.deterministic)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = build_model(len(labels))
+        model.compile(
+            optimizer=keras.optimizers.Adam(fit.learning_rate, beta_1=fit.beta_1, beta_2=fit.beta_2),
+            loss=get_loss(fit.loss, gamma=fit.focal_gamma, label_smoothing=fit.label_smoothing),
+            metrics=["accuracy", UnweightedAccuracy(len(labels))], jit_compile=fit.jit_compile)
+
+    split = dict(batch_size=fit.batch_size, one_hot=True, num_classes=len(labels))
+    train_ds = dataset_for_split(feature_set, fold.train_ids, training=True,
+                                 seed=fit.seed + int(fold.index), **split)
+    val_ds = dataset_for_split(feature_set, val_ids, training=False, **split) if val_ids else None
+    test_ds = dataset_for_split(feature_set, fold.test_ids, training=False, **split)
+
+    policy = CheckpointPolicy(fit.checkpoint, monitor=fit.monitor,
+                              path=fold_dir / "chosen.weights.h5", check_every=fit.check_every,
+                              patience=fit.patience, min_epochs=fit.min_epochs)
+    if val_ds is None:
+        policy = CheckpointPolicy("last", path=fold_dir / "chosen.weights.h5")
+    logger = EpochLogger(int(fold.index) + 1, n_folds, quiet=quiet)
+    callbacks = fold_callbacks(fold_dir, policy=policy, logger=logger)
+    if fit.lr_schedule:
+        callbacks.insert(1, _schedule_callback(fit.lr_schedule))
+
+    start = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=fit.epochs, verbose=0, shuffle=False,
+              callbacks=callbacks)  # tf.data already shuffles, seeded per fold
+    seconds = time.perf_counter() - start
+    model.save_weights(fold_dir / "final.weights.h5")  # the chosen weights, restored by the policy
+
+    probabilities = model.predict(test_ds, verbose=0)
+    y_true = feature_set.labels[feature_set.index_of(fold.test_ids)]
+    history = next(c for c in callbacks if type(c).__name__ == "HistoryLog").history
+    epochs_run = max((len(v) for v in history.values()), default=0)
+    return {
+        "metrics": classification_metrics(y_true, probabilities, labels),
+        "history": history,
+        "chosen_epoch": policy.chosen_epoch,
+        "epochs_run": epochs_run,
+        "checkpoint": policy.to_dict(),
+        "selection_on_test": policy.selection_on_test or bool(fold.selection_on_test),
+        "seconds": round(seconds, 3),
+        "test_ids": list(fold.test_ids),
+        "test_probabilities": np.round(probabilities, 6).tolist(),
+    }
+
+
+def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: str,
+                   protocol: str, fit: FitConfig, results_dir="experiments/results",
+                   cache_dir=None, n_folds: int | None = 10, fold_seed: int | None = None,
+                   paper_style: str = "lightsernet", val_fraction: float = 0.1,
+                   config_extra: dict | None = None, strategy=None, quiet: bool = False) -> dict:
+    """Features -> folds -> resumable k-fold training -> run record.
+
+    The work folder ``<results_dir>/<paper>/<corpus>/<run-id>.work/`` holds each finished
+    fold's ``result.json`` (and, mid-fold, the Keras backup): the same call after a kill
+    resumes at the first unfinished fold. When every fold is done, the record is written
+    atomically to ``<results_dir>/<paper>/<corpus>/<run-id>/``.
+
+    Returns ``{"run_id", "work_dir", "record" (its folder), "n_folds", "feature_stats"}``.
+    """
+    from ser_tf.features.cache import extract_features
+    from ser_tf.reporting.records import run_id, write_run_record
+    from ser_tf.training.kfold import run_kfold
+    from ser_tf.training.protocols import make_folds, paper_protocol_warning
+
+    if protocol == "paper" and fit.checkpoint == "best-val":
+        # Under the paper protocol the validation ids ARE the test ids; say so in the policy.
+        fit = FitConfig(**{**fit.to_dict(), "checkpoint": "paper"})
+    folds = make_folds(manifest, protocol, n_folds=n_folds, seed=fold_seed,
+                       val_fraction=val_fraction, paper_style=paper_style)
+    config = {"paper": paper, "corpus": manifest.corpus, "protocol": protocol,
+              "recipe": recipe.config(), "fit": fit.to_dict(), "n_folds": len(folds),
+              "fold_seed": fold_seed, "paper_style": paper_style, "val_fraction": val_fraction,
+              "labels": list(manifest.labels), "n_utterances": len(manifest),
+              **(config_extra or {})}
+    rid = run_id(config)
+    corpus_dir = Path(results_dir) / paper / manifest.corpus
+    work_dir = corpus_dir / f"{rid}.work"
+    warning = paper_protocol_warning(protocol)
+    if warning and not quiet:
+        print(f"NOTE: {warning}")
+
+    feature_set = extract_features(manifest, recipe, cache_dir, progress=not quiet)
+    start = time.perf_counter()
+    results = run_kfold(work_dir, folds, lambda fold, fold_dir: train_fold(
+        fold, fold_dir, feature_set=feature_set, build_model=build_model, fit=fit,
+        strategy=strategy, n_folds=len(folds), quiet=quiet))
+    wall = sum(float(r.get("seconds", 0.0)) for r in results) or time.perf_counter() - start
+    record = write_run_record(results_dir, config=config, protocol=protocol, folds=folds,
+                              fold_results=results, wall_time=wall, labels=manifest.labels,
+                              overwrite=True)
+    return {"run_id": rid, "work_dir": work_dir, "record": record, "n_folds": len(folds),
+            "feature_stats": feature_set.stats}

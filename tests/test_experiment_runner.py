@@ -1,0 +1,87 @@
+"""End to end on a tiny generated corpus: cached features -> folds -> k-fold -> run record."""
+
+import json
+
+import keras
+import pytest
+
+from ser_tf.data import load_manifest
+from ser_tf.data.synthetic import make_emodb_like
+from ser_tf.features.recipes import get_recipe
+from ser_tf.training import classifier
+from ser_tf.training.classifier import FitConfig, run_experiment
+
+
+def tiny_model(num_classes):
+    return keras.Sequential([keras.Input((None, 40)), keras.layers.GlobalAveragePooling1D(),
+                             keras.layers.Dense(16, activation="relu"),
+                             keras.layers.Dense(num_classes, activation="softmax")])
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = make_emodb_like(tmp_path_factory.mktemp("c") / "emodb", per_class=4, duration=0.6)
+    return load_manifest("EMODB", root)
+
+
+RECIPE = get_recipe("lightsernet").replace(segment={"duration": 0.6})
+FIT = FitConfig(epochs=3, batch_size=8, learning_rate=1e-2, checkpoint="best-val",
+                monitor="val_loss", seed=7, jit_compile=False)
+
+
+def run(corpus, tmp, **kw):
+    return run_experiment(corpus, RECIPE, tiny_model, paper="tiny", protocol="clean",
+                          fit=FIT, results_dir=tmp / "results", cache_dir=tmp / "cache",
+                          n_folds=2, fold_seed=1, quiet=True, **kw)
+
+
+def test_same_seed_same_metrics_and_a_complete_record(corpus, tmp_path):
+    a = run(corpus, tmp_path / "a")
+    b = run(corpus, tmp_path / "b")
+    rec_a = json.loads((a["record"] / "record.json").read_text())
+    rec_b = json.loads((b["record"] / "record.json").read_text())
+    assert a["run_id"] == b["run_id"]
+    assert [f["metrics"] for f in rec_a["per_fold"]] == [f["metrics"] for f in rec_b["per_fold"]]
+    assert rec_a["summary"] == rec_b["summary"]
+    for name in ("confusion_matrix.png", "training_curves.png", "folds.json"):
+        assert (a["record"] / name).is_file()
+    assert rec_a["protocol"] == "clean" and rec_a["folds"]["n_folds"] == 2
+    assert rec_a["config"]["fit"]["epochs"] == 3 and rec_a["labels"][0] == "anger"
+    assert all(f["epochs_run"] == 3 for f in rec_a["per_fold"])
+    # The second run's features came from its own (empty) cache: both computed all files.
+    assert a["feature_stats"]["computed"] == len(corpus)
+
+
+def test_kill_mid_run_resumes_without_redoing_finished_folds(corpus, tmp_path, monkeypatch):
+    real = classifier.train_fold
+    calls = []
+
+    def flaky(fold, fold_dir, **kw):
+        calls.append(fold.index)
+        if fold.index == 1 and calls.count(1) == 1:
+            raise KeyboardInterrupt("killed")
+        return real(fold, fold_dir, **kw)
+
+    monkeypatch.setattr(classifier, "train_fold", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run(corpus, tmp_path)
+    work = next((tmp_path / "results" / "tiny" / "EMODB").glob("*.work"))
+    assert (work / "fold_00" / "result.json").is_file()
+    assert not (work / "fold_01" / "result.json").exists()
+    assert not [p for p in (tmp_path / "results" / "tiny" / "EMODB").iterdir()
+                if not p.name.endswith(".work")]  # no record before all folds are done
+    out = run(corpus, tmp_path)
+    assert calls == [0, 1, 1]  # fold 0 was not trained again
+    assert out["feature_stats"]["computed"] == 0  # features came from the cache
+    assert (out["record"] / "record.json").is_file()
+
+
+def test_paper_protocol_selects_on_test_and_says_so(corpus, tmp_path, capsys):
+    out = run_experiment(corpus, RECIPE, tiny_model, paper="tiny", protocol="paper", fit=FIT,
+                         results_dir=tmp_path / "r", cache_dir=tmp_path / "c", n_folds=2,
+                         fold_seed=3, quiet=False)
+    record = json.loads((out["record"] / "record.json").read_text())
+    assert record["folds"]["selection_on_test"] is True
+    assert record["config"]["fit"]["checkpoint"] == "paper"
+    assert "optimistic" in record["protocol_warning"]
+    assert "optimistic" in capsys.readouterr().out
