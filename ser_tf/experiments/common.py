@@ -1,0 +1,47 @@
+"""Command-line options every experiment module shares.
+
+Each paper's module adds its own hyperparameters; these are the flags the shared pipeline
+needs: where the data and results live, the evaluation protocol, the distribution
+strategy, seeding and verbosity. Plain argparse, so ``--help`` lists everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ser_tf.training.protocols import PROTOCOLS
+from ser_tf.training.seeding import STRATEGIES
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, default_protocol: str = "clean",
+                         default_seed: int = 42) -> argparse.ArgumentParser:
+    group = parser.add_argument_group("data and outputs")
+    group.add_argument("--data-dir", help="corpus folder (default: $SER_TF_DATA/<corpus>)")
+    group.add_argument("--on-bad-audio", choices=("fail", "skip"), default="fail",
+                       help="stop at unusable audio files (default) or leave them out; skipped "
+                            "files are listed in the run record")
+    group.add_argument("--results-dir", default="experiments/results",
+                       help="run records go to RESULTS_DIR/<paper>/<corpus>/<run-id>/")
+    group.add_argument("--cache-dir", help="feature cache (default: $SER_TF_CACHE or "
+                                           "~/.cache/ser-tf/features)")
+    group = parser.add_argument_group("protocol and training")
+    group.add_argument("--protocol", choices=PROTOCOLS, default=default_protocol,
+                       help="paper: as the original code (model chosen on the test fold: "
+                            "optimistic); clean: stratified k-fold, selection on a validation "
+                            "split; speaker: speaker-independent folds")
+    group.add_argument("--folds", type=int, default=10, help="number of folds (default 10)")
+    group.add_argument("--seed", type=int, default=default_seed, help="training seed")
+    group.add_argument("--fold-seed", type=int, default=None,
+                       help="fold shuffling seed (default: the paper's for --protocol paper)")
+    group.add_argument("--deterministic", action="store_true",
+                       help="enable TensorFlow op determinism (slower)")
+    group.add_argument("--strategy", choices=STRATEGIES, default="default",
+                       help="tf.distribute strategy: default, mirrored (local GPUs), "
+                            "multi-worker (reads TF_CONFIG)")
+    group.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def record_skipped(manifest) -> dict:
+    """What goes into the run config about files left out by ``--on-bad-audio skip``."""
+    return {"skipped_files": list(manifest.skipped)} if manifest.skipped else {}
