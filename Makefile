@@ -10,7 +10,7 @@ APT_PACKAGES := espeak-ng libespeak-ng-libespeak-dev ffmpeg festival-dev libesto
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 EXTRAS ?= dev,lite,align
 
-.PHONY: install system-deps test test-unit test-integration demo clean-venv help
+.PHONY: install system-deps test test-unit test-integration demo clean-venv help reproduce-lightsernet
 
 help:
 	@echo "make demo     - classify a synthesised sentence with the shipped model"
@@ -48,6 +48,20 @@ test-integration: install
 
 demo: install
 	$(PY) -m ser_tf.demo
+
+# Light-SERNet on EMO-DB, 3 s MFCC: both losses under the paper protocol, then under the
+# speaker-independent one. Hours on 2 cores; every run resumes where it stopped.
+EMODB_DIR ?= $(if $(SER_TF_DATA),$(SER_TF_DATA)/emodb,data/emodb)
+LIGHTSERNET_RUNS ?= cross_entropy:paper focal:paper cross_entropy:speaker focal:speaker
+reproduce-lightsernet: install
+	@[ -d "$(EMODB_DIR)" ] || $(VENV)/bin/ser-tf data download emodb --dest "$(patsubst %/,%,$(dir $(EMODB_DIR)))"
+	@for run in $(LIGHTSERNET_RUNS); do \
+	  loss=$${run%%:*}; protocol=$${run##*:}; \
+	  echo "== Light-SERNet EMO-DB 3 s MFCC, loss $$loss, protocol $$protocol"; \
+	  $(PY) -m ser_tf.experiments.lightsernet --dataset EMODB --duration 3 --input mfcc \
+	    --loss $$loss --protocol $$protocol --data-dir "$(EMODB_DIR)" || exit 1; \
+	done
+	$(VENV)/bin/ser-tf report --paper lightsernet
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,4 +9,10 @@ Importing ``ser_tf`` itself does not import TensorFlow, so the on-device runtime
 (``ser_tf.lite``) and the data tools stay light.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) hides the suite's own
+# output on CPU machines; users can still ask for it with TF_CPP_MIN_LOG_LEVEL=0.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

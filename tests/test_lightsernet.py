@@ -1,0 +1,49 @@
+import json
+
+import numpy as np
+import pytest
+
+from ser_tf.data.synthetic import make_emodb_like
+from ser_tf.experiments import lightsernet as exp
+from ser_tf.models.lightsernet import build_lightsernet
+
+
+def test_parameter_count_matches_the_paper_model():
+    assert build_lightsernet(7, (184, 40)).count_params() == 463_431
+    # 4 classes: the dense layer shrinks by 3 * 321 parameters.
+    assert build_lightsernet(4, (434, 40)).count_params() == 463_431 - 3 * 321
+
+
+@pytest.mark.parametrize("input_type,bins", [("mfcc", 40), ("spectrogram", 513),
+                                             ("mel_spectrogram", 128)])
+def test_input_types_and_durations(input_type, bins):
+    for duration, frames in ((3.0, 184), (7.0, 434)):
+        recipe = exp.feature_recipe(input_type, duration)
+        shape = exp._feature_shape(recipe)
+        assert shape == (frames, bins)
+        model = build_lightsernet(7, shape)
+        out = model.predict(np.zeros((2, *shape), np.float32), verbose=0)
+        assert out.shape == (2, 7) and np.allclose(out.sum(axis=1), 1, atol=1e-5)
+
+
+def test_original_flags_are_accepted():
+    args = exp.build_parser().parse_args(["-dn", "EMO-DB", "-id", "7", "-at", "impro", "-ln",
+                                          "focal", "-v", "0", "-it", "mel_spectrogram"])
+    assert (args.dataset, args.duration, args.audio_type, args.loss, args.verbose,
+            args.input_type) == ("EMO-DB", 7.0, "impro", "focal", 0, "mel_spectrogram")
+    defaults = exp.build_parser().parse_args([])
+    assert (defaults.epochs, defaults.batch_size, defaults.seed, defaults.folds,
+            defaults.protocol) == (300, 32, 42, 10, "paper")
+
+
+def test_cli_runs_end_to_end_on_a_tiny_corpus(tmp_path):
+    root = make_emodb_like(tmp_path / "emodb", per_class=2, duration=0.5)
+    out = exp.run(exp.build_parser().parse_args([
+        "--data-dir", str(root), "--epochs", "2", "--batch-size", "8", "--folds", "2",
+        "--protocol", "clean", "--results-dir", str(tmp_path / "results"),
+        "--cache-dir", str(tmp_path / "cache"), "--quiet"]))
+    record = json.loads((out["record"] / "record.json").read_text())
+    assert record["config"]["loss"] == "cross_entropy" and record["config"]["duration"] == 3.0
+    assert record["config"]["fit"]["lr_schedule"]["start_epoch"] == 60
+    assert record["config"]["fit"]["checkpoint"] == "best-val"
+    assert len(record["per_fold"]) == 2 and 0 <= record["summary"]["UA"]["mean"] <= 100
