@@ -41,7 +41,3 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_protocol: s
     group.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
-
-def record_skipped(manifest) -> dict:
-    """What goes into the run config about files left out by ``--on-bad-audio skip``."""
-    return {"skipped_files": list(manifest.skipped)} if manifest.skipped else {}

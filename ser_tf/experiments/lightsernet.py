@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ser_tf.experiments.common import add_common_arguments, record_skipped
+from ser_tf.experiments.common import add_common_arguments
 
 PAPER = "lightsernet"
 CONFIG = Path(__file__).resolve().parents[2] / "experiments" / PAPER / "config.yaml"
@@ -101,8 +101,7 @@ def run(args: argparse.Namespace) -> dict:
         cache_dir=args.cache_dir, n_folds=args.folds, fold_seed=args.fold_seed,
         paper_style="lightsernet", strategy=get_strategy(args.strategy), quiet=quiet,
         config_extra={"loss": loss, "duration": args.duration, "input": args.input_type,
-                      "audio_type": args.audio_type if corpus == "IEMOCAP" else None,
-                      **record_skipped(manifest)})
+                      "audio_type": args.audio_type if corpus == "IEMOCAP" else None})
 
 
 def _feature_shape(recipe) -> tuple[int, int]:

@@ -176,7 +176,8 @@ def _move_into_place(tmp: Path, final: Path, overwrite: bool) -> None:
 
 def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: str, folds,
                      fold_results: Sequence[Mapping], wall_time: float, labels: Sequence[str],
-                     extra_files=None, overwrite: bool = False) -> Path:
+                     extra_files=None, details: Mapping | None = None,
+                     overwrite: bool = False) -> Path:
     """Write the run record atomically and return its folder (see the module docstring).
 
     Args:
@@ -192,6 +193,8 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
         wall_time: seconds the whole run took.
         labels: class names in index order.
         extra_files: ``{name_in_record: source_path}`` or a list of paths (kept by name).
+        details: more top-level sections of ``record.json`` (e.g. ``{"tflite": {...}}``);
+            they may not replace the standard keys.
         overwrite: replace an existing record with the same run id (rename-swap).
     """
     from ser_tf.training.kfold import as_folds
@@ -231,6 +234,10 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
         "per_fold": [{"fold": f.index, **{k: v for k, v in r.items() if k != "history"}}
                      for f, r in zip(folds, fold_results)],
     }
+    clash = set(details or {}) & set(record)
+    if clash:
+        raise ValueError(f"details may not replace record keys {sorted(clash)}")
+    record.update(details or {})
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{rid}.tmp-", dir=final.parent))
     try:

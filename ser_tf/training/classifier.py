@@ -145,13 +145,19 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
                    protocol: str, fit: FitConfig, results_dir="experiments/results",
                    cache_dir=None, n_folds: int | None = 10, fold_seed: int | None = None,
                    paper_style: str = "lightsernet", val_fraction: float = 0.1,
-                   config_extra: dict | None = None, strategy=None, quiet: bool = False) -> dict:
+                   config_extra: dict | None = None, strategy=None, quiet: bool = False,
+                   after_folds: Callable | None = None) -> dict:
     """Features -> folds -> resumable k-fold training -> run record.
 
     The work folder ``<results_dir>/<paper>/<corpus>/<run-id>.work/`` holds each finished
     fold's ``result.json`` (and, mid-fold, the Keras backup): the same call after a kill
     resumes at the first unfinished fold. When every fold is done, the record is written
     atomically to ``<results_dir>/<paper>/<corpus>/<run-id>/``.
+
+    ``after_folds(work_dir, folds, feature_set, results) -> (details, extra_files)`` runs
+    once all folds are done (e.g. TFLite export of every fold's model); ``details`` become
+    sections of ``record.json`` and ``extra_files`` ({name: path}) are copied into the record.
+    It is not part of the config, so adding it does not change the run id.
 
     Returns ``{"run_id", "work_dir", "record" (its folder), "n_folds", "feature_stats"}``.
     """
@@ -183,8 +189,13 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
         fold, fold_dir, feature_set=feature_set, build_model=build_model, fit=fit,
         strategy=strategy, n_folds=len(folds), quiet=quiet))
     wall = sum(float(r.get("seconds", 0.0)) for r in results) or time.perf_counter() - start
+    details, extra_files = {}, None
+    if after_folds is not None:
+        details, extra_files = after_folds(work_dir, folds, feature_set, results)
+    if manifest.skipped:
+        details = {**details, "skipped_audio": list(manifest.skipped)}
     record = write_run_record(results_dir, config=config, protocol=protocol, folds=folds,
                               fold_results=results, wall_time=wall, labels=manifest.labels,
-                              overwrite=True)
+                              extra_files=extra_files, details=details, overwrite=True)
     return {"run_id": rid, "work_dir": work_dir, "record": record, "n_folds": len(folds),
             "feature_stats": feature_set.stats}
