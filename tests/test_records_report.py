@@ -188,3 +188,29 @@ def test_curve_stats_and_tsne(tmp_path):
     features = rng.normal(size=(15, 4)) + labels[:, None] * 3
     path = plot_tsne(features, labels, LABELS, tmp_path / "tsne.png", seed=0, max_iter=250)
     assert path.stat().st_size > 0
+
+
+def test_readme_section_is_replaced_and_in_progress_runs_listed(tmp_path):
+    import json as _json
+
+    from ser_tf.reporting.report import in_progress_lines, replace_section
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- report:demo:start -->\nold table\n<!-- report:demo:end -->\ntail\n")
+    replace_section(readme, "demo", "| new | table |")
+    assert readme.read_text() == ("intro\n<!-- report:demo:start -->\n| new | table |\n"
+                                  "<!-- report:demo:end -->\ntail\n")
+    with pytest.raises(ValueError, match="markers"):
+        replace_section(readme, "other", "x")
+
+    work = tmp_path / "results" / "demo" / "EMODB" / "paper-abc.work"
+    (work / "fold_00").mkdir(parents=True)
+    (work / "folds.json").write_text(_json.dumps({"folds": [{}, {}, {}]}))
+    (work / "config.json").write_text(_json.dumps({"protocol": "paper", "loss": "focal"}))
+    (work / "fold_00" / "result.json").write_text(_json.dumps({"metrics": {"UA": 91.234}}))
+    lines = in_progress_lines(tmp_path / "results", "demo")
+    assert lines == ["- demo EMODB `paper-abc` (protocol paper, loss focal): 1/3 folds done; "
+                     "UA of the finished folds 91.23"]
+    (tmp_path / "results" / "demo" / "EMODB" / "paper-abc").mkdir()
+    (tmp_path / "results" / "demo" / "EMODB" / "paper-abc" / "record.json").write_text("{}")
+    assert in_progress_lines(tmp_path / "results", "demo") == []

@@ -223,11 +223,50 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
               if isinstance(entry.get("source"), Mapping) and entry["source"].get("note")]
     if notes:
         lines += ["", "Sources:", "", *notes]
+    progress = in_progress_lines(results_dir, paper)
+    if progress:
+        lines += ["", "Runs in progress (no record yet; the same command resumes them):", "",
+                  *progress]
     if any(r.get("protocol") == "paper" for r in records):
         from ser_tf.training.protocols import paper_protocol_warning
 
         lines += ["", f"Note: {paper_protocol_warning('paper')}"]
     return "\n".join(lines) + "\n"
+
+
+def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
+    """One line per unfinished run (``<run-id>.work`` without a record): folds done so far."""
+    from ser_tf.training.kfold import read_json
+
+    lines = []
+    pattern = f"{paper}/*/*.work" if paper else "*/*/*.work"
+    for work in sorted(Path(results_dir).glob(pattern)):
+        if (work.parent / work.name[: -len(".work")] / "record.json").exists():
+            continue
+        done = sorted(work.glob("fold_*/result.json"))
+        total = len(read_json(work / "folds.json").get("folds", [])) if (
+            work / "folds.json").exists() else "?"
+        config = read_json(work / "config.json") if (work / "config.json").exists() else {}
+        setting = ", ".join(f"{k} {config[k]}" for k in ("protocol", "loss", "duration")
+                            if k in config)
+        uas = [read_json(p)["metrics"]["UA"] for p in done]
+        so_far = f"; UA of the finished folds {', '.join(f'{u:.2f}' for u in uas)}" if uas else ""
+        lines.append(f"- {work.parent.parent.name} {work.parent.name} `{work.name[:-5]}`"
+                     f"{f' ({setting})' if setting else ''}: {len(done)}/{total} folds done{so_far}")
+    return lines
+
+
+def replace_section(path, name: str, text: str) -> None:
+    """Put ``text`` between ``<!-- report:NAME:start -->`` and ``<!-- report:NAME:end -->``
+    in ``path`` (a README), which must already hold both markers."""
+    path = Path(path)
+    start, end = f"<!-- report:{name}:start -->", f"<!-- report:{name}:end -->"
+    content = path.read_text(encoding="utf-8")
+    if start not in content or end not in content:
+        raise ValueError(f"{path}: needs the markers {start} and {end} around the table")
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{text.strip()}\n{end}{tail}", encoding="utf-8")
 
 
 def add_cli(subparsers) -> None:
@@ -242,6 +281,9 @@ def add_cli(subparsers) -> None:
                         help="folder holding <paper>/reference.yaml (default: parent of --results)")
     parser.add_argument("--paper", metavar="NAME", help="only this paper (e.g. lightsernet, timnet)")
     parser.add_argument("--output", metavar="FILE", help="also write the markdown to FILE")
+    parser.add_argument("--readme", metavar="FILE",
+                        help="also put the table into FILE between <!-- report:PAPER:start --> "
+                             "and <!-- report:PAPER:end --> (needs --paper)")
     parser.set_defaults(handler=_run)
 
 
@@ -250,4 +292,9 @@ def _run(args) -> int:
     print(text, end="")
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
+    if args.readme:
+        if not args.paper:
+            raise ValueError("--readme needs --paper (one table per README section)")
+        body = text.split("\n", 2)[2]  # drop the report's own heading
+        replace_section(args.readme, args.paper, body)
     return 0

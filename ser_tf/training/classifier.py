@@ -183,6 +183,10 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     if warning and not quiet:
         print(f"NOTE: {warning}")
 
+    from ser_tf.training.kfold import write_json_atomic
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(work_dir / "config.json", config)  # tells a later session what this is
     feature_set = extract_features(manifest, recipe, cache_dir, progress=not quiet)
     start = time.perf_counter()
     results = run_kfold(work_dir, folds, lambda fold, fold_dir: train_fold(
