@@ -1,0 +1,218 @@
+"""TFLite export: variants, waveform-in model (builtins only, parity), evaluation, folds.
+
+Models are small (Light-SERNet on 1 s of audio -> 59 x 40 MFCCs, or a narrow variant of
+it) and untrained but seeded: conversion parity does not need trained weights.
+"""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from ser_tf.data.synthetic import class_signal
+from ser_tf.export.evaluate import evaluate_tflite, export_fold_models, measure_latency
+from ser_tf.export.tflite import VARIANTS, convert, export_variants, flex_ops
+from ser_tf.export.waveform import build_waveform_model, input_spec
+from ser_tf.features.recipes import get_recipe
+from ser_tf.features.segment import segment_lightsernet
+from ser_tf.lite import LiteModel
+from ser_tf.models.lightsernet import build_lightsernet
+
+LABELS = ["W", "L", "E", "A", "F", "T", "N"]
+RECIPE_1S = get_recipe("lightsernet", segment={"duration": 1.0})
+
+
+def _segments(n: int, seed: int = 0) -> np.ndarray:
+    """Segmented generated clips of 0.6-1.6 s (so both crop and pad paths run)."""
+    return np.stack([segment_lightsernet(
+        class_signal(i % 7, duration=0.6 + (i * 0.37) % 1.0, seed=seed + i), 16000, 1.0)
+        for i in range(n)])
+
+
+def _small_model(num_classes=7, seed=0, narrow=False):
+    keras.utils.set_random_seed(seed)
+    extra = dict(path_filters=4, lflb_specs=((8, (2, 2)), (8, (2, 1))), final_filters=16) \
+        if narrow else {}
+    return build_lightsernet(num_classes, (59, 40), **extra)
+
+
+def _sharpen(model, factor=40.0):
+    """An untrained Light-SERNet is nearly uniform (top-1 margins ~1e-3, below the int8
+    output step of 1/256): argmax agreement would be noise and probability differences
+    trivially small. Scaling the softmax layer's kernel gives margins like a trained
+    model's (median ~0.02-0.09) without training."""
+    dense = model.get_layer("emotion")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel * factor, bias])
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model = _sharpen(_small_model())
+    features = RECIPE_1S.compute(_segments(48))
+    assert features.shape == (48, 59, 40)
+    paths = export_variants(model, tmp_path_factory.mktemp("variants"),
+                            representative=features[:32], labels=LABELS,
+                            input_spec=input_spec(RECIPE_1S, "features", (59, 40)))
+    return model, features, paths
+
+
+def test_every_variant_converts_and_loads(exported):
+    _, _, paths = exported
+    assert list(paths) == list(VARIANTS)
+    sizes = {v: p.stat().st_size for v, p in paths.items()}
+    assert sizes["float16"] < 0.6 * sizes["float32"]
+    assert sizes["dynamic_int8"] < 0.35 * sizes["float32"]
+    for variant, path in paths.items():
+        assert path.name == f"lightsernet-{variant}.tflite"
+        assert flex_ops(path.read_bytes()) == []
+        lite = LiteModel(path)
+        assert lite.labels == LABELS and lite.input_shape == (59, 40)
+        meta = json.loads(path.with_suffix(".json").read_text())
+        assert meta["variant"] == variant and meta["input"]["kind"] == "features"
+        assert meta["input"]["shape"] == [59, 40] and meta["input"]["samples"] == 16000
+        expected = np.int8 if variant == "int8" else np.float32
+        assert lite.input_dtype == expected and lite.output_dtype == expected
+
+
+def test_float32_matches_keras(exported):
+    model, features, paths = exported
+    expected = model.predict(features, verbose=0)
+    got = LiteModel(paths["float32"]).predict(features)
+    assert np.abs(got - expected).max() <= 1e-5
+    got16 = LiteModel(paths["float16"]).predict(features)
+    assert np.abs(got16 - expected).max() <= 1e-3
+
+
+def test_quantized_variants_agree_on_argmax(exported):
+    model, features, paths = exported
+    expected = model.predict(features, verbose=0)
+    for variant in ("dynamic_int8", "int8"):
+        got = LiteModel(paths[variant]).predict(features)
+        assert got.dtype == np.float32 and np.allclose(got.sum(1), 1.0, atol=0.05)
+        assert np.mean(got.argmax(1) == expected.argmax(1)) >= 0.8, variant
+
+
+def test_full_integer_needs_representative_set(tmp_path):
+    model = _small_model(narrow=True)
+    with pytest.raises(ValueError, match="representative"):
+        convert(model, "int8")
+    with pytest.raises(ValueError, match="representative set must have shape"):
+        convert(model, "int8", np.zeros((4, 40, 59), np.float32))
+    with pytest.raises(ValueError, match="representative"):
+        export_variants(model, tmp_path / "out", labels=LABELS,
+                        input_spec={"kind": "features"})
+    assert not (tmp_path / "out").exists()  # checked before converting anything
+    with pytest.raises(ValueError, match="unknown TFLite variant"):
+        convert(model, "int4")
+    with pytest.raises(ValueError, match="labels"):
+        export_variants(model, tmp_path, labels=LABELS[:3], variants=("float32",),
+                        input_spec={"kind": "features"})
+
+
+def test_waveform_model_is_builtins_only_and_matches_the_keras_pipeline(tmp_path):
+    model = _sharpen(_small_model())
+    waveform = build_waveform_model(model, RECIPE_1S)
+    assert waveform.input_shape == (None, 16000)
+    content = convert(waveform, "float32")  # supported_ops = TFLITE_BUILTINS only
+    assert flex_ops(content) == []
+    path = tmp_path / "wave-float32.tflite"
+    path.write_bytes(content)
+    segments = _segments(8, seed=100)
+    expected = model.predict(RECIPE_1S.compute(segments), verbose=0)
+    got = LiteModel(path).predict(segments)
+    assert np.abs(got - expected).max() <= 1e-4
+
+
+def test_quantising_a_waveform_model_warns(tmp_path):
+    model = _small_model(narrow=True)  # the spec is metadata: any input shape will do
+    spec = {"kind": "waveform", "sample_rate": 16000, "samples": 16000}
+    with pytest.warns(UserWarning, match="float32 or float16"):
+        export_variants(model, tmp_path, labels=LABELS, variants=("dynamic_int8",),
+                        input_spec=spec)
+
+
+def test_waveform_model_checks_the_recipe():
+    model = _small_model(narrow=True)
+    with pytest.raises(ValueError, match=r"\(184, 40\).*\(59, 40\)"):
+        build_waveform_model(model, get_recipe("lightsernet"))  # 3 s recipe, 1 s model
+    with pytest.raises(ValueError, match="cannot run inside a graph"):
+        build_waveform_model(model, get_recipe("timnet-EMODB"))
+
+
+def test_evaluate_and_latency(exported):
+    model, features, paths = exported
+    labels = np.arange(len(features)) % 7
+    metrics = evaluate_tflite(paths["float32"], features, labels, LABELS)
+    keras_pred = model.predict(features, verbose=0).argmax(1)
+    assert metrics["WA"] == pytest.approx(100.0 * np.mean(keras_pred == labels))
+    assert {"UA", "WA", "macro_F1", "confusion_matrix"} <= set(metrics)
+    latency = measure_latency(paths["int8"], features[0], threads=(1, 2), warmup=1, runs=5)
+    assert set(latency) == {1, 2}
+    assert all(v["mean_ms"] > 0 and v["p95_ms"] > 0 for v in latency.values())
+    with pytest.raises(ValueError, match="example must have shape"):
+        measure_latency(paths["int8"], features[:2], runs=1)
+
+
+def test_export_fold_models(tmp_path):
+    from ser_tf.features.cache import FeatureSet
+    from ser_tf.training.protocols import Fold
+
+    n = 28
+    features = RECIPE_1S.compute(_segments(n, seed=7))
+    ids = [f"u{i:02d}" for i in range(n)]
+    feature_set = FeatureSet(features, np.arange(n) % 7, ids, tuple(LABELS), [""] * n)
+    folds = [Fold(index=0, train_ids=ids[:20], val_ids=[], test_ids=ids[20:],
+                  selection_on_test=False),
+             Fold(index=1, train_ids=ids[8:], val_ids=[], test_ids=ids[:8],
+                  selection_on_test=False)]
+    work = tmp_path / "work"
+    for fold in folds:
+        (work / f"fold_{fold.index:02d}").mkdir(parents=True)
+        _small_model(seed=fold.index, narrow=True).save_weights(
+            work / f"fold_{fold.index:02d}" / "final.weights.h5")
+    build = lambda k: _small_model(k, seed=99, narrow=True)  # noqa: E731 (weights get loaded)
+    out = tmp_path / "out"
+    # Two variants keep the test short: float32 (parity) and int8 (per-fold calibration).
+    result = export_fold_models(work, folds, feature_set, build, out, recipe=RECIPE_1S,
+                                variants=("float32", "int8"), representative_size=12,
+                                latency_threads=(1,), latency_runs=3)
+    assert result["kept_fold"] == 0 and result["representative_size"] == 12
+    assert sorted(p.name for p in out.iterdir()) == ["fold_00"]  # fold 1 files removed
+    assert set(result["files"]) == {"float32", "int8"}
+    assert sorted(p.name for p in (out / "fold_00").iterdir()) == [
+        "lightsernet-float32.json", "lightsernet-float32.tflite",
+        "lightsernet-int8.json", "lightsernet-int8.tflite"]
+    assert result["float32_max_prob_diff"] <= 1e-5
+    for variant, row in result["variants"].items():
+        assert len(row["folds"]) == 2 and row["size_bytes_max"] >= row["size_bytes"] > 0
+        assert set(row["mean"]) == {"UA", "WA", "macro_F1", "weighted_F1"}
+        assert all(v["mean_ms"] > 0 for v in row["latency"].values())
+        assert LiteModel(result["files"][variant]).labels == LABELS
+    # float32 scores are the Keras model's scores, fold by fold.
+    assert result["variants"]["float32"]["mean"] == pytest.approx(result["keras"]["mean"])
+    (work / "fold_01" / "final.weights.h5").unlink()
+    with pytest.raises(FileNotFoundError, match="fold_01"):
+        export_fold_models(work, folds, feature_set, build, out, recipe=RECIPE_1S)
+
+
+@pytest.mark.integration
+def test_waveform_parity_on_emodb(shared_data, tmp_path):
+    from ser_tf.data.audio import read_audio
+
+    files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))[::97][:5]
+    if len(files) < 5:
+        pytest.skip("EMO-DB wav files not found")
+    recipe = get_recipe("lightsernet")
+    segments = np.stack([recipe.segment_audio(read_audio(f, sr=16000)[0]) for f in files])
+    keras.utils.set_random_seed(3)
+    model = _sharpen(build_lightsernet(7, (184, 40)))
+    expected = model.predict(recipe.compute(segments), verbose=0)
+    path = tmp_path / "emodb-wave.tflite"
+    path.write_bytes(convert(build_waveform_model(model, recipe), "float32"))
+    got = LiteModel(path).predict(segments)
+    assert np.abs(got - expected).max() <= 1e-4
