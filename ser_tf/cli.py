@@ -28,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ser_tf.reporting import report
 
     report.add_cli(commands)
+
+    from ser_tf.lite import predict  # TF-free: `ser-tf predict` starts in well under a second
+
+    predict.add_cli(commands)
     return parser
 
 
