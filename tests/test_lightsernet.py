@@ -47,3 +47,37 @@ def test_cli_runs_end_to_end_on_a_tiny_corpus(tmp_path):
     assert record["config"]["fit"]["lr_schedule"]["start_epoch"] == 60
     assert record["config"]["fit"]["checkpoint"] == "best-val"
     assert len(record["per_fold"]) == 2 and 0 <= record["summary"]["UA"]["mean"] <= 100
+    tflite = record["tflite"]
+    assert set(tflite["variants"]) == {"float32", "float16", "dynamic_int8", "int8"}
+    assert tflite["variants"]["float16"]["size_bytes"] < tflite["variants"]["float32"]["size_bytes"]
+    assert tflite["float32_max_prob_diff"] <= 1e-4
+    assert len(tflite["variants"]["int8"]["folds"]) == 2 and "int8_ua_drop_vs_float32" in tflite
+
+    # Ship fold 0 of the same run: models, sidecars, model cards, and a measurement record.
+    shipped = exp.run(exp.build_parser().parse_args([
+        "--data-dir", str(root), "--epochs", "2", "--batch-size", "8", "--folds", "2",
+        "--protocol", "clean", "--results-dir", str(tmp_path / "results"),
+        "--cache-dir", str(tmp_path / "cache"), "--quiet", "--ship-fold", "0",
+        "--ship-dest", str(tmp_path / "models")]))
+    measured = json.loads(shipped["record"].read_text())
+    assert measured["waveform"]["parity"]["max_prob_diff"] <= 1e-4
+    names = sorted(p.name for p in (tmp_path / "models").iterdir())
+    for variant in ("mfcc-float32", "mfcc-float16", "mfcc-dynamic_int8", "mfcc-int8",
+                    "waveform-float32"):
+        for ext in (".tflite", ".json", ".md"):
+            assert f"lightsernet-emodb-{variant}{ext}" in names
+    from ser_tf.lite import LiteModel
+    from ser_tf.lite.predict import predict_file
+
+    model = LiteModel(tmp_path / "models" / "lightsernet-emodb-waveform-float32.tflite")
+    result = predict_file(next((root / "wav").glob("*.wav")), model)
+    assert result["label"] in model.labels
+
+
+def test_ship_refuses_an_unfinished_fold(tmp_path):
+    root = make_emodb_like(tmp_path / "emodb", per_class=2, duration=0.5)
+    with pytest.raises(FileNotFoundError, match="has not finished"):
+        exp.run(exp.build_parser().parse_args([
+            "--data-dir", str(root), "--folds", "2", "--protocol", "clean",
+            "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
+            "--quiet", "--ship-fold", "1"]))

@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", "-v", type=int, default=1, help="0: quiet; 1: progress")
     parser.add_argument("--epochs", type=int, default=cfg["epochs"])
     parser.add_argument("--batch-size", type=int, default=cfg["batch_size"])
+    parser.add_argument("--no-export", action="store_true",
+                        help="skip the TFLite export of every fold at the end of the run")
+    parser.add_argument("--ship-fold", type=int, metavar="N",
+                        help="do not train: export fold N (0-based) of this run's finished "
+                             "folds to --ship-dest with model cards")
+    parser.add_argument("--ship-dest", default="tflite_models", help="(default: tflite_models)")
     add_common_arguments(parser, default_protocol="paper", default_seed=cfg["seed"])
     parser.set_defaults(folds=cfg["folds"])
     return parser
@@ -95,13 +101,45 @@ def run(args: argparse.Namespace) -> dict:
         monitor=cfg["monitor_paper"] if args.protocol == "paper" else cfg["monitor_clean"],
         seed=args.seed, deterministic=args.deterministic, jit_compile=cfg["jit_compile"])
     quiet = args.quiet or args.verbose == 0
-    return run_experiment(
-        manifest, recipe, lambda n: build_lightsernet(n, _feature_shape(recipe)),
-        paper=PAPER, protocol=args.protocol, fit=fit, results_dir=args.results_dir,
-        cache_dir=args.cache_dir, n_folds=args.folds, fold_seed=args.fold_seed,
-        paper_style="lightsernet", strategy=get_strategy(args.strategy), quiet=quiet,
-        config_extra={"loss": loss, "duration": args.duration, "input": args.input_type,
-                      "audio_type": args.audio_type if corpus == "IEMOCAP" else None})
+    shape = _feature_shape(recipe)
+
+    def build(num_classes):
+        return build_lightsernet(num_classes, shape)
+
+    experiment = dict(paper=PAPER, protocol=args.protocol, fit=fit, results_dir=args.results_dir,
+                      n_folds=args.folds, fold_seed=args.fold_seed, paper_style="lightsernet",
+                      config_extra={"loss": loss, "duration": args.duration,
+                                    "input": args.input_type,
+                                    "audio_type": args.audio_type if corpus == "IEMOCAP" else None})
+    if args.ship_fold is not None:
+        return _ship(args, manifest, recipe, build, experiment)
+
+    def export(work_dir, folds, feature_set, results):
+        from ser_tf.experiments.lightsernet_export import export_all_folds
+
+        return {"tflite": export_all_folds(work_dir, folds, feature_set, build, recipe)}, None
+
+    return run_experiment(manifest, recipe, build, cache_dir=args.cache_dir,
+                          strategy=get_strategy(args.strategy), quiet=quiet,
+                          after_folds=None if args.no_export else export, **experiment)
+
+
+def _ship(args, manifest, recipe, build, experiment) -> dict:
+    """``--ship-fold N``: export a finished fold of the run these flags describe."""
+    from ser_tf.experiments.lightsernet_export import ship_fold
+    from ser_tf.features.cache import extract_features
+    from ser_tf.training.classifier import plan_experiment
+
+    plan = plan_experiment(manifest, recipe, **experiment)
+    weights = plan.work_dir / f"fold_{args.ship_fold:02d}" / "final.weights.h5"
+    if not (plan.work_dir / f"fold_{args.ship_fold:02d}" / "result.json").is_file():
+        raise FileNotFoundError(f"{weights.parent}: fold {args.ship_fold} of run {plan.run_id} "
+                                "has not finished; run the same command without --ship-fold")
+    feature_set = extract_features(manifest, recipe, args.cache_dir)
+    record = plan.work_dir.parent / f"shipped-{plan.run_id}-fold{args.ship_fold:02d}.json"
+    measured = ship_fold(plan, args.ship_fold, manifest, feature_set, build, recipe,
+                         dest=args.ship_dest, record_path=record)
+    return {"run_id": plan.run_id, "record": record, "shipped": measured["shipped"]}
 
 
 def _feature_shape(recipe) -> tuple[int, int]:

@@ -141,6 +141,41 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
     }
 
 
+@dataclass
+class ExperimentPlan:
+    """What a run is before it runs: its resolved config (whose hash is the run id), its
+    folds and its work folder. Experiments use it to find a run's outputs again."""
+
+    config: dict
+    folds: list
+    fit: FitConfig
+    run_id: str
+    work_dir: Path
+
+
+def plan_experiment(manifest: Manifest, recipe, *, paper: str, protocol: str, fit: FitConfig,
+                    results_dir="experiments/results", n_folds: int | None = 10,
+                    fold_seed: int | None = None, paper_style: str = "lightsernet",
+                    val_fraction: float = 0.1, config_extra: dict | None = None) -> ExperimentPlan:
+    """Resolve the config, the folds and the work folder of a run (nothing is computed)."""
+    from ser_tf.reporting.records import run_id
+    from ser_tf.training.protocols import make_folds
+
+    if protocol == "paper" and fit.checkpoint == "best-val":
+        # Under the paper protocol the validation ids ARE the test ids; say so in the policy.
+        fit = FitConfig(**{**fit.to_dict(), "checkpoint": "paper"})
+    folds = make_folds(manifest, protocol, n_folds=n_folds, seed=fold_seed,
+                       val_fraction=val_fraction, paper_style=paper_style)
+    config = {"paper": paper, "corpus": manifest.corpus, "protocol": protocol,
+              "recipe": recipe.config(), "fit": fit.to_dict(), "n_folds": len(folds),
+              "fold_seed": fold_seed, "paper_style": paper_style, "val_fraction": val_fraction,
+              "labels": list(manifest.labels), "n_utterances": len(manifest),
+              **(config_extra or {})}
+    rid = run_id(config)
+    work_dir = Path(results_dir) / paper / manifest.corpus / f"{rid}.work"
+    return ExperimentPlan(config, folds, fit, rid, work_dir)
+
+
 def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: str,
                    protocol: str, fit: FitConfig, results_dir="experiments/results",
                    cache_dir=None, n_folds: int | None = 10, fold_seed: int | None = None,
@@ -162,35 +197,24 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     Returns ``{"run_id", "work_dir", "record" (its folder), "n_folds", "feature_stats"}``.
     """
     from ser_tf.features.cache import extract_features
-    from ser_tf.reporting.records import run_id, write_run_record
-    from ser_tf.training.kfold import run_kfold
-    from ser_tf.training.protocols import make_folds, paper_protocol_warning
+    from ser_tf.reporting.records import write_run_record
+    from ser_tf.training.kfold import run_kfold, write_json_atomic
+    from ser_tf.training.protocols import paper_protocol_warning
 
-    if protocol == "paper" and fit.checkpoint == "best-val":
-        # Under the paper protocol the validation ids ARE the test ids; say so in the policy.
-        fit = FitConfig(**{**fit.to_dict(), "checkpoint": "paper"})
-    folds = make_folds(manifest, protocol, n_folds=n_folds, seed=fold_seed,
-                       val_fraction=val_fraction, paper_style=paper_style)
-    config = {"paper": paper, "corpus": manifest.corpus, "protocol": protocol,
-              "recipe": recipe.config(), "fit": fit.to_dict(), "n_folds": len(folds),
-              "fold_seed": fold_seed, "paper_style": paper_style, "val_fraction": val_fraction,
-              "labels": list(manifest.labels), "n_utterances": len(manifest),
-              **(config_extra or {})}
-    rid = run_id(config)
-    corpus_dir = Path(results_dir) / paper / manifest.corpus
-    work_dir = corpus_dir / f"{rid}.work"
+    plan = plan_experiment(manifest, recipe, paper=paper, protocol=protocol, fit=fit,
+                           results_dir=results_dir, n_folds=n_folds, fold_seed=fold_seed,
+                           paper_style=paper_style, val_fraction=val_fraction,
+                           config_extra=config_extra)
+    folds, work_dir = plan.folds, plan.work_dir
     warning = paper_protocol_warning(protocol)
     if warning and not quiet:
         print(f"NOTE: {warning}")
-
-    from ser_tf.training.kfold import write_json_atomic
-
     work_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(work_dir / "config.json", config)  # tells a later session what this is
+    write_json_atomic(work_dir / "config.json", plan.config)  # tells a later session what this is
     feature_set = extract_features(manifest, recipe, cache_dir, progress=not quiet)
     start = time.perf_counter()
     results = run_kfold(work_dir, folds, lambda fold, fold_dir: train_fold(
-        fold, fold_dir, feature_set=feature_set, build_model=build_model, fit=fit,
+        fold, fold_dir, feature_set=feature_set, build_model=build_model, fit=plan.fit,
         strategy=strategy, n_folds=len(folds), quiet=quiet))
     wall = sum(float(r.get("seconds", 0.0)) for r in results) or time.perf_counter() - start
     details, extra_files = {}, None
@@ -198,8 +222,8 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
         details, extra_files = after_folds(work_dir, folds, feature_set, results)
     if manifest.skipped:
         details = {**details, "skipped_audio": list(manifest.skipped)}
-    record = write_run_record(results_dir, config=config, protocol=protocol, folds=folds,
+    record = write_run_record(results_dir, config=plan.config, protocol=protocol, folds=folds,
                               fold_results=results, wall_time=wall, labels=manifest.labels,
                               extra_files=extra_files, details=details, overwrite=True)
-    return {"run_id": rid, "work_dir": work_dir, "record": record, "n_folds": len(folds),
-            "feature_stats": feature_set.stats}
+    return {"run_id": plan.run_id, "work_dir": work_dir, "record": record,
+            "n_folds": len(folds), "feature_stats": feature_set.stats}

@@ -1,0 +1,128 @@
+"""TFLite side of the Light-SERNet experiment (issue: float32 / float16 / int8 and a
+waveform-in model for a Raspberry Pi).
+
+- :func:`export_all_folds`: after a k-fold run, every fold's chosen weights are converted
+  to float32, float16, dynamic-range int8 and full-integer int8 (calibrated on that fold's
+  training split only) and scored on that fold's test utterances: the numbers in the run
+  record's ``tflite`` section describe exactly the models the Keras scores describe.
+- :func:`ship_fold`: one fold's models (the four feature-in variants and the waveform-in
+  float32 model, MFCC inside the graph) copied to ``tflite_models/`` with model cards, and
+  a JSON record of their measured size, scores, parity and latency.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+SHIP_PREFIX = "lightsernet-emodb"
+
+
+def export_all_folds(work_dir, folds, feature_set, build_model, recipe) -> dict:
+    """Score the four TFLite variants of every fold (files are not kept)."""
+    from ser_tf.export.evaluate import export_fold_models
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = export_fold_models(work_dir, folds, feature_set, build_model, tmp, recipe=recipe,
+                                    keep_fold=int(folds[0].index), name=SHIP_PREFIX + "-mfcc")
+    result.pop("files", None)  # they were in the temporary folder
+    float_ua = result["variants"]["float32"]["mean"]["UA"]
+    int8_ua = result["variants"]["int8"]["mean"]["UA"]
+    result["int8_ua_drop_vs_float32"] = round(float_ua - int8_ua, 4)
+    return result
+
+
+def waveform_parity(feature_model, waveform_path, recipe, audio_paths) -> dict:
+    """Max probability difference between the waveform-in TFLite model and the Keras
+    pipeline (segment -> front-end -> model) on real recordings."""
+    from ser_tf.data.audio import read_audio
+    from ser_tf.lite import LiteModel
+
+    lite = LiteModel(waveform_path)
+    diffs = []
+    for path in audio_paths:
+        audio, _ = read_audio(path, sr=recipe.sample_rate)
+        segment = recipe.segment_audio(audio)[None]
+        keras_probs = feature_model.predict(recipe.compute(segment), verbose=0)
+        diffs.append(float(np.abs(lite.predict(segment) - keras_probs).max()))
+    return {"files": len(diffs), "max_prob_diff": max(diffs), "mean_prob_diff": float(np.mean(diffs))}
+
+
+def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe, *,
+              dest="tflite_models", record_path=None) -> dict:
+    """Export one fold's models into ``dest`` with model cards; returns the measurements."""
+    from ser_tf.export.evaluate import evaluate_tflite, export_fold_models, measure_latency
+    from ser_tf.export.model_card import write_model_card
+    from ser_tf.export.tflite import export_variants
+    from ser_tf.export.waveform import build_waveform_model, input_spec
+    from ser_tf.training.protocols import paper_protocol_warning
+
+    fold = next(f for f in plan.folds if int(f.index) == int(fold_index))
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    by_id = {u.utterance_id: u for u in manifest}
+    test_paths = [by_id[i].path for i in fold.test_ids]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        features = export_fold_models(plan.work_dir, [fold], feature_set, build_model, tmp,
+                                      recipe=recipe, keep_fold=int(fold.index),
+                                      name=SHIP_PREFIX + "-mfcc")
+        model = build_model(len(manifest.labels))
+        model.load_weights(plan.work_dir / f"fold_{int(fold.index):02d}" / "final.weights.h5")
+        waveform = build_waveform_model(model, recipe)
+        samples = int(waveform.input_shape[1])
+        wave_paths = export_variants(waveform, tmp / "waveform", labels=list(manifest.labels),
+                                     variants=("float32",), name=SHIP_PREFIX + "-waveform",
+                                     input_spec=input_spec(recipe, "waveform", (samples,)))
+        wave_path = wave_paths["float32"]
+        segments = np.stack([recipe.segment_audio(_read(p, recipe)) for p in test_paths])
+        y_test = feature_set.labels[feature_set.index_of(fold.test_ids)]
+        wave_metrics = evaluate_tflite(wave_path, segments, y_test, list(manifest.labels))
+        measured = {
+            "run_id": plan.run_id, "fold": int(fold.index), "protocol": plan.config["protocol"],
+            "test_utterances": len(test_paths), "feature_models": features,
+            "waveform": {"size_bytes": wave_path.stat().st_size,
+                         "metrics": _scores(wave_metrics),
+                         "parity": waveform_parity(model, wave_path, recipe, test_paths),
+                         "latency": measure_latency(wave_path, segments[0])}}
+        files = {v: Path(p) for v, p in features["files"].items()}
+        files["waveform-float32"] = wave_path
+        shipped = {}
+        for variant, path in files.items():
+            for source in (path, path.with_suffix(".json")):
+                shutil.copy2(source, dest / source.name)
+            shipped[variant] = str(dest / path.name)
+    warning = paper_protocol_warning(plan.config["protocol"]) or ""
+    protocol_text = (f"{plan.config['protocol']} protocol, fold {int(fold.index) + 1} of "
+                     f"{len(plan.folds)} (run {plan.run_id}); {warning}").strip()
+    training = (f"EMO-DB ({len(fold.train_ids)} training utterances of this fold; "
+                f"{len(fold.test_ids)} held-out test utterances scored below)")
+    for variant, path in shipped.items():
+        info = (measured["waveform"] if variant == "waveform-float32"
+                else features["variants"][variant] | {"metrics": features["variants"][variant]["mean"]})
+        write_model_card(path, title=f"Light-SERNet EMO-DB 3 s ({variant})",
+                         training_data=training, protocol=protocol_text,
+                         metrics=info["metrics"], labels=list(manifest.labels),
+                         input_spec=json.loads(Path(path).with_suffix(".json").read_text())["input"],
+                         size_bytes=info["size_bytes"], latency=info["latency"],
+                         notes="Measured by ser_tf.experiments.lightsernet --ship-fold.")
+    measured["shipped"] = shipped
+    if record_path is not None:
+        from ser_tf.training.kfold import write_json_atomic
+
+        write_json_atomic(record_path, measured)
+    return measured
+
+
+def _read(path, recipe):
+    from ser_tf.data.audio import read_audio
+
+    return read_audio(path, sr=recipe.sample_rate)[0]
+
+
+def _scores(metrics: dict) -> dict:
+    return {k: metrics[k] for k in ("UA", "WA", "macro_F1", "weighted_F1")}
