@@ -63,21 +63,23 @@ def check_corpus(name: str, data_dir=None, **options) -> CheckReport:
     return CheckReport(corpus.name, str(root), manifest, problems)
 
 
+def _corpus_arguments(parser) -> None:
+    parser.add_argument("corpus", type=str.upper, choices=sorted(CORPORA), metavar="CORPUS",
+                        help="one of: " + ", ".join(sorted(CORPORA)))
+    parser.add_argument("--data-dir", help="the corpus folder (default: $SER_TF_DATA/<corpus>)")
+
+
 def add_cli(subparsers) -> None:
     parser = subparsers.add_parser("check", help="validate a local copy of a corpus",
                                    description="Decode every file of a corpus copy and print "
                                                "counts per class and speaker and what is missing.")
-    parser.add_argument("corpus", type=str.upper, choices=sorted(CORPORA), metavar="CORPUS",
-                        help="one of: " + ", ".join(sorted(CORPORA)))
-    parser.add_argument("--data-dir", help="the corpus folder (default: $SER_TF_DATA/<corpus>)")
+    _corpus_arguments(parser)
     parser.set_defaults(handler=_run)
 
     manifest = subparsers.add_parser("manifest", help="write a corpus's manifest as CSV",
                                      description="Scan a corpus folder, decode every file once, "
                                                  "and write one CSV row per usable recording.")
-    manifest.add_argument("corpus", type=str.upper, choices=sorted(CORPORA), metavar="CORPUS",
-                          help="one of: " + ", ".join(sorted(CORPORA)))
-    manifest.add_argument("--data-dir", help="the corpus folder (default: $SER_TF_DATA/<corpus>)")
+    _corpus_arguments(manifest)
     manifest.add_argument("--out", required=True, help="CSV file to write")
     manifest.add_argument("--on-bad-audio", choices=("fail", "skip"), default="fail",
                           help="stop at unusable audio (default) or leave it out and list it")

@@ -56,6 +56,39 @@ class Corpus:
                                  f"The corpus is available from {self.homepage}")
 
 
+def check_label_order(labels, owner: str) -> tuple[str, ...] | None:
+    """Validate a ``labels`` option: ``None`` or distinct non-empty strings."""
+    if labels is None:
+        return None
+    if isinstance(labels, str):
+        raise ValueError(f"{owner} labels must be a sequence of names, not the string {labels!r}")
+    labels = tuple(labels)
+    if not labels or not all(isinstance(x, str) and x.strip() for x in labels):
+        raise ValueError(f"{owner} labels must be non-empty strings, got {list(labels)!r}")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"{owner} labels contain duplicates: {list(labels)!r}")
+    return labels
+
+
+class UserLabelsCorpus(Corpus):
+    """A user's own corpus: the label order is the ``labels`` option, or else the sorted
+    labels :meth:`scan` finds (stored in ``_found``), never file-system order."""
+
+    #: Where the labels come from, for the error when ``labels`` is read before ``scan``.
+    label_source: str = "labels"
+    labels_option: tuple[str, ...] | None = None
+    _found: tuple[str, ...] | None = None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        if self.labels_option is not None:
+            return self.labels_option
+        if self._found is None:
+            raise RuntimeError(f"{self.name}: the label set is the sorted {self.label_source}; "
+                               "scan() first or pass labels=[...]")
+        return self._found
+
+
 def register(cls: type[Corpus]) -> type[Corpus]:
     """Class decorator adding a corpus to :data:`CORPORA`."""
     if not cls.name or cls.name != cls.name.upper():

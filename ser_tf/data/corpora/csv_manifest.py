@@ -23,8 +23,7 @@ import csv
 import json
 from pathlib import Path
 
-from ser_tf.data.corpora.base import Corpus, register
-from ser_tf.data.corpora.folder import check_label_order
+from ser_tf.data.corpora.base import UserLabelsCorpus, check_label_order, register
 from ser_tf.data.manifest import Utterance
 
 REQUIRED = ("path", "label")
@@ -33,8 +32,9 @@ GENDERS = {"female": "female", "f": "female", "male": "male", "m": "male"}
 
 
 @register
-class CSV(Corpus):
+class CSV(UserLabelsCorpus):
     name = "CSV"
+    label_source = "labels of the manifest"
     folder = "csv"
     homepage = "your own recordings (see the ser_tf.data.corpora.csv_manifest docstring)"
     layout = ("a CSV file (default <root>/manifest.csv) with columns path,label and optional "
@@ -50,16 +50,7 @@ class CSV(Corpus):
             raise ValueError(f"CSV manifest must be a file name or path, got {manifest!r}")
         self.manifest = str(manifest)
         self.labels_option = check_label_order(labels, "CSV")
-        self._found: tuple[str, ...] | None = None
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        if self.labels_option is not None:
-            return self.labels_option
-        if self._found is None:
-            raise RuntimeError("CSV: the label set is the sorted labels of the manifest; "
-                               "scan() it first or pass labels=[...]")
-        return self._found
+        self._found = None
 
     def options(self) -> dict:
         return {"manifest": self.manifest,

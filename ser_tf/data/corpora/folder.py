@@ -22,30 +22,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ser_tf.data.corpora.base import Corpus, register
+from ser_tf.data.corpora.base import UserLabelsCorpus, check_label_order, register
 from ser_tf.data.manifest import Utterance
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 SPEAKER_FROM = ("none", "parent", "prefix")
 
 
-def check_label_order(labels, owner: str) -> tuple[str, ...] | None:
-    """Validate a ``labels`` option: ``None`` or distinct non-empty strings."""
-    if labels is None:
-        return None
-    if isinstance(labels, str):
-        raise ValueError(f"{owner} labels must be a sequence of names, not the string {labels!r}")
-    labels = tuple(labels)
-    if not labels or not all(isinstance(x, str) and x.strip() for x in labels):
-        raise ValueError(f"{owner} labels must be non-empty strings, got {list(labels)!r}")
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"{owner} labels contain duplicates: {list(labels)!r}")
-    return labels
-
-
 @register
-class FOLDER(Corpus):
+class FOLDER(UserLabelsCorpus):
     name = "FOLDER"
+    label_source = "folder names"
     folder = "folder"
     homepage = "your own recordings (see the ser_tf.data.corpora.folder docstring)"
     layout = "<root>/<label>/<anything>.wav (any depth; wav, flac, ogg or mp3)"
@@ -61,16 +48,7 @@ class FOLDER(Corpus):
                              f"got {speaker_from!r}")
         self.labels_option = check_label_order(labels, "FOLDER")
         self.speaker_from = speaker_from
-        self._found: tuple[str, ...] | None = None
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        if self.labels_option is not None:
-            return self.labels_option
-        if self._found is None:
-            raise RuntimeError("FOLDER: the label set is the sorted folder names; "
-                               "scan() the folder first or pass labels=[...]")
-        return self._found
+        self._found = None
 
     def options(self) -> dict:
         return {"labels": None if self.labels_option is None else list(self.labels_option),
