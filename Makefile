@@ -70,3 +70,10 @@ reproduce-lightsernet: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Light-SERNet speed on EMO-DB (3 s MFCC, batch 32): s/epoch with and without XLA, feature
+# throughput, TFLite latency per variant, input pipeline vs. train step. Minutes; run it on
+# an idle machine. Record: experiments/results/bench/lightsernet-emodb-<date>.json.
+.PHONY: bench-lightsernet
+bench-lightsernet: install
+	$(PY) -m ser_tf.experiments.bench_lightsernet $(if $(wildcard $(EMODB_DIR)),--data-dir "$(EMODB_DIR)")
