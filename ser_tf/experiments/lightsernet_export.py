@@ -22,13 +22,15 @@ import numpy as np
 SHIP_PREFIX = "lightsernet-emodb"
 
 
-def export_all_folds(work_dir, folds, feature_set, build_model, recipe) -> dict:
-    """Score the four TFLite variants of every fold (files are not kept)."""
+def export_all_folds(work_dir, folds, feature_set, build_model, recipe, *,
+                     name: str = SHIP_PREFIX + "-mfcc") -> dict:
+    """Score the four TFLite variants of every fold (files are not kept). Any feature-in
+    model works; ``name`` is the model name written into the files' sidecars."""
     from ser_tf.export.evaluate import export_fold_models
 
     with tempfile.TemporaryDirectory() as tmp:
         result = export_fold_models(work_dir, folds, feature_set, build_model, tmp, recipe=recipe,
-                                    keep_fold=int(folds[0].index), name=SHIP_PREFIX + "-mfcc")
+                                    keep_fold=int(folds[0].index), name=name)
     result.pop("files", None)  # they were in the temporary folder
     float_ua = result["variants"]["float32"]["mean"]["UA"]
     int8_ua = result["variants"]["int8"]["mean"]["UA"]

@@ -181,7 +181,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
                    cache_dir=None, n_folds: int | None = 10, fold_seed: int | None = None,
                    paper_style: str = "lightsernet", val_fraction: float = 0.1,
                    config_extra: dict | None = None, strategy=None, quiet: bool = False,
-                   after_folds: Callable | None = None) -> dict:
+                   after_folds: Callable | None = None, feature_set=None) -> dict:
     """Features -> folds -> resumable k-fold training -> run record.
 
     The work folder ``<results_dir>/<paper>/<corpus>/<run-id>.work/`` holds each finished
@@ -193,6 +193,10 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     once all folds are done (e.g. TFLite export of every fold's model); ``details`` become
     sections of ``record.json`` and ``extra_files`` ({name: path}) are copied into the record.
     It is not part of the config, so adding it does not change the run id.
+
+    ``feature_set``: features computed elsewhere (e.g. the TIM-Net authors' MFCC files,
+    :mod:`ser_tf.data.timnet_features`) instead of extracting them from the manifest's audio;
+    its ids must be the manifest's. Say where they came from in ``config_extra``.
 
     Returns ``{"run_id", "work_dir", "record" (its folder), "n_folds", "feature_stats"}``.
     """
@@ -211,7 +215,10 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
         print(f"NOTE: {warning}")
     work_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(work_dir / "config.json", plan.config)  # tells a later session what this is
-    feature_set = extract_features(manifest, recipe, cache_dir, progress=not quiet)
+    if feature_set is None:
+        feature_set = extract_features(manifest, recipe, cache_dir, progress=not quiet)
+    elif list(feature_set.ids) != [u.utterance_id for u in manifest]:
+        raise ValueError("feature_set ids differ from the manifest's utterance ids")
     start = time.perf_counter()
     results = run_kfold(work_dir, folds, lambda fold, fold_dir: train_fold(
         fold, fold_dir, feature_set=feature_set, build_model=build_model, fit=plan.fit,
