@@ -14,7 +14,7 @@ def make_tess(root: Path, names):
 
 
 def test_tess_parses_file_names_not_folders(tmp_path):
-    root = make_tess(tmp_path / "tess" / "TESS Toronto emotional speech set data", [
+    make_tess(tmp_path / "tess" / "TESS Toronto emotional speech set data", [
         "OAF_angry/OAF_back_angry.wav", "OAF_Fear/OAF_back_fear.wav",
         "OAF_Pleasant_surprise/OAF_back_ps.wav", "YAF_pleasant_surprised/YAF_dog_ps.wav",
         "YAF_sad/YAF_dog_sad.wav", "YAF_happy/YAF_Dog_Happy.wav",

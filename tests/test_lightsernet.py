@@ -19,7 +19,7 @@ def test_parameter_count_matches_the_paper_model():
 def test_input_types_and_durations(input_type, bins):
     for duration, frames in ((3.0, 184), (7.0, 434)):
         recipe = exp.feature_recipe(input_type, duration)
-        shape = exp._feature_shape(recipe)
+        shape = recipe.feature_shape()
         assert shape == (frames, bins)
         model = build_lightsernet(7, shape)
         out = model.predict(np.zeros((2, *shape), np.float32), verbose=0)

@@ -11,7 +11,6 @@ import csv
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Callable, Iterable
 
 #: Columns written by :meth:`Manifest.to_csv` (``extra`` is stored as JSON).

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> dict:
         monitor=cfg["monitor_paper"] if args.protocol == "paper" else cfg["monitor_clean"],
         seed=args.seed, deterministic=args.deterministic, jit_compile=cfg["jit_compile"])
     quiet = args.quiet or args.verbose == 0
-    shape = _feature_shape(recipe)
+    shape = recipe.feature_shape()
 
     def build(num_classes):
         return build_lightsernet(num_classes, shape)
@@ -140,13 +140,6 @@ def _ship(args, manifest, recipe, build, experiment) -> dict:
     measured = ship_fold(plan, args.ship_fold, manifest, feature_set, build, recipe,
                          dest=args.ship_dest, record_path=record)
     return {"run_id": plan.run_id, "record": record, "shipped": measured["shipped"]}
-
-
-def _feature_shape(recipe) -> tuple[int, int]:
-    import numpy as np
-
-    samples = int(round(recipe.segment["duration"] * recipe.sample_rate))
-    return tuple(recipe.compute(np.zeros((1, samples), np.float32)).shape[1:])
 
 
 def main(argv=None) -> int:

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> dict:
     manifest, feature_set, source = _data(args, corpus)
     recipe = get_recipe(f"timnet-{corpus}")
     shape = (tuple(feature_set.features.shape[1:]) if feature_set is not None
-             else _feature_shape(recipe))
+             else recipe.feature_shape())
     # Under the paper protocol the validation ids are the test ids: best-val IS test selection.
     checkpoint = "paper" if args.protocol == "paper" and args.checkpoint == "best-val" \
         else args.checkpoint
@@ -203,13 +203,6 @@ def write_tsne(work_dir, folds, feature_set, build_model, path, *, seed: int = 0
         plot_tsne(x, y, list(feature_set.label_names), path, seed=seed, title=title)
     return {"file": Path(path).name, "layer": "fused", "points": int(len(x)),
             "dims": int(x.shape[1]), "folds": len(folds), "seed": int(seed)}
-
-
-def _feature_shape(recipe) -> tuple[int, int]:
-    """(frames, 39) of a recipe, from one all-zero segment of its fixed length."""
-    from ser_tf.export.waveform import recipe_samples
-
-    return tuple(recipe.compute(np.zeros((1, recipe_samples(recipe)), np.float32)).shape[1:])
 
 
 def main(argv=None) -> int:

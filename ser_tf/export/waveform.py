@@ -39,18 +39,9 @@ from ser_tf.features.frontends import TF_KINDS, build_frontend
 
 
 def recipe_samples(recipe) -> int:
-    """Fixed number of samples the recipe's segmentation produces."""
-    segment = recipe.segment
-    kind = segment.get("kind")
-    if kind in ("lightsernet", "window"):
-        default = 3.0
-        return int(round(float(segment.get("duration", default)) * recipe.sample_rate))
-    if kind == "timnet":
-        from ser_tf.features.segment import TIMNET_LENGTHS
-
-        return int(TIMNET_LENGTHS[str(segment["corpus"]).upper()])
-    raise ValueError(f"recipe {recipe.name}: segment kind {kind!r} has no fixed length, so "
-                     "there is no fixed waveform input to export")
+    """Fixed number of samples the recipe's segmentation produces (no fixed length: error,
+    since there is then no fixed waveform input to export)."""
+    return recipe.num_samples()
 
 
 def build_waveform_model(feature_model: keras.Model, recipe, *,

@@ -59,6 +59,19 @@ class FeatureRecipe:
         return compute_features(np.asarray(segments, dtype=np.float32), self.sample_rate,
                                 self.frontend)
 
+    def num_samples(self) -> int:
+        """The fixed number of samples the segmentation produces (the model's waveform input)."""
+        kind = self.segment["kind"]
+        if kind in ("lightsernet", "window"):
+            return int(round(float(self.segment.get("duration", 3.0)) * self.sample_rate))
+        if kind == "timnet":
+            return int(seg.TIMNET_LENGTHS[str(self.segment["corpus"]).upper()])
+        raise ValueError(f"recipe {self.name}: segment kind {kind!r} has no fixed length")
+
+    def feature_shape(self) -> tuple[int, ...]:
+        """Shape of one example's features (e.g. ``(184, 40)``), from one silent segment."""
+        return tuple(self.compute(np.zeros((1, self.num_samples()), np.float32)).shape[1:])
+
     def replace(self, **changes) -> "FeatureRecipe":
         """A copy with some fields changed; dict fields are merged (``segment={"duration": 7}``)."""
         fields = self.config()
