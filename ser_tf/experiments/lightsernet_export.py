@@ -110,7 +110,7 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
                          training_data=training, protocol=protocol_text,
                          metrics=info["metrics"], labels=list(manifest.labels),
                          input_spec=json.loads(Path(path).with_suffix(".json").read_text())["input"],
-                         size_bytes=info["size_bytes"], latency=info["latency"],
+                         size_bytes=info["size_bytes"], latency=_card_latency(info["latency"]),
                          notes="Measured by ser_tf.experiments.lightsernet --ship-fold.")
     measured["shipped"] = shipped
     if record_path is not None:
@@ -118,6 +118,16 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
 
         write_json_atomic(record_path, measured)
     return measured
+
+
+def _card_latency(latency: dict) -> dict:
+    """measure_latency's ``{threads: {"mean_ms", "p95_ms", ...}}`` as model-card rows."""
+    rows = {}
+    for threads, stats in sorted(latency.items(), key=lambda kv: int(kv[0])):
+        text = f"mean {stats['mean_ms']:.2f}, p95 {stats['p95_ms']:.2f}"
+        key = "host_ms" if int(threads) == 1 else f"Development machine CPU, {threads} threads"
+        rows[key] = text
+    return rows
 
 
 def _read(path, recipe):
