@@ -200,6 +200,52 @@ def test_export_fold_models(tmp_path):
         export_fold_models(work, folds, feature_set, build, out, recipe=RECIPE_1S)
 
 
+def test_per_fold_scores_outlive_the_weights(tmp_path):
+    from ser_tf.export.evaluate import collect_fold_exports, export_fold_scores
+    from ser_tf.features.cache import FeatureSet
+    from ser_tf.training.protocols import Fold
+
+    n = 24
+    features = RECIPE_1S.compute(_segments(n, seed=8))
+    ids = [f"u{i:02d}" for i in range(n)]
+    feature_set = FeatureSet(features, np.arange(n) % 7, ids, tuple(LABELS), [""] * n)
+    folds = [Fold(index=0, train_ids=ids[:16], val_ids=[], test_ids=ids[16:],
+                  selection_on_test=False),
+             Fold(index=1, train_ids=ids[8:], val_ids=[], test_ids=ids[:8],
+                  selection_on_test=False)]
+    work = tmp_path / "work"
+    for fold in folds:
+        (work / f"fold_{fold.index:02d}").mkdir(parents=True)
+        _small_model(seed=fold.index, narrow=True).save_weights(
+            work / f"fold_{fold.index:02d}" / "final.weights.h5")
+    build = lambda k: _small_model(k, seed=99, narrow=True)  # noqa: E731 (weights get loaded)
+    options = dict(recipe=RECIPE_1S, variants=("float32", "int8"), representative_size=10,
+                   latency_threads=(1,), latency_runs=2)
+    row0 = export_fold_scores(work, folds[0], feature_set, build, **options)
+    assert (work / "fold_00" / "tflite.json").is_file() and row0["representative_size"] == 10
+    assert not list(work.rglob("*.tflite"))  # only the numbers are kept
+    # Fold 0 was scored when it finished; its weights can go. Fold 1 is exported from its
+    # weights now (a fold finished before per-fold export existed).
+    (work / "fold_00" / "final.weights.h5").unlink()
+    summary = collect_fold_exports(work, folds, feature_set, build, **options)
+    assert (work / "fold_01" / "tflite.json").is_file()
+    assert [r["fold"] for r in summary["variants"]["int8"]["folds"]] == [0, 1]
+    assert summary["variants"]["int8"]["folds"][0]["UA"] == row0["variants"]["int8"]["UA"]
+    assert summary["variants"]["float32"]["mean"] == pytest.approx(summary["keras"]["mean"])
+    assert summary["variants"]["float32"]["latency"]["1"]["mean_ms"] > 0
+    # Fold 1 retrained (new weights): its stale scores are redone, not reused.
+    stale = json.loads((work / "fold_01" / "tflite.json").read_text())
+    _small_model(seed=5, narrow=True).save_weights(work / "fold_01" / "final.weights.h5")
+    collect_fold_exports(work, folds, feature_set, build, **options)
+    fresh = json.loads((work / "fold_01" / "tflite.json").read_text())
+    assert fresh["weights_sha256"] != stale["weights_sha256"]
+    # No scores and no weights: the error names the fold's weights file.
+    (work / "fold_01" / "tflite.json").unlink()
+    (work / "fold_01" / "final.weights.h5").unlink()
+    with pytest.raises(FileNotFoundError, match="fold_01"):
+        collect_fold_exports(work, folds, feature_set, build, **options)
+
+
 @pytest.mark.integration
 def test_waveform_parity_on_emodb(shared_data, tmp_path):
     from ser_tf.data.audio import read_audio

@@ -52,6 +52,11 @@ def test_cli_runs_end_to_end_on_a_tiny_corpus(tmp_path):
     assert tflite["variants"]["float16"]["size_bytes"] < tflite["variants"]["float32"]["size_bytes"]
     assert tflite["float32_max_prob_diff"] <= 1e-4
     assert len(tflite["variants"]["int8"]["folds"]) == 2 and "int8_ua_drop_vs_float32" in tflite
+    # Each fold was scored the moment it finished: the record's numbers are those files'.
+    for i in range(2):
+        row = json.loads((out["work_dir"] / f"fold_{i:02d}" / "tflite.json").read_text())
+        assert row["fold"] == i
+        assert row["variants"]["int8"]["UA"] == tflite["variants"]["int8"]["folds"][i]["UA"]
 
     # Ship fold 0 of the same run: models, sidecars, model cards, and a measurement record.
     shipped = exp.run(exp.build_parser().parse_args([

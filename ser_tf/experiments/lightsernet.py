@@ -119,9 +119,15 @@ def run(args: argparse.Namespace) -> dict:
 
         return {"tflite": export_all_folds(work_dir, folds, feature_set, build, recipe)}, None
 
+    def export_fold(work_dir, fold, feature_set, result):
+        from ser_tf.experiments.lightsernet_export import export_fold
+
+        export_fold(work_dir, fold, feature_set, build, recipe)
+
     return run_experiment(manifest, recipe, build, cache_dir=args.cache_dir,
                           strategy=get_strategy(args.strategy), quiet=quiet,
-                          after_folds=None if args.no_export else export, **experiment)
+                          after_folds=None if args.no_export else export,
+                          on_fold_done=None if args.no_export else export_fold, **experiment)
 
 
 def _ship(args, manifest, recipe, build, experiment) -> dict:

@@ -1,10 +1,11 @@
 """TFLite side of the Light-SERNet experiment (issue: float32 / float16 / int8 and a
 waveform-in model for a Raspberry Pi).
 
-- :func:`export_all_folds`: after a k-fold run, every fold's chosen weights are converted
-  to float32, float16, dynamic-range int8 and full-integer int8 (calibrated on that fold's
-  training split only) and scored on that fold's test utterances: the numbers in the run
-  record's ``tflite`` section describe exactly the models the Keras scores describe.
+- :func:`export_fold` (when a fold finishes) and :func:`export_all_folds` (when the run
+  finishes): every fold's chosen weights are converted to float32, float16, dynamic-range
+  int8 and full-integer int8 (calibrated on that fold's training split only) and scored on
+  that fold's test utterances: the numbers in the run record's ``tflite`` section describe
+  exactly the models the Keras scores describe.
 - :func:`ship_fold`: one fold's models (the four feature-in variants and the waveform-in
   float32 model, MFCC inside the graph) copied to ``tflite_models/`` with model cards, and
   a JSON record of their measured size, scores, parity and latency.
@@ -22,16 +23,25 @@ import numpy as np
 SHIP_PREFIX = "lightsernet-emodb"
 
 
+def export_fold(work_dir, fold, feature_set, build_model, recipe, *,
+                name: str = SHIP_PREFIX + "-mfcc") -> dict:
+    """Right after a fold finishes: convert and score its four TFLite variants into
+    ``fold_XX/tflite.json`` (:func:`ser_tf.export.evaluate.export_fold_scores`)."""
+    from ser_tf.export.evaluate import export_fold_scores
+
+    return export_fold_scores(work_dir, fold, feature_set, build_model, recipe=recipe, name=name)
+
+
 def export_all_folds(work_dir, folds, feature_set, build_model, recipe, *,
                      name: str = SHIP_PREFIX + "-mfcc") -> dict:
-    """Score the four TFLite variants of every fold (files are not kept). Any feature-in
-    model works; ``name`` is the model name written into the files' sidecars."""
-    from ser_tf.export.evaluate import export_fold_models
+    """The four TFLite variants of every fold, scored on that fold's test utterances: each
+    fold's ``tflite.json`` (exported from its weights where missing), summarised. Any
+    feature-in model works; ``name`` is the model name written into the files' sidecars."""
+    from ser_tf.export.evaluate import collect_fold_exports
 
-    with tempfile.TemporaryDirectory() as tmp:
-        result = export_fold_models(work_dir, folds, feature_set, build_model, tmp, recipe=recipe,
-                                    keep_fold=int(folds[0].index), name=name)
-    result.pop("files", None)  # they were in the temporary folder
+    result = collect_fold_exports(work_dir, folds, feature_set, build_model, recipe=recipe,
+                                  name=name)
+    result.pop("files", None)  # nothing is kept: the files lived in temporary folders
     float_ua = result["variants"]["float32"]["mean"]["UA"]
     int8_ua = result["variants"]["int8"]["mean"]["UA"]
     result["int8_ua_drop_vs_float32"] = round(float_ua - int8_ua, 4)

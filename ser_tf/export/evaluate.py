@@ -112,6 +112,95 @@ def _remove_fold_files(paths: dict) -> None:
         folder.rmdir()  # only if nothing else lives there
 
 
+def export_fold(model, fold, feature_set, out_dir, *, recipe, variants=ALL,
+                representative_size: int = 200, seed: int = 0, name: str | None = None,
+                batch_size: int = 64) -> tuple[dict, dict]:
+    """Convert one fold's trained ``model`` into every variant in ``out_dir`` and score each
+    on that fold's ``test_ids``, next to the Keras model itself.
+
+    The int8 representative set is drawn (seeded, up to ``representative_size``) from the
+    fold's ``train_ids`` only. Returns ``(row, paths)``: ``row`` is ``{"fold", "keras":
+    {scores, "metrics"}, "variants": {variant: {"size_bytes", scores, "metrics",
+    "max_prob_diff_vs_keras", "argmax_agreement"}}}`` (JSON-ready); ``paths`` maps each
+    variant to its ``.tflite`` file.
+    """
+    from ser_tf.export.waveform import input_spec
+    from ser_tf.training.metrics import classification_metrics
+
+    if feature_set.features is None:
+        raise ValueError("feature_set has no features in memory (extract with load=True)")
+    label_names = list(feature_set.label_names)
+    shape = tuple(feature_set.features.shape[1:])
+    variants = tuple(variants)
+    test_rows = feature_set.index_of(fold.test_ids)
+    x_test = np.asarray(feature_set.features[test_rows], dtype=np.float32)
+    y_test = feature_set.labels[test_rows]
+    reference = model.predict(x_test, batch_size=batch_size, verbose=0)
+    keras_metrics = classification_metrics(y_test, reference, label_names)
+    paths = export_variants(
+        model, Path(out_dir), labels=label_names, variants=variants,
+        representative=_representative(feature_set, fold, int(representative_size), seed)
+        if "int8" in variants else None,
+        input_spec=input_spec(recipe, "features", shape), name=name)
+    row = {"fold": int(fold.index), "keras": {**_scores(keras_metrics), "metrics": keras_metrics},
+           "variants": {}}
+    for variant, path in paths.items():
+        probabilities = _probabilities(path, x_test, batch_size)
+        metrics = classification_metrics(y_test, probabilities, label_names)
+        row["variants"][variant] = {
+            "size_bytes": path.stat().st_size, **_scores(metrics), "metrics": metrics,
+            "max_prob_diff_vs_keras": float(np.abs(probabilities - reference).max()),
+            "argmax_agreement": float(np.mean(probabilities.argmax(1) == reference.argmax(1)))}
+    return row, paths
+
+
+def summarise_fold_exports(rows: list[dict], latency: dict, *, kept_fold=None,
+                           files: dict | None = None, representative_size: int | None = None
+                           ) -> dict:
+    """Fold rows of :func:`export_fold` -> the k-fold summary a run record stores.
+
+    ``latency``: ``{variant: measure_latency(...)}`` of one fold's files (the first fold's,
+    or ``kept_fold``'s). Per variant: ``size_bytes`` (that fold), ``size_bytes_max`` (over
+    folds), ``folds``, ``mean`` and ``std`` of the scores over folds,
+    ``max_prob_diff_vs_keras`` (max over folds), ``argmax_agreement`` (mean) and ``latency``.
+    """
+    if not rows:
+        raise ValueError("no fold rows to summarise")
+    rows = sorted(rows, key=lambda r: int(r["fold"]))
+    indices = [int(r["fold"]) for r in rows]
+    size_fold = indices[0] if kept_fold in (None, "all") else int(kept_fold)
+    keras_rows = [{"fold": r["fold"], **r["keras"]} for r in rows]
+    keras_mean, keras_std = _summary(keras_rows)
+    result = {"variants": {}, "kept_fold": indices[0] if kept_fold is None else kept_fold,
+              "files": dict(files or {}), "n_folds": len(rows),
+              "representative_size": representative_size,
+              "keras": {"folds": keras_rows, "mean": keras_mean, "std": keras_std}}
+    for variant in rows[0]["variants"]:
+        folds = [{"fold": r["fold"], **{k: v for k, v in r["variants"][variant].items()
+                                         if k != "size_bytes"}} for r in rows]
+        sizes = [r["variants"][variant]["size_bytes"] for r in rows]
+        mean, std = _summary(folds)
+        result["variants"][variant] = {
+            "size_bytes": sizes[indices.index(size_fold)], "size_bytes_max": max(sizes),
+            "folds": folds, "mean": mean, "std": std,
+            "max_prob_diff_vs_keras": max(r["max_prob_diff_vs_keras"] for r in folds),
+            "argmax_agreement": float(np.mean([r["argmax_agreement"] for r in folds])),
+            "latency": latency.get(variant)}
+    if "float32" in result["variants"]:
+        result["float32_max_prob_diff"] = result["variants"]["float32"]["max_prob_diff_vs_keras"]
+    return result
+
+
+def _fold_weights(work_dir, folds) -> dict:
+    from ser_tf.training.kfold import fold_dir_name
+
+    weights = {int(f.index): Path(work_dir) / fold_dir_name(f) / WEIGHTS_FILE for f in folds}
+    missing = [str(p) for p in weights.values() if not p.is_file()]
+    if missing:  # before any conversion: a half-trained run fails fast
+        raise FileNotFoundError(f"fold weights missing (fold not trained?): {missing}")
+    return weights
+
+
 def export_fold_models(work_dir, folds, feature_set, build_model: Callable, out_dir, *,
                        recipe, variants=ALL, representative_size: int = 200, seed: int = 0,
                        keep_fold: int | str | None = None, name: str | None = None,
@@ -120,25 +209,15 @@ def export_fold_models(work_dir, folds, feature_set, build_model: Callable, out_
     """Export and score every variant of every trained fold of a k-fold run.
 
     For each fold: ``build_model(num_classes)``, load ``work_dir/fold_XX/final.weights.h5``
-    (the weights :func:`~ser_tf.training.classifier.train_fold` chose), convert each
-    variant into ``out_dir/fold_XX/`` with the int8 representative set drawn (seeded, up
-    to ``representative_size``) from that fold's ``train_ids`` only, and evaluate on that
-    fold's ``test_ids``, next to the Keras model itself.
+    (the weights :func:`~ser_tf.training.classifier.train_fold` chose) and
+    :func:`export_fold` into ``out_dir/fold_XX/``.
 
     Files: only ``keep_fold``'s files stay (default: the first fold; pass the index of the
     fold to ship, or ``"all"`` to keep every fold's folder); the others are deleted once
     scored. Latency is measured on the kept fold's files (the first fold's with ``"all"``).
-
-    Returns ``{"variants": {variant: {...}}, "keras": {...}, "float32_max_prob_diff",
-    "kept_fold", "files", "representative_size", "n_folds"}``; per variant:
-    ``size_bytes`` (kept fold), ``size_bytes_max`` (over folds), ``folds`` (per fold: the
-    scores, full ``metrics``, ``max_prob_diff_vs_keras``, ``argmax_agreement``), ``mean``
-    and ``std`` of UA / WA / macro_F1 / weighted_F1 over folds, ``max_prob_diff_vs_keras``
-    (max over folds) and ``latency`` (:func:`measure_latency`).
+    Returns :func:`summarise_fold_exports` of the folds, with ``files`` the kept ones.
     """
-    from ser_tf.export.waveform import input_spec
     from ser_tf.training.kfold import as_folds, fold_dir_name
-    from ser_tf.training.metrics import classification_metrics
 
     folds = as_folds(folds)
     if not folds:
@@ -153,64 +232,99 @@ def export_fold_models(work_dir, folds, feature_set, build_model: Callable, out_
     if keep != "all" and keep not in indices:
         raise ValueError(f"keep_fold must be 'all' or one of {indices}, got {keep_fold!r}")
     latency_fold = indices[0] if keep == "all" else keep
-    work_dir, out_dir = Path(work_dir), Path(out_dir)
-    weights = {i: work_dir / fold_dir_name(f) / WEIGHTS_FILE for i, f in zip(indices, folds)}
-    missing = [str(p) for p in weights.values() if not p.is_file()]
-    if missing:  # before any conversion: a half-trained run fails fast
-        raise FileNotFoundError(f"fold weights missing (fold not trained?): {missing}")
-    label_names = list(feature_set.label_names)
-    shape = tuple(feature_set.features.shape[1:])
-    variants = tuple(variants)
-
-    per_variant = {v: {"folds": [], "sizes": []} for v in variants}
-    keras_rows, files, kept_paths = [], {}, None
+    weights = _fold_weights(work_dir, folds)
+    rows, files, latency = [], {}, {}
     for fold, index in zip(folds, indices):
-        model = build_model(len(label_names))
+        model = build_model(len(feature_set.label_names))
         model.load_weights(weights[index])
-        test_rows = feature_set.index_of(fold.test_ids)
-        x_test = np.asarray(feature_set.features[test_rows], dtype=np.float32)
-        y_test = feature_set.labels[test_rows]
-        reference = model.predict(x_test, batch_size=batch_size, verbose=0)
-        keras_metrics = classification_metrics(y_test, reference, label_names)
-        keras_rows.append({"fold": index, **_scores(keras_metrics), "metrics": keras_metrics})
-        paths = export_variants(
-            model, out_dir / fold_dir_name(fold), labels=label_names, variants=variants,
-            representative=_representative(feature_set, fold, int(representative_size), seed)
-            if "int8" in variants else None,
-            input_spec=input_spec(recipe, "features", shape), name=name)
-        for variant, path in paths.items():
-            probabilities = _probabilities(path, x_test, batch_size)
-            metrics = classification_metrics(y_test, probabilities, label_names)
-            per_variant[variant]["sizes"].append(path.stat().st_size)
-            per_variant[variant]["folds"].append({
-                "fold": index, **_scores(metrics), "metrics": metrics,
-                "max_prob_diff_vs_keras": float(np.abs(probabilities - reference).max()),
-                "argmax_agreement": float(np.mean(probabilities.argmax(1) == reference.argmax(1)))})
+        row, paths = export_fold(model, fold, feature_set, Path(out_dir) / fold_dir_name(fold),
+                                 recipe=recipe, variants=variants, seed=seed, name=name,
+                                 representative_size=representative_size, batch_size=batch_size)
+        rows.append(row)
+        if index == latency_fold:
+            example = feature_set.features[feature_set.index_of(fold.test_ids[:1])][0]
+            latency = {v: measure_latency(p, example, threads=latency_threads, runs=latency_runs)
+                       for v, p in paths.items()}
         if keep == "all" or index == keep:
             files.update({f"fold_{index:02d}/{v}" if keep == "all" else v: str(p)
                           for v, p in paths.items()})
         else:
             _remove_fold_files(paths)
-        if index == latency_fold:
-            kept_paths = (paths, x_test[0])
+    size = int(min(representative_size, min(len(f.train_ids) for f in folds)))
+    return summarise_fold_exports(rows, latency, kept_fold=keep, files=files,
+                                  representative_size=size)
 
-    result = {"variants": {}, "kept_fold": keep, "files": files, "n_folds": len(folds),
-              "representative_size": int(min(representative_size, min(
-                  len(f.train_ids) for f in folds)))}
-    keras_mean, keras_std = _summary(keras_rows)
-    result["keras"] = {"folds": keras_rows, "mean": keras_mean, "std": keras_std}
-    paths, example = kept_paths
-    for variant, data in per_variant.items():
-        mean, std = _summary(data["folds"])
-        result["variants"][variant] = {
-            "size_bytes": data["sizes"][indices.index(latency_fold)],
-            "size_bytes_max": max(data["sizes"]),
-            "folds": data["folds"], "mean": mean, "std": std,
-            "max_prob_diff_vs_keras": max(r["max_prob_diff_vs_keras"] for r in data["folds"]),
-            "argmax_agreement": float(np.mean([r["argmax_agreement"] for r in data["folds"]])),
-            "latency": measure_latency(paths[variant], example, threads=latency_threads,
-                                       runs=latency_runs),
-        }
-    if "float32" in result["variants"]:
-        result["float32_max_prob_diff"] = result["variants"]["float32"]["max_prob_diff_vs_keras"]
-    return result
+
+FOLD_EXPORT_FILE = "tflite.json"
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_fold_scores(work_dir, fold, feature_set, build_model: Callable, *, recipe,
+                       name: str | None = None, variants=ALL, representative_size: int = 200,
+                       seed: int = 0, latency_threads=(1, 2), latency_runs: int = 50) -> dict:
+    """Score one finished fold's TFLite variants and keep only the numbers.
+
+    Loads ``work_dir/fold_XX/final.weights.h5``, runs :func:`export_fold` in a temporary
+    folder, measures batch-1 latency of each variant and writes the row (plus ``latency``,
+    ``representative_size`` and the weights' sha256) to ``work_dir/fold_XX/tflite.json``.
+    Called when a fold finishes, this makes the run's TFLite scores independent of the
+    weights files: they need not outlive the session that trained the fold.
+    """
+    import tempfile
+
+    from ser_tf.training.kfold import fold_dir_name, read_json, write_json_atomic
+
+    weights = _fold_weights(work_dir, [fold])[int(fold.index)]
+    model = build_model(len(feature_set.label_names))
+    model.load_weights(weights)
+    with tempfile.TemporaryDirectory() as tmp:
+        row, paths = export_fold(model, fold, feature_set, tmp, recipe=recipe, variants=variants,
+                                 representative_size=representative_size, seed=seed, name=name)
+        example = feature_set.features[feature_set.index_of(fold.test_ids[:1])][0]
+        row["latency"] = {v: measure_latency(p, example, threads=latency_threads,
+                                             runs=latency_runs) for v, p in paths.items()}
+    row["representative_size"] = int(min(representative_size, len(fold.train_ids)))
+    row["weights_sha256"] = _sha256(weights)
+    path = Path(work_dir) / fold_dir_name(fold) / FOLD_EXPORT_FILE
+    write_json_atomic(path, row)
+    return read_json(path)
+
+
+def collect_fold_exports(work_dir, folds, feature_set, build_model: Callable, *, recipe,
+                         name: str | None = None, **options) -> dict:
+    """:func:`summarise_fold_exports` of every fold's ``tflite.json``.
+
+    A fold without one (finished before per-fold export existed, or killed between its
+    result and its export) is exported now from its weights; a ``tflite.json`` whose
+    weights hash no longer matches the weights file on disk (the fold was retrained) is
+    redone. Latency in the summary is the first fold's. ``options`` go to
+    :func:`export_fold_scores`.
+    """
+    from ser_tf.training.kfold import as_folds, fold_dir_name, read_json
+
+    folds = as_folds(folds)
+    if not folds:
+        raise ValueError("no folds to export")
+    rows = []
+    for fold in folds:
+        path = Path(work_dir) / fold_dir_name(fold) / FOLD_EXPORT_FILE
+        weights = path.with_name(WEIGHTS_FILE)
+        row = read_json(path) if path.is_file() else None
+        if row is not None and weights.is_file() and row.get("weights_sha256") != _sha256(weights):
+            row = None
+        if row is None:
+            row = export_fold_scores(work_dir, fold, feature_set, build_model, recipe=recipe,
+                                     name=name, **options)
+        rows.append(row)
+    return summarise_fold_exports(
+        rows, rows[0].get("latency") or {},
+        representative_size=min(int(r["representative_size"]) for r in rows))

@@ -181,7 +181,8 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
                    cache_dir=None, n_folds: int | None = 10, fold_seed: int | None = None,
                    paper_style: str = "lightsernet", val_fraction: float = 0.1,
                    config_extra: dict | None = None, strategy=None, quiet: bool = False,
-                   after_folds: Callable | None = None, feature_set=None) -> dict:
+                   after_folds: Callable | None = None, on_fold_done: Callable | None = None,
+                   feature_set=None) -> dict:
     """Features -> folds -> resumable k-fold training -> run record.
 
     The work folder ``<results_dir>/<paper>/<corpus>/<run-id>.work/`` holds each finished
@@ -193,6 +194,11 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     once all folds are done (e.g. TFLite export of every fold's model); ``details`` become
     sections of ``record.json`` and ``extra_files`` ({name: path}) are copied into the record.
     It is not part of the config, so adding it does not change the run id.
+
+    ``on_fold_done(work_dir, fold, feature_set, result)`` runs right after each fold that
+    trains in this call has stored its result (e.g. score that fold's TFLite variants or
+    store its test embeddings while its weights are on disk); ``after_folds`` should still
+    cope with folds that finished without it (an older run, or a kill in between).
 
     ``feature_set``: features computed elsewhere (e.g. the TIM-Net authors' MFCC files,
     :mod:`ser_tf.data.timnet_features`) instead of extracting them from the manifest's audio;
@@ -222,7 +228,9 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     start = time.perf_counter()
     results = run_kfold(work_dir, folds, lambda fold, fold_dir: train_fold(
         fold, fold_dir, feature_set=feature_set, build_model=build_model, fit=plan.fit,
-        strategy=strategy, n_folds=len(folds), quiet=quiet))
+        strategy=strategy, n_folds=len(folds), quiet=quiet),
+        on_fold_done=None if on_fold_done is None else
+        lambda fold, result: on_fold_done(work_dir, fold, feature_set, result))
     wall = sum(float(r.get("seconds", 0.0)) for r in results) or time.perf_counter() - start
     details, extra_files = {}, None
     if after_folds is not None:
