@@ -159,6 +159,18 @@ def test_cli_runs_end_to_end_with_tsne_and_tflite(tmp_path):
     assert tflite["float32_max_prob_diff"] <= 1e-4
     assert len(tflite["variants"]["int8"]["folds"]) == 2
 
+    # Each fold left its TFLite scores and test embeddings when it ended: on a machine
+    # without the weights files (a later session), the same command rebuilds the record.
+    for weights in out["work_dir"].glob("fold_*/final.weights.h5"):
+        weights.unlink()
+    again = exp.run(exp.build_parser().parse_args([
+        "--data-dir", str(root), "--epochs", "2", "--batch-size", "8", "--folds", "2",
+        "--blocks", "2", "--results-dir", str(tmp_path / "results"),
+        "--cache-dir", str(tmp_path / "cache"), "--quiet"]))
+    rebuilt = json.loads((again["record"] / "record.json").read_text())
+    assert rebuilt["tflite"]["variants"]["int8"]["mean"] == tflite["variants"]["int8"]["mean"]
+    assert rebuilt["tsne"]["points"] == 14 and rebuilt["summary"] == record["summary"]
+
 
 def _write_npy(path, x, y):
     np.save(path, {"x": x, "y": y}, allow_pickle=True)

@@ -117,13 +117,19 @@ def _stats(seconds: list[float]) -> dict:
 
 
 def time_training(feature_set, train_ids, *, jit_compile: bool, epochs: int, warmup_epochs: int,
-                  batch_size: int, learning_rate: float, seed: int = 42):
-    """Seconds per epoch of ``model.fit`` on ``train_ids``; returns ``(result, model)``."""
+                  batch_size: int, learning_rate: float, seed: int = 42, compile_model=None):
+    """Seconds per epoch of ``model.fit`` on ``train_ids``; returns ``(result, model)``.
+
+    ``compile_model(jit_compile)`` returns the compiled model to time (default:
+    Light-SERNet compiled as ``train_fold`` compiles it)."""
     from ser_tf.features.pipeline import dataset_for_split
 
     n_classes = len(feature_set.label_names)
-    model = _compiled_model(n_classes, feature_set.features.shape[1:], jit_compile=jit_compile,
-                            learning_rate=learning_rate, seed=seed)
+    if compile_model is None:
+        model = _compiled_model(n_classes, feature_set.features.shape[1:],
+                                jit_compile=jit_compile, learning_rate=learning_rate, seed=seed)
+    else:
+        model = compile_model(jit_compile)
     ds = dataset_for_split(feature_set, train_ids, training=True, batch_size=batch_size,
                            seed=seed, one_hot=True, num_classes=n_classes)
     timer = _EpochTimer()

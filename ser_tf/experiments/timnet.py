@@ -20,7 +20,9 @@ Protocols and model selection:
 Besides the run record, every run writes the TFLite scores of every fold (float32,
 float16, dynamic-range and full-integer int8; ``--no-export`` skips them) and ``tsne.png``:
 t-SNE of the fused embedding of every fold's test utterances, each computed by its own
-fold's model (as the paper's Fig. 3).
+fold's model (as the paper's Fig. 3). Both are computed when each fold ends
+(``fold_XX/tflite.json``, ``fold_XX/embedding.npz``), so a run resumed on another machine
+needs no weights files from the earlier sessions.
 """
 
 from __future__ import annotations
@@ -142,6 +144,15 @@ def run(args: argparse.Namespace) -> dict:
     if warning and not args.quiet:
         print(f"NOTE: {warning}")
 
+    def on_fold_done(work_dir, fold, features, result):
+        # While this fold's weights are surely on disk: keep what the run's end needs.
+        if not args.no_export:
+            from ser_tf.export.evaluate import export_fold_scores
+
+            export_fold_scores(work_dir, fold, features, build, recipe=recipe,
+                               name=f"timnet-{corpus.lower()}-mfcc")
+        store_fold_embedding(work_dir, fold, features, build)
+
     def after_folds(work_dir, folds, features, results):
         details = {"checkpoint_warning": warning} if warning else {}
         if not args.no_export:
@@ -159,30 +170,55 @@ def run(args: argparse.Namespace) -> dict:
         manifest, recipe, build, paper=PAPER, protocol=args.protocol, fit=fit,
         results_dir=args.results_dir, cache_dir=args.cache_dir, n_folds=args.folds,
         fold_seed=args.fold_seed, paper_style="timnet", strategy=get_strategy(args.strategy),
-        quiet=args.quiet, after_folds=after_folds, feature_set=feature_set,
+        quiet=args.quiet, after_folds=after_folds, on_fold_done=on_fold_done,
+        feature_set=feature_set,
         config_extra={"checkpoint": checkpoint, "n_blocks": n_blocks, "filters": cfg["filters"],
                       "kernel_size": cfg["kernel_size"], "dropout": cfg["dropout"],
                       "input_shape": list(shape), "features": source})
 
 
-def fold_embeddings(work_dir, folds, feature_set, build_model) -> tuple[np.ndarray, np.ndarray]:
-    """The fused embedding of every fold's test utterances by that fold's chosen weights,
-    stacked over folds, and their class indices."""
+EMBEDDING_FILE = "embedding.npz"
+
+
+def store_fold_embedding(work_dir, fold, feature_set, build_model) -> Path:
+    """``fold_XX/embedding.npz``: the fused embedding of the fold's test utterances by its
+    chosen weights, with their class indices. Written when the fold ends, so the run's
+    t-SNE does not need the weights files to outlive the session that trained the fold."""
     from ser_tf.export.evaluate import WEIGHTS_FILE
     from ser_tf.models.timnet import embedding_model
     from ser_tf.training.kfold import fold_dir_name
 
+    fold_dir = Path(work_dir) / fold_dir_name(fold)
+    model = build_model(len(feature_set.label_names))
+    model.load_weights(fold_dir / WEIGHTS_FILE)
+    embed = embedding_model(model)
+    rows = feature_set.index_of(fold.test_ids)
+    x = np.asarray(feature_set.features[rows], np.float32)
+    # Plain eager calls: predict() would trace a new function for each fold's model.
+    embedding = np.concatenate([np.asarray(embed(x[i:i + 64], training=False))
+                                for i in range(0, len(x), 64)])
+    path = fold_dir / EMBEDDING_FILE
+    tmp = path.with_name(f".{EMBEDDING_FILE}.tmp.npz")
+    np.savez_compressed(tmp, embedding=embedding, labels=feature_set.labels[rows],
+                        ids=np.asarray(fold.test_ids))
+    tmp.replace(path)  # complete or absent, like the fold's result.json
+    return path
+
+
+def fold_embeddings(work_dir, folds, feature_set, build_model) -> tuple[np.ndarray, np.ndarray]:
+    """The fused embedding of every fold's test utterances by that fold's chosen weights,
+    stacked over folds, and their class indices: each fold's ``embedding.npz``, computed
+    from its weights first where it is missing (or stale: other test ids)."""
+    from ser_tf.training.kfold import fold_dir_name
+
     embeddings, labels = [], []
     for fold in folds:
-        model = build_model(len(feature_set.label_names))
-        model.load_weights(Path(work_dir) / fold_dir_name(fold) / WEIGHTS_FILE)
-        embed = embedding_model(model)
-        rows = feature_set.index_of(fold.test_ids)
-        x = np.asarray(feature_set.features[rows], np.float32)
-        # Plain eager calls: predict() would trace a new function for each fold's model.
-        embeddings += [np.asarray(embed(x[i:i + 64], training=False))
-                       for i in range(0, len(x), 64)]
-        labels.append(feature_set.labels[rows])
+        path = Path(work_dir) / fold_dir_name(fold) / EMBEDDING_FILE
+        stored = np.load(path) if path.is_file() else None
+        if stored is None or list(stored["ids"]) != list(fold.test_ids):
+            stored = np.load(store_fold_embedding(work_dir, fold, feature_set, build_model))
+        embeddings.append(stored["embedding"])
+        labels.append(stored["labels"])
     return np.concatenate(embeddings), np.concatenate(labels)
 
 
