@@ -8,7 +8,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from ser_tf.training.callbacks import CheckpointPolicy, EpochLogger, infer_mode  # noqa: E402
+from ser_tf.training.callbacks import (  # noqa: E402
+    CheckpointPolicy, EpochLogger, LastEpochPredictions, infer_mode)
 
 
 def tiny_model():
@@ -181,3 +182,27 @@ def test_epoch_logger_plain_lines_bars_and_quiet():
     out = io.StringIO()
     fit_with(EpochLogger(fold=1, n_folds=3, stream=out, quiet=True))
     assert out.getvalue() == ""
+
+
+def test_last_epoch_predictions_see_the_last_weights_before_the_policy_restores():
+    model = tiny_model()
+    x = np.ones((4, 3), dtype="float32")
+    last = LastEpochPredictions(x)
+    policy = CheckpointPolicy("best-val", "val_loss")
+    for cb in (last, policy):
+        cb.set_model(model)
+        cb.on_train_begin()
+    for epoch, value in enumerate([0.5, 0.9, 0.8]):  # best: epoch 1
+        for cb in (last, policy):
+            cb.on_epoch_begin(epoch)
+        kernel = np.zeros((3, 2), dtype="float32")
+        kernel[:, 0] = epoch + 1  # marks the epoch, and each epoch predicts differently
+        model.set_weights([kernel, np.zeros(2, dtype="float32")])
+        for cb in (last, policy):
+            cb.on_epoch_end(epoch, {"loss": 1.0, "val_loss": value})
+    expected_last = model.predict(x, verbose=0)
+    for cb in (last, policy):  # the order train_fold uses
+        cb.on_train_end()
+    assert last.epoch == 3 and marked_value(model) == 1.0  # policy restored epoch 1
+    np.testing.assert_allclose(last.probabilities, expected_last)
+    assert not np.allclose(last.probabilities, model.predict(x, verbose=0))

@@ -162,6 +162,41 @@ def test_report_matching_prefers_the_most_specific_entry(tmp_path):
     assert "not run" in next(line for line in text.splitlines() if "| timnet | EMOVO" in line)
 
 
+def test_one_run_sits_beside_both_the_best_epoch_and_the_last_epoch_figures(tmp_path):
+    experiments = experiments_with_references(tmp_path)
+    results = experiments / "results"
+    folds, fold_results = folds_and_results()
+    rng = np.random.default_rng(5)
+    for r in fold_results:  # every fold also scored its last epoch's weights
+        y_true = np.array([0, 0, 1, 1, 2, 2])
+        r["last_epoch"] = {"epoch": r["epochs_run"], "metrics": classification_metrics(
+            y_true, np.where(rng.random(6) < 0.5, y_true, (y_true + 2) % 3), LABELS)}
+    cfg = {"paper": "timnet", "corpus": "EMODB", "epochs": 5, "checkpoint": "paper"}
+    folder = write_run_record(results, config=cfg, protocol="paper", folds=folds,
+                              fold_results=fold_results, wall_time=1.0, labels=LABELS)
+    rec = json.loads((folder / "record.json").read_text())
+    last = rec["summary_last_epoch"]["UA"]
+    assert last["mean"] == pytest.approx(np.mean(
+        [r["last_epoch"]["metrics"]["UA"] for r in fold_results]))
+    rows = [line for line in render_report(results, paper="timnet").splitlines()
+            if line.startswith("| timnet | EMODB")]
+    published = next(r for r in rows if "95.17 / 95.70" in r)
+    corrected = next(r for r in rows if "89.19 / 90.28" in r)
+    assert f"{rec['summary']['UA']['mean']:.2f}" in published and "paper (paper)" in published
+    assert f"{last['mean']:.2f} ± {last['std']:.2f}" in corrected
+    assert "paper (last)" in corrected and f"{rec['run_id']}, last epoch" in corrected
+
+    # One fold without a last-epoch score: no last-epoch summary, no second row.
+    del fold_results[1]["last_epoch"]
+    folder = write_run_record(results, config=cfg, protocol="paper", folds=folds,
+                              fold_results=fold_results, wall_time=1.0, labels=LABELS,
+                              overwrite=True)
+    assert "summary_last_epoch" not in json.loads((folder / "record.json").read_text())
+    rows = [line for line in render_report(results, paper="timnet").splitlines()
+            if "89.19 / 90.28" in line and "| timnet | EMODB" in line]
+    assert "not run" in rows[0]
+
+
 def test_reference_files_hold_the_published_numbers():
     light = load_reference(REPO / "experiments" / "lightsernet" / "reference.yaml")
     cells = {(e["corpus"], e["setting"].get("loss")): e["metrics"] for e in light["entries"]}

@@ -149,6 +149,9 @@ def test_cli_runs_end_to_end_with_tsne_and_tflite(tmp_path):
         (0.93, 0.98, 0.1, 8)
     assert fit["seed"] == 46 and record["protocol"] == "clean"
     assert len(record["per_fold"]) == 2 and record["protocol_warning"] is None
+    # The epoch was chosen on validation; the last epoch was scored too, in the same run.
+    assert [f["last_epoch"]["epoch"] for f in record["per_fold"]] == [2, 2]
+    assert 0 <= record["summary_last_epoch"]["UA"]["mean"] <= 100
     for name in ("tsne.png", "training_curves.png", "confusion_matrix.png"):
         assert name in record["files"] and (out["record"] / name).stat().st_size > 1000
     assert record["tsne"]["points"] == 14 and record["tsne"]["layer"] == "fused"

@@ -174,6 +174,16 @@ def _move_into_place(tmp: Path, final: Path, overwrite: bool) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _last_epoch_summary(fold_results: Sequence[Mapping]) -> dict:
+    """``{"summary_last_epoch": ...}`` when every fold also scored its last epoch's weights
+    (``train_fold``'s ``last_epoch``), else nothing: a mean over some folds would mislead."""
+    from ser_tf.training.metrics import summarize
+
+    if not all(isinstance(r.get("last_epoch"), Mapping) for r in fold_results):
+        return {}
+    return {"summary_last_epoch": summarize([r["last_epoch"]["metrics"] for r in fold_results])}
+
+
 def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: str, folds,
                      fold_results: Sequence[Mapping], wall_time: float, labels: Sequence[str],
                      extra_files=None, details: Mapping | None = None,
@@ -231,6 +241,7 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
                   "selection_on_test": any(f.selection_on_test for f in folds),
                   "sizes": _fold_sizes(folds)},
         "summary": summary,
+        **_last_epoch_summary(fold_results),
         "per_fold": [{"fold": f.index, **{k: v for k, v in r.items() if k != "history"}}
                      for f, r in zip(folds, fold_results)],
     }

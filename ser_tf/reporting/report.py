@@ -20,7 +20,8 @@ as ``loss.gamma`` reach nested values; ``protocol`` is always available). Values
 case-insensitively with ``-``/``_``/spaces ignored (``cross_entropy`` = ``Cross-Entropy``),
 numbers numerically. A run sits beside the matching entries with the *most* setting keys
 (so a last-epoch run goes beside the ``checkpoint: last`` entry, not also beside the
-general one); runs matching no entry get their own row with ``—`` as published value, and
+general one); a run that chose its epoch and also scored its last one appears twice, the
+second time as a last-epoch run (:func:`with_last_epoch_views`); runs matching no entry get their own row with ``—`` as published value, and
 entries without a matching run print ``not run``.
 
 Measured columns are mean ± std over folds (sample std, ``ser_tf.training.metrics``) of
@@ -157,6 +158,22 @@ def _run_cells(record: Mapping | None) -> list[str]:
             str(record.get("created", ""))[:10] or "—", f"`{record.get('run_id', '?')}`"]
 
 
+def with_last_epoch_views(records: Sequence[Mapping]) -> list[Mapping]:
+    """``records`` plus, for each run that chose a checkpoint but also scored every fold's
+    last epoch (``summary_last_epoch``), a view of that run as ``checkpoint: last``: it is
+    placed like a last-epoch run (e.g. beside TIM-Net's corrected figures)."""
+    out = []
+    for record in records:
+        out.append(record)
+        config = record.get("config", {})
+        checkpoint = config.get("checkpoint") or config.get("fit", {}).get("checkpoint")
+        if record.get("summary_last_epoch") and checkpoint != "last":
+            out.append({**record, "config": {**config, "checkpoint": "last"},
+                        "summary": record["summary_last_epoch"],
+                        "run_id": f"{record.get('run_id', '?')}, last epoch"})
+    return out
+
+
 def report_rows(references: Sequence[Mapping], records: Sequence[Mapping]) -> list[list[str]]:
     """Table rows: each reference entry with the runs placed beside it (or ``not run``),
     then the runs that match no entry, grouped by paper and corpus."""
@@ -215,7 +232,9 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
     lines = [f"# ser-tf results{f': {paper}' if paper else ''}", "",
              f"{len(records)} run record(s) under {results_dir}; published numbers from "
              f"{experiments_dir}/<paper>/{REFERENCE_FILE}. Measured: mean ± std over folds "
-             "(%, F1 = macro-F1).", "", markdown_table(report_rows(references, records))]
+             "(%, F1 = macro-F1). A run that chose its epoch also reports its last epoch "
+             "(protocol `… (last)`, run id `…, last epoch`).", "",
+             markdown_table(report_rows(references, with_last_epoch_views(records)))]
     notes = [f"- {ref.get('title') or ref['paper']}: {ref['citation']}"
              for ref in references if ref.get("citation")]
     notes += [f"- {entry['corpus']} ({_setting_text(entry.get('setting'))}): "
@@ -249,8 +268,12 @@ def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
         config = read_json(work / "config.json") if (work / "config.json").exists() else {}
         setting = ", ".join(f"{k} {config[k]}" for k in ("protocol", "loss", "duration")
                             if k in config)
-        uas = [read_json(p)["metrics"]["UA"] for p in done]
+        finished = [read_json(p) for p in done]
+        uas = [r["metrics"]["UA"] for r in finished]
         so_far = f"; UA of the finished folds {', '.join(f'{u:.2f}' for u in uas)}" if uas else ""
+        lasts = [r["last_epoch"]["metrics"]["UA"] for r in finished if r.get("last_epoch")]
+        if lasts:
+            so_far += f" (last epoch: {', '.join(f'{u:.2f}' for u in lasts)})"
         lines.append(f"- {work.parent.parent.name} {work.parent.name} `{work.name[:-5]}`"
                      f"{f' ({setting})' if setting else ''}: {len(done)}/{total} folds done{so_far}")
     return lines

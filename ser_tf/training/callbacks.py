@@ -276,6 +276,30 @@ class CheckpointPolicy(keras.callbacks.Callback):
         self._commit_weights()
 
 
+class LastEpochPredictions(keras.callbacks.Callback):
+    """Predictions on ``dataset`` by the weights of the last epoch, taken when training ends.
+
+    Put it BEFORE a :class:`CheckpointPolicy` in the callbacks list: the policy's
+    ``on_train_end`` puts the chosen weights back, and this one must see the model first.
+    One training run then yields both the chosen epoch's test scores and the last epoch's
+    (e.g. TIM-Net's published best-epoch figures and the authors' corrected last-epoch
+    ones), with no second run. After training: ``probabilities`` and ``epoch`` (1-based;
+    ``None`` when no epoch ran in this ``fit`` call and nothing was restored).
+    """
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+        self.probabilities = None
+        self.epoch: int | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch = int(epoch) + 1
+
+    def on_train_end(self, logs=None):
+        self.probabilities = self.model.predict(self.dataset, verbose=0)
+
+
 class HistoryLog(keras.callbacks.Callback):
     """Every epoch's logs of a fold, on disk, so a resumed ``fit`` still has the full curve.
 

@@ -82,7 +82,7 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
     import tensorflow as tf
 
     from ser_tf.features.pipeline import dataset_for_split
-    from ser_tf.training.callbacks import CheckpointPolicy, EpochLogger
+    from ser_tf.training.callbacks import CheckpointPolicy, EpochLogger, LastEpochPredictions
     from ser_tf.training.kfold import fold_callbacks
     from ser_tf.training.losses import get_loss
     from ser_tf.training.metrics import UnweightedAccuracy, classification_metrics
@@ -117,6 +117,10 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
     callbacks = fold_callbacks(fold_dir, policy=policy, logger=logger)
     if fit.lr_schedule:
         callbacks.insert(1, _schedule_callback(fit.lr_schedule))
+    last = None
+    if policy.policy != "last":  # the last epoch's test scores too: before the policy restores
+        last = LastEpochPredictions(test_ds)
+        callbacks.insert(callbacks.index(policy), last)
 
     start = time.perf_counter()
     model.fit(train_ds, validation_data=val_ds, epochs=fit.epochs, verbose=0, shuffle=False,
@@ -128,6 +132,12 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
     y_true = feature_set.labels[feature_set.index_of(fold.test_ids)]
     history = next(c for c in callbacks if type(c).__name__ == "HistoryLog").history
     epochs_run = max((len(v) for v in history.values()), default=0)
+    extra = {}
+    if last is not None and last.probabilities is not None:
+        # Same training run, other weights: what `--checkpoint last` would have reported.
+        extra["last_epoch"] = {"epoch": policy.epochs_done or epochs_run,
+                               "metrics": classification_metrics(y_true, last.probabilities,
+                                                                 labels)}
     return {
         "metrics": classification_metrics(y_true, probabilities, labels),
         "history": history,
@@ -138,6 +148,7 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
         "seconds": round(seconds, 3),
         "test_ids": list(fold.test_ids),
         "test_probabilities": np.round(probabilities, 6).tolist(),
+        **extra,
     }
 
 
