@@ -85,3 +85,19 @@ def test_paper_protocol_selects_on_test_and_says_so(corpus, tmp_path, capsys):
     assert record["config"]["fit"]["checkpoint"] == "paper"
     assert "optimistic" in record["protocol_warning"]
     assert "optimistic" in capsys.readouterr().out
+
+
+def test_on_fold_done_runs_per_fold_and_catches_up_finished_folds_on_resume(corpus, tmp_path):
+    calls = []
+
+    def hook(work_dir, fold, feature_set, result):
+        calls.append((fold.index, result["fold"], len(feature_set.ids)))
+
+    out = run(corpus, tmp_path, on_fold_done=hook)
+    assert calls == [(0, 0, len(corpus)), (1, 1, len(corpus))]  # each fold as it finished
+    # Resumed (here: everything finished) on a machine that still has fold 0's weights
+    # only: the hook runs again for fold 0, so it can make what an earlier session missed.
+    (out["work_dir"] / "fold_01" / "final.weights.h5").unlink()
+    calls.clear()
+    run(corpus, tmp_path, on_fold_done=hook)
+    assert calls == [(0, 0, len(corpus))]

@@ -25,7 +25,6 @@ a source you trust (the authors' release, your own exports).
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from pathlib import Path
 
@@ -135,16 +134,14 @@ def load_timnet_features(path, corpus: str, *, column_labels=None):
                   extra={"source": "timnet_npy", "row": i})
         for i, (uid, k) in enumerate(zip(ids, labels))])
     stats = {"computed": 0, "cached": 0, "seconds": 0.0, "skipped": [],
-             "source": str(path), "sha256": _sha256(path), "rows": len(x),
+             "source": str(path), "sha256": _content_hash(path), "rows": len(x),
              "column_labels": list(column_labels)}
     feature_set = FeatureSet(features=x, labels=labels, ids=ids, label_names=label_names,
                              paths=[path] * len(x), stats=stats)
     return manifest, feature_set
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _content_hash(path) -> str:
+    from ser_tf.features.cache import content_hash  # lazy: ser_tf.features imports ser_tf.data
+
+    return content_hash(path)

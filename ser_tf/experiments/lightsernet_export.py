@@ -25,11 +25,12 @@ SHIP_PREFIX = "lightsernet-emodb"
 
 def export_fold(work_dir, fold, feature_set, build_model, recipe, *,
                 name: str = SHIP_PREFIX + "-mfcc") -> dict:
-    """Right after a fold finishes: convert and score its four TFLite variants into
-    ``fold_XX/tflite.json`` (:func:`ser_tf.export.evaluate.export_fold_scores`)."""
-    from ser_tf.export.evaluate import export_fold_scores
+    """Right after a fold finishes (or on resume, for a finished fold whose weights are
+    here but whose scores are not): convert and score its four TFLite variants into
+    ``fold_XX/tflite.json`` (:func:`ser_tf.export.evaluate.ensure_fold_export`)."""
+    from ser_tf.export.evaluate import ensure_fold_export
 
-    return export_fold_scores(work_dir, fold, feature_set, build_model, recipe=recipe, name=name)
+    return ensure_fold_export(work_dir, fold, feature_set, build_model, recipe=recipe, name=name)
 
 
 def export_all_folds(work_dir, folds, feature_set, build_model, recipe, *,

@@ -145,13 +145,14 @@ def run(args: argparse.Namespace) -> dict:
         print(f"NOTE: {warning}")
 
     def on_fold_done(work_dir, fold, features, result):
-        # While this fold's weights are surely on disk: keep what the run's end needs.
+        # While this fold's weights are on disk: keep what the run's end needs (idempotent,
+        # as run_experiment also calls it for finished folds when a run resumes).
         if not args.no_export:
-            from ser_tf.export.evaluate import export_fold_scores
+            from ser_tf.export.evaluate import ensure_fold_export
 
-            export_fold_scores(work_dir, fold, features, build, recipe=recipe,
+            ensure_fold_export(work_dir, fold, features, build, recipe=recipe,
                                name=f"timnet-{corpus.lower()}-mfcc")
-        store_fold_embedding(work_dir, fold, features, build)
+        ensure_fold_embedding(work_dir, fold, features, build)
 
     def after_folds(work_dir, folds, features, results):
         details = {"checkpoint_warning": warning} if warning else {}
@@ -182,9 +183,10 @@ EMBEDDING_FILE = "embedding.npz"
 
 def store_fold_embedding(work_dir, fold, feature_set, build_model) -> Path:
     """``fold_XX/embedding.npz``: the fused embedding of the fold's test utterances by its
-    chosen weights, with their class indices. Written when the fold ends, so the run's
-    t-SNE does not need the weights files to outlive the session that trained the fold."""
+    chosen weights, with their class indices, ids and the weights' sha256. Written when the
+    fold ends, so the run's t-SNE does not need the weights to outlive that session."""
     from ser_tf.export.evaluate import WEIGHTS_FILE
+    from ser_tf.features.cache import content_hash
     from ser_tf.models.timnet import embedding_model
     from ser_tf.training.kfold import fold_dir_name
 
@@ -200,26 +202,38 @@ def store_fold_embedding(work_dir, fold, feature_set, build_model) -> Path:
     path = fold_dir / EMBEDDING_FILE
     tmp = path.with_name(f".{EMBEDDING_FILE}.tmp.npz")
     np.savez_compressed(tmp, embedding=embedding, labels=feature_set.labels[rows],
-                        ids=np.asarray(fold.test_ids))
+                        ids=np.asarray(fold.test_ids),
+                        weights_sha256=np.asarray(content_hash(fold_dir / WEIGHTS_FILE)))
     tmp.replace(path)  # complete or absent, like the fold's result.json
     return path
 
 
-def fold_embeddings(work_dir, folds, feature_set, build_model) -> tuple[np.ndarray, np.ndarray]:
-    """The fused embedding of every fold's test utterances by that fold's chosen weights,
-    stacked over folds, and their class indices: each fold's ``embedding.npz``, computed
-    from its weights first where it is missing (or stale: other test ids)."""
+def ensure_fold_embedding(work_dir, fold, feature_set, build_model) -> dict:
+    """The fold's ``embedding.npz`` contents, (re)computed from its weights when missing or
+    stale (other test ids, or weights on disk with another hash); idempotent."""
+    from ser_tf.export.evaluate import WEIGHTS_FILE
+    from ser_tf.features.cache import content_hash
     from ser_tf.training.kfold import fold_dir_name
 
-    embeddings, labels = [], []
-    for fold in folds:
-        path = Path(work_dir) / fold_dir_name(fold) / EMBEDDING_FILE
-        stored = np.load(path) if path.is_file() else None
-        if stored is None or list(stored["ids"]) != list(fold.test_ids):
-            stored = np.load(store_fold_embedding(work_dir, fold, feature_set, build_model))
-        embeddings.append(stored["embedding"])
-        labels.append(stored["labels"])
-    return np.concatenate(embeddings), np.concatenate(labels)
+    path = Path(work_dir) / fold_dir_name(fold) / EMBEDDING_FILE
+    weights = path.with_name(WEIGHTS_FILE)
+    if path.is_file():
+        with np.load(path) as stored:
+            data = {key: stored[key] for key in stored.files}
+        current = list(data["ids"]) == list(fold.test_ids) and (
+            not weights.is_file() or str(data.get("weights_sha256")) == content_hash(weights))
+        if current:
+            return data
+    with np.load(store_fold_embedding(work_dir, fold, feature_set, build_model)) as stored:
+        return {key: stored[key] for key in stored.files}
+
+
+def fold_embeddings(work_dir, folds, feature_set, build_model) -> tuple[np.ndarray, np.ndarray]:
+    """The fused embedding of every fold's test utterances by that fold's chosen weights,
+    stacked over folds, and their class indices (:func:`ensure_fold_embedding` per fold)."""
+    stored = [ensure_fold_embedding(work_dir, fold, feature_set, build_model) for fold in folds]
+    return (np.concatenate([s["embedding"] for s in stored]),
+            np.concatenate([s["labels"] for s in stored]))
 
 
 def write_tsne(work_dir, folds, feature_set, build_model, path, *, seed: int = 0,

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ser_tf.export.tflite import ALL, export_variants
+from ser_tf.features.cache import content_hash
 from ser_tf.lite import LiteModel, sidecar_path
 
 SCORE_KEYS = ("UA", "WA", "macro_F1", "weighted_F1")
@@ -258,16 +259,6 @@ def export_fold_models(work_dir, folds, feature_set, build_model: Callable, out_
 FOLD_EXPORT_FILE = "tflite.json"
 
 
-def _sha256(path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def export_fold_scores(work_dir, fold, feature_set, build_model: Callable, *, recipe,
                        name: str | None = None, variants=ALL, representative_size: int = 200,
                        seed: int = 0, latency_threads=(1, 2), latency_runs: int = 50) -> dict:
@@ -293,10 +284,36 @@ def export_fold_scores(work_dir, fold, feature_set, build_model: Callable, *, re
         row["latency"] = {v: measure_latency(p, example, threads=latency_threads,
                                              runs=latency_runs) for v, p in paths.items()}
     row["representative_size"] = int(min(representative_size, len(fold.train_ids)))
-    row["weights_sha256"] = _sha256(weights)
+    row["weights_sha256"] = content_hash(weights)
     path = Path(work_dir) / fold_dir_name(fold) / FOLD_EXPORT_FILE
     write_json_atomic(path, row)
     return read_json(path)
+
+
+def current_fold_export(work_dir, fold) -> dict | None:
+    """The fold's stored ``tflite.json`` row if it describes the weights on disk (or no
+    weights are left to compare with), else ``None`` (missing, or the fold was retrained)."""
+    from ser_tf.training.kfold import fold_dir_name, read_json
+
+    path = Path(work_dir) / fold_dir_name(fold) / FOLD_EXPORT_FILE
+    if not path.is_file():
+        return None
+    row = read_json(path)
+    weights = path.with_name(WEIGHTS_FILE)
+    if weights.is_file() and row.get("weights_sha256") != content_hash(weights):
+        return None
+    return row
+
+
+def ensure_fold_export(work_dir, fold, feature_set, build_model: Callable, *, recipe,
+                       name: str | None = None, **options) -> dict:
+    """The fold's current ``tflite.json`` row, exported from its weights first if needed
+    (:func:`export_fold_scores`); idempotent, so it is safe to call on every resume."""
+    row = current_fold_export(work_dir, fold)
+    if row is None:
+        row = export_fold_scores(work_dir, fold, feature_set, build_model, recipe=recipe,
+                                 name=name, **options)
+    return row
 
 
 def collect_fold_exports(work_dir, folds, feature_set, build_model: Callable, *, recipe,
@@ -306,25 +323,16 @@ def collect_fold_exports(work_dir, folds, feature_set, build_model: Callable, *,
     A fold without one (finished before per-fold export existed, or killed between its
     result and its export) is exported now from its weights; a ``tflite.json`` whose
     weights hash no longer matches the weights file on disk (the fold was retrained) is
-    redone. Latency in the summary is the first fold's. ``options`` go to
-    :func:`export_fold_scores`.
+    redone (:func:`ensure_fold_export`). Latency in the summary is the first fold's.
+    ``options`` go to :func:`export_fold_scores`.
     """
-    from ser_tf.training.kfold import as_folds, fold_dir_name, read_json
+    from ser_tf.training.kfold import as_folds
 
     folds = as_folds(folds)
     if not folds:
         raise ValueError("no folds to export")
-    rows = []
-    for fold in folds:
-        path = Path(work_dir) / fold_dir_name(fold) / FOLD_EXPORT_FILE
-        weights = path.with_name(WEIGHTS_FILE)
-        row = read_json(path) if path.is_file() else None
-        if row is not None and weights.is_file() and row.get("weights_sha256") != _sha256(weights):
-            row = None
-        if row is None:
-            row = export_fold_scores(work_dir, fold, feature_set, build_model, recipe=recipe,
-                                     name=name, **options)
-        rows.append(row)
+    rows = [ensure_fold_export(work_dir, fold, feature_set, build_model, recipe=recipe,
+                               name=name, **options) for fold in folds]
     return summarise_fold_exports(
         rows, rows[0].get("latency") or {},
         representative_size=min(int(r["representative_size"]) for r in rows))

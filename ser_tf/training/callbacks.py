@@ -22,7 +22,6 @@ come after the backup callback (see :func:`ser_tf.training.kfold.fold_callbacks`
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import keras
 
+from ser_tf.features.cache import content_hash
 from ser_tf.training.kfold import read_json, write_json_atomic
 
 POLICIES = ("last", "best-val", "paper")
@@ -42,11 +42,6 @@ def infer_mode(monitor: str) -> str:
     """``min`` for losses and errors, ``max`` for everything else (accuracy, UA, F1)."""
     name = monitor.lower()
     return "min" if any(w in name for w in ("loss", "error", "mse", "mae")) else "max"
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class CheckpointPolicy(keras.callbacks.Callback):
@@ -177,8 +172,8 @@ class CheckpointPolicy(keras.callbacks.Callback):
 
     def _load_best_weights(self):
         tmp = self._sibling(".saving" + WEIGHTS_SUFFIX)
-        if not (self.path.exists() and _sha256(self.path) == self._best_sha):
-            if tmp.exists() and _sha256(tmp) == self._best_sha:
+        if not (self.path.exists() and content_hash(self.path) == self._best_sha):
+            if tmp.exists() and content_hash(tmp) == self._best_sha:
                 os.replace(tmp, self.path)  # finish the save the kill interrupted
             else:
                 raise RuntimeError(f"{self.path} does not hold the best weights recorded in "
@@ -204,7 +199,7 @@ class CheckpointPolicy(keras.callbacks.Callback):
         tmp = self._sibling(".saving" + WEIGHTS_SUFFIX)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         self.model.save_weights(tmp, overwrite=True)
-        self._best_sha = _sha256(tmp)
+        self._best_sha = content_hash(tmp)
         self._replace_pending = True
 
     def _commit_weights(self) -> None:

@@ -187,6 +187,17 @@ def plan_experiment(manifest: Manifest, recipe, *, paper: str, protocol: str, fi
     return ExperimentPlan(config, folds, fit, rid, work_dir)
 
 
+def _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done) -> None:
+    """``on_fold_done`` for finished folds whose weights are still here (see run_experiment)."""
+    from ser_tf.export.evaluate import WEIGHTS_FILE
+    from ser_tf.training.kfold import RESULT_FILE, fold_dir_name, read_json
+
+    for fold in folds:
+        fold_dir = Path(work_dir) / fold_dir_name(fold)
+        if (fold_dir / RESULT_FILE).is_file() and (fold_dir / WEIGHTS_FILE).is_file():
+            on_fold_done(work_dir, fold, feature_set, read_json(fold_dir / RESULT_FILE))
+
+
 def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: str,
                    protocol: str, fit: FitConfig, results_dir="experiments/results",
                    cache_dir=None, n_folds: int | None = 10, fold_seed: int | None = None,
@@ -208,8 +219,10 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
 
     ``on_fold_done(work_dir, fold, feature_set, result)`` runs right after each fold that
     trains in this call has stored its result (e.g. score that fold's TFLite variants or
-    store its test embeddings while its weights are on disk); ``after_folds`` should still
-    cope with folds that finished without it (an older run, or a kill in between).
+    store its test embeddings while its weights are on disk), and, when a run resumes, for
+    every finished fold whose weights file is on this machine: it must be idempotent (skip
+    what is already done), and it makes what an earlier session left undone while the
+    weights still exist. ``after_folds`` should still cope with folds lacking its outputs.
 
     ``feature_set``: features computed elsewhere (e.g. the TIM-Net authors' MFCC files,
     :mod:`ser_tf.data.timnet_features`) instead of extracting them from the manifest's audio;
@@ -236,6 +249,8 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
         feature_set = extract_features(manifest, recipe, cache_dir, progress=not quiet)
     elif list(feature_set.ids) != [u.utterance_id for u in manifest]:
         raise ValueError("feature_set ids differ from the manifest's utterance ids")
+    if on_fold_done is not None:
+        _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done)
     start = time.perf_counter()
     results = run_kfold(work_dir, folds, lambda fold, fold_dir: train_fold(
         fold, fold_dir, feature_set=feature_set, build_model=build_model, fit=plan.fit,
