@@ -158,24 +158,30 @@ def test_evaluate_and_latency(exported):
         measure_latency(paths["int8"], features[:2], runs=1)
 
 
-def test_export_fold_models(tmp_path):
+def _two_trained_folds(work, n, seed):
+    """A feature set of ``n`` examples, two folds, and each fold's (seeded, untrained)
+    weights in ``work/fold_XX/final.weights.h5``; returns ``(feature_set, folds, build)``."""
     from ser_tf.features.cache import FeatureSet
     from ser_tf.training.protocols import Fold
 
-    n = 28
-    features = RECIPE_1S.compute(_segments(n, seed=7))
+    features = RECIPE_1S.compute(_segments(n, seed=seed))
     ids = [f"u{i:02d}" for i in range(n)]
     feature_set = FeatureSet(features, np.arange(n) % 7, ids, tuple(LABELS), [""] * n)
-    folds = [Fold(index=0, train_ids=ids[:20], val_ids=[], test_ids=ids[20:],
+    folds = [Fold(index=0, train_ids=ids[:n - 8], val_ids=[], test_ids=ids[n - 8:],
                   selection_on_test=False),
              Fold(index=1, train_ids=ids[8:], val_ids=[], test_ids=ids[:8],
                   selection_on_test=False)]
-    work = tmp_path / "work"
     for fold in folds:
         (work / f"fold_{fold.index:02d}").mkdir(parents=True)
         _small_model(seed=fold.index, narrow=True).save_weights(
             work / f"fold_{fold.index:02d}" / "final.weights.h5")
     build = lambda k: _small_model(k, seed=99, narrow=True)  # noqa: E731 (weights get loaded)
+    return feature_set, folds, build
+
+
+def test_export_fold_models(tmp_path):
+    work = tmp_path / "work"
+    feature_set, folds, build = _two_trained_folds(work, 28, seed=7)
     out = tmp_path / "out"
     # Two variants keep the test short: float32 (parity) and int8 (per-fold calibration).
     result = export_fold_models(work, folds, feature_set, build, out, recipe=RECIPE_1S,
@@ -202,23 +208,9 @@ def test_export_fold_models(tmp_path):
 
 def test_per_fold_scores_outlive_the_weights(tmp_path):
     from ser_tf.export.evaluate import collect_fold_exports, export_fold_scores
-    from ser_tf.features.cache import FeatureSet
-    from ser_tf.training.protocols import Fold
 
-    n = 24
-    features = RECIPE_1S.compute(_segments(n, seed=8))
-    ids = [f"u{i:02d}" for i in range(n)]
-    feature_set = FeatureSet(features, np.arange(n) % 7, ids, tuple(LABELS), [""] * n)
-    folds = [Fold(index=0, train_ids=ids[:16], val_ids=[], test_ids=ids[16:],
-                  selection_on_test=False),
-             Fold(index=1, train_ids=ids[8:], val_ids=[], test_ids=ids[:8],
-                  selection_on_test=False)]
     work = tmp_path / "work"
-    for fold in folds:
-        (work / f"fold_{fold.index:02d}").mkdir(parents=True)
-        _small_model(seed=fold.index, narrow=True).save_weights(
-            work / f"fold_{fold.index:02d}" / "final.weights.h5")
-    build = lambda k: _small_model(k, seed=99, narrow=True)  # noqa: E731 (weights get loaded)
+    feature_set, folds, build = _two_trained_folds(work, 24, seed=8)
     options = dict(recipe=RECIPE_1S, variants=("float32", "int8"), representative_size=10,
                    latency_threads=(1,), latency_runs=2)
     row0 = export_fold_scores(work, folds[0], feature_set, build, **options)
