@@ -133,6 +133,8 @@ def test_report_puts_runs_beside_published_numbers(tmp_path, capsys):
     rows = [line for line in text.splitlines() if line.startswith("| lightsernet")]
     ce = next(r for r in rows if "loss=cross-entropy" in r)
     assert "94.15 / 94.21 / 94.16" in ce and ua in ce and rec["run_id"] in ce
+    pooled = rec["summary"]["pooled"]  # the summed confusion matrix, as the authors report
+    assert f"{pooled['UA']:.2f} / {pooled['WA']:.2f}" in ce
     focal = next(r for r in rows if "loss=focal, duration=3" in r)
     assert "92.88 / 93.08 / 93.05" in focal and "not run" in focal
     assert "not run" in next(r for r in rows if "IEMOCAP" in r)

@@ -25,7 +25,8 @@ second time as a last-epoch run (:func:`with_last_epoch_views`); runs matching n
 entries without a matching run print ``not run``.
 
 Measured columns are mean ± std over folds (sample std, ``ser_tf.training.metrics``) of
-UA, WA and macro-F1, in percent.
+UA, WA and macro-F1, in percent, and UA / WA of the folds' pooled confusion matrix (how the
+Light-SERNet code reports its numbers).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import yaml
 
 REFERENCE_FILE = "reference.yaml"
 COLUMNS = ("paper", "corpus", "setting", "published UA / WA / F1", "source", "protocol", "loss",
-           "epochs", "folds", "UA", "WA", "F1", "date", "run id")
+           "epochs", "folds", "UA", "WA", "F1", "pooled UA / WA", "date", "run id")
 MEASURED = {"UA": "UA", "WA": "WA", "F1": "macro_F1"}
 
 
@@ -130,6 +131,13 @@ def _mean_std(record: Mapping, key: str) -> str:
     return f"{stats['mean']:.2f} ± {stats.get('std') or 0:.2f}"
 
 
+def _pooled(record: Mapping) -> str:
+    pooled = record.get("summary", {}).get("pooled") or {}
+    if pooled.get("UA") is None or pooled.get("WA") is None:
+        return "—"
+    return f"{pooled['UA']:.2f} / {pooled['WA']:.2f}"
+
+
 def _loss_text(config: Mapping) -> str:
     loss = config.get("loss")
     if isinstance(loss, Mapping):
@@ -147,14 +155,14 @@ def _epochs_text(record: Mapping) -> str:
 
 def _run_cells(record: Mapping | None) -> list[str]:
     if record is None:
-        return ["not run", "", "", "", "", "", "", "", ""]
+        return ["not run", "", "", "", "", "", "", "", "", ""]
     config = record.get("config", {})
     protocol = str(record.get("protocol", "—"))
     if config.get("checkpoint"):
         protocol += f" ({config['checkpoint']})"
     return [protocol, _loss_text(config), _epochs_text(record),
             _value(record.get("folds", {}).get("n_folds")),
-            *(_mean_std(record, MEASURED[k]) for k in MEASURED),
+            *(_mean_std(record, MEASURED[k]) for k in MEASURED), _pooled(record),
             str(record.get("created", ""))[:10] or "—", f"`{record.get('run_id', '?')}`"]
 
 
@@ -232,7 +240,7 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
     lines = [f"# ser-tf results{f': {paper}' if paper else ''}", "",
              f"{len(records)} run record(s) under {results_dir}; published numbers from "
              f"{experiments_dir}/<paper>/{REFERENCE_FILE}. Measured: mean ± std over folds "
-             "(%, F1 = macro-F1). A run that chose its epoch also reports its last epoch "
+             "(%, F1 = macro-F1); pooled: of the summed confusion matrix. A run that chose its epoch also reports its last epoch "
              "(protocol `… (last)`, run id `…, last epoch`).", "",
              markdown_table(report_rows(references, with_last_epoch_views(records)))]
     notes = [f"- {ref.get('title') or ref['paper']}: {ref['citation']}"

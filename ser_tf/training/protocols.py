@@ -21,7 +21,13 @@ scores very differently under each:
       (``filter_dataset.seperate_speaker_id_emodb`` / ``..._iemocap``): one fold per speaker,
       and for IEMOCAP one fold per dialog prefix (``Ses01F``, ``Ses01M``, ...). The IEMOCAP
       prefix names who leads the dialog, not who speaks, so those folds are *not* speaker
-      independent. Test-fold selection as above.
+      independent. Test-fold selection as above. Caveat: the released code's segmentation
+      step renames every file to the name of another file of the same class (an unseeded
+      shuffle), so its "speaker" folds in effect held random files, sized like each
+      speaker's share; this style applies the *intended* speaker split, which is harder
+      than what that code measured. ``"lightsernet"`` (random folds) is the closer match
+      to the published numbers, which the released code also reports pooled over folds
+      (``summary.pooled`` in our records) rather than as a mean of per-fold scores.
 
 ``clean``
     ``StratifiedKFold(n_folds, shuffle=True, random_state=seed)``; a stratified validation
