@@ -1,4 +1,5 @@
-"""CheckpointPolicy on scripted metric sequences, its on-disk state, and EpochLogger output."""
+"""CheckpointPolicy on scripted metric sequences, its on-disk state, and EpochLogger output
+(:mod:`ser_tf.training.progress`)."""
 
 import io
 import json
@@ -9,7 +10,8 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from ser_tf.training.callbacks import (  # noqa: E402
-    CheckpointPolicy, EpochLogger, LastEpochPredictions, infer_mode)
+    CheckpointPolicy, LastEpochPredictions, infer_mode)
+from ser_tf.training.progress import EpochLogger  # noqa: E402
 
 
 def tiny_model():

@@ -84,7 +84,8 @@ def test_write_json_atomic_keeps_the_old_file_on_failure(tmp_path):
 
 def test_in_fold_resume_continues_from_the_last_epoch(tmp_path):
     keras = pytest.importorskip("keras")
-    from ser_tf.training.callbacks import CheckpointPolicy, HistoryLog
+    from ser_tf.training.callbacks import CheckpointPolicy
+    from ser_tf.training.progress import HistoryLog
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 4)).astype("float32")

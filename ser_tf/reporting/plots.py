@@ -104,7 +104,7 @@ def plot_training_curves(histories: Sequence[Mapping], path: str | os.PathLike, 
     """Loss and accuracy per epoch, train and validation, mean ± std band over folds.
 
     ``histories`` are per-fold dicts of per-epoch lists (Keras ``History.history`` or
-    :class:`ser_tf.training.callbacks.HistoryLog`). Folds may have different lengths
+    :class:`ser_tf.training.progress.HistoryLog`). Folds may have different lengths
     (early stopping); see :func:`curve_stats`. Dotted vertical lines mark epochs after which
     fewer folds contribute. Pass ``val_label="test fold (selection)"`` for the ``paper``
     protocol, where the "validation" data is the test fold.

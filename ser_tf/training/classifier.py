@@ -82,7 +82,8 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
     import tensorflow as tf
 
     from ser_tf.features.pipeline import dataset_for_split
-    from ser_tf.training.callbacks import CheckpointPolicy, EpochLogger, LastEpochPredictions
+    from ser_tf.training.callbacks import CheckpointPolicy, LastEpochPredictions
+    from ser_tf.training.progress import EpochLogger
     from ser_tf.training.kfold import fold_callbacks
     from ser_tf.training.losses import get_loss
     from ser_tf.training.metrics import UnweightedAccuracy, classification_metrics

@@ -14,7 +14,7 @@ Two levels of resume, both driven by what is on disk in ``work_dir``::
   ``keras.callbacks.BackupAndRestore`` in ``fold_dir/backup/``; re-running ``model.fit``
   with it resumes from the last finished epoch (weights, optimizer state, epoch number).
   Keras' ``History`` only sees the epochs of the current call, so use
-  :class:`ser_tf.training.callbacks.HistoryLog` for the whole curve and let
+  :class:`ser_tf.training.progress.HistoryLog` for the whole curve and let
   :class:`~ser_tf.training.callbacks.CheckpointPolicy` keep its state on disk;
   :func:`fold_callbacks` puts all of them in the order resuming needs.
 
@@ -219,7 +219,7 @@ def fold_callbacks(fold_dir: str | os.PathLike, *, policy=None, logger=None,
     ``HistoryLog`` (``fold_dir/history.json``) is returned inside the list; find it with
     ``next(c for c in cbs if isinstance(c, HistoryLog))`` or keep your own.
     """
-    from ser_tf.training.callbacks import HistoryLog
+    from ser_tf.training.progress import HistoryLog
 
     callbacks = [fold_backup_callback(fold_dir)]
     if policy is not None:
