@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ser_tf.data.audio import AudioError
 from ser_tf.lite.predict import (DEFAULT_MODEL_NAME, MODEL_ENV, ModelNotFoundError,
-                                 check_waveform_model, default_model_path, format_result,
+                                 check_model_input, default_model_path, format_result,
                                  predict_file)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,10 +56,11 @@ def synthesize(text: str, out_path, voice: str = "de") -> Path:
 
 
 def find_emodb() -> Path | None:
-    """EMO-DB's folder if present: ``$SER_TF_DATA/emodb``, else ``../shared/data/emodb``."""
+    """EMO-DB's folder if present: ``$SER_TF_DATA/emodb``, ``data/emodb``, ``../shared/data/emodb``."""
     candidates = []
     if os.environ.get("SER_TF_DATA"):
         candidates.append(Path(os.environ["SER_TF_DATA"]).expanduser() / "emodb")
+    candidates.append(REPO / "data" / "emodb")  # where `make reproduce-lightsernet` downloads it
     candidates.append(REPO.parent / "shared" / "data" / "emodb")
     for root in candidates:
         if (root / "wav").is_dir():
@@ -102,7 +103,7 @@ def run_demo(model_path=None, emodb_dir=None, *, out=None) -> int:
     """The demo; returns the exit code.
 
     Args:
-        model_path: a waveform-in ``.tflite``; default ``$SER_TF_MODEL`` or the shipped one.
+        model_path: a ``.tflite`` (waveform- or features-in); default ``$SER_TF_MODEL`` or the shipped one.
         emodb_dir: EMO-DB folder (``wav/`` inside); default :func:`find_emodb`. A folder
             without ``wav/`` skips the EMO-DB part.
     """
@@ -114,7 +115,7 @@ def run_demo(model_path=None, emodb_dir=None, *, out=None) -> int:
     if path is None:
         return 0
     model = LiteModel(path)
-    check_waveform_model(model)
+    check_model_input(model)
     print(f"model: {path.name} ({', '.join(model.labels or [])})\n", file=out)
 
     shown = 0
@@ -154,7 +155,7 @@ def run_demo(model_path=None, emodb_dir=None, *, out=None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ser_tf.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None,
-                        help=f"waveform-in .tflite (default ${MODEL_ENV}, else "
+                        help=f".tflite model (default ${MODEL_ENV}, else "
                              f"tflite_models/{DEFAULT_MODEL_NAME})")
     parser.add_argument("--emodb", type=Path, default=None, help="EMO-DB folder "
                         "(default $SER_TF_DATA/emodb, else ../shared/data/emodb)")

@@ -2,9 +2,11 @@
 
 The key tests run the predictor in a subprocess where importing ``tensorflow``, ``keras``
 or ``tf_keras`` raises ImportError (a meta-path finder installed by ``sitecustomize``), so
-they prove the on-device path never needs TensorFlow. The model is a tiny waveform-in
-classifier (Light-SERNet's MFCC front-end + a pooling/dense head) converted here, in the
-parent process, with the suite's own export code.
+they prove the on-device path never needs TensorFlow. The models are a tiny classifier
+(a pooling/dense head on Light-SERNet's MFCCs) converted here, in the parent process, with
+the suite's own export code: waveform-in (the TF front-end inside the graph) and
+features-in float32 / int8 (the front-end computed in NumPy by the predictor). The shipped
+``tflite_models/`` are run the same way when they are present.
 """
 
 from __future__ import annotations
@@ -44,21 +46,25 @@ BLOCK_TF = textwrap.dedent("""\
     """)
 
 
+def tiny_features_classifier():
+    """A pooling/dense head on Light-SERNet's (184, 40) MFCCs, random but seeded weights."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((184, 40)), keras.layers.GlobalAveragePooling1D(),
+                             keras.layers.Dense(len(LABELS), activation="softmax")],
+                            name="tiny")
+
+
 def export_tiny_waveform_model(out_dir):
     """Convert a tiny waveform-in classifier to ``out_dir/MODEL_NAME`` (+ its sidecar);
     returns (path of the .tflite, the Keras model)."""
-    import keras
-
     from ser_tf.export.tflite import export_variants
     from ser_tf.export.waveform import build_waveform_model, input_spec
     from ser_tf.features.recipes import get_recipe
 
     recipe = get_recipe("lightsernet")
-    keras.utils.set_random_seed(0)
-    features = keras.Sequential([keras.Input((184, 40)), keras.layers.GlobalAveragePooling1D(),
-                                 keras.layers.Dense(len(LABELS), activation="softmax")],
-                                name="tiny")
-    model = build_waveform_model(features, recipe)
+    model = build_waveform_model(tiny_features_classifier(), recipe)
     spec = input_spec(recipe, "waveform", model.input_shape[1:])
     paths = export_variants(model, out_dir, labels=LABELS, input_spec=spec,
                             variants=("float32",), name=MODEL_NAME.rsplit("-", 1)[0])
@@ -70,6 +76,39 @@ def export_tiny_waveform_model(out_dir):
 def tiny(tmp_path_factory):
     """(path of the .tflite, the Keras model it was converted from)."""
     return export_tiny_waveform_model(tmp_path_factory.mktemp("models"))
+
+
+def tf_mfcc(windows) -> np.ndarray:
+    """The training pipeline's features for audio windows: the recipe's TF layer."""
+    from ser_tf.features.frontends import compute_features
+    from ser_tf.features.recipes import get_recipe
+
+    recipe = get_recipe("lightsernet")
+    return compute_features(windows, recipe.sample_rate, recipe.frontend)
+
+
+@pytest.fixture(scope="module")
+def tiny_features(tmp_path_factory):
+    """Features-in float32 and int8 exports of the tiny classifier:
+    ({variant: .tflite path}, the Keras features model)."""
+    from ser_tf.data.synthetic import class_signal
+    from ser_tf.export.tflite import export_variants
+    from ser_tf.export.waveform import input_spec
+    from ser_tf.features.recipes import get_recipe
+    from ser_tf.features.segment import segment_lightsernet
+
+    recipe = get_recipe("lightsernet")
+    model = tiny_features_classifier()
+    # Calibration as from a training split: 1-4.25 s clips, the short ones zero-padded
+    # (padding reaches MFCC values that full 3 s windows never do).
+    calibration = tf_mfcc(np.stack([
+        segment_lightsernet(class_signal(c % 7, 1.0 + 0.25 * c, seed=100 + c))
+        for c in range(14)]))
+    paths = export_variants(model, tmp_path_factory.mktemp("features_models"),
+                            representative=calibration, labels=LABELS,
+                            input_spec=input_spec(recipe, "features", (184, 40)),
+                            variants=("float32", "int8"), name="tiny-emodb-mfcc")
+    return paths, model
 
 
 @pytest.fixture(scope="module")
@@ -228,21 +267,101 @@ def test_default_model_path(tiny, tmp_path, monkeypatch):
         default_model_path(tmp_path)
 
 
-def test_features_model_is_refused_with_a_pointer_to_the_waveform_model(tiny, tmp_path, audio):
+def test_features_in_models_predict_without_tensorflow(tiny_features, audio, blocked_env):
+    """float32 and full-integer int8 features-in models: MFCCs computed in NumPy on the
+    device; the float32 result equals the Keras model on the TF front-end's features."""
+    from ser_tf.data.audio import read_audio
+    from ser_tf.features.segment import sliding_windows
+
+    paths, keras_model = tiny_features
+    script = textwrap.dedent("""\
+        import json, sys
+        from ser_tf.lite.predict import predict_file
+        from ser_tf.lite.runtime import LiteModel
+        print(json.dumps([predict_file(f, LiteModel(sys.argv[1])) for f in sys.argv[2:]]))
+        """)
+    files = [audio["long"], audio["stereo"], audio["short"]]
+    results = {}
+    for variant, path in paths.items():
+        out = run_blocked(blocked_env, str(path), *map(str, files), code=script)
+        assert out.returncode == 0, out.stderr
+        results[variant] = json.loads(out.stdout)
+    for i, path in enumerate(files):
+        samples, sr = read_audio(path, 16000)
+        windows = sliding_windows(samples, sr, 3.0, 1.0)
+        expected = keras_model.predict(tf_mfcc(windows), verbose=0).mean(axis=0)
+        float32, int8 = results["float32"][i], results["int8"][i]
+        assert float32["windows"] == int8["windows"] == len(windows)
+        assert list(float32["probabilities"]) == LABELS
+        np.testing.assert_allclose(list(float32["probabilities"].values()), expected, atol=1e-4)
+        # int8: same classes, probabilities within quantisation error.
+        np.testing.assert_allclose(list(int8["probabilities"].values()), expected, atol=0.05)
+
+
+def test_a_model_the_predictor_cannot_run_is_refused_clearly(tiny, tmp_path, audio):
     from ser_tf.lite.predict import predict_file
     from ser_tf.lite.runtime import LiteModel
 
     model_path, _ = tiny
-    # Same graph, sidecar claiming features input: exercises the refusal without converting
-    # a second model.
+    # The waveform graph with a sidecar claiming features input but no front-end: the
+    # features it was trained on are unknown.
     copy = tmp_path / "lightsernet-emodb-features-float32.tflite"
     shutil.copy(model_path, copy)
     meta = json.loads(model_path.with_suffix(".json").read_text())
     meta["input"]["kind"] = "features"
     copy.with_suffix(".json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="waveform-in") as err:
+    with pytest.raises(ValueError, match=r"lacks \['frontend'\]") as err:
         predict_file(audio["short"], LiteModel(copy))
-    assert "TensorFlow" in str(err.value)
+    assert str(copy) in str(err.value)
+    # A front-end whose output is not the model's input shape.
+    meta["input"].update(frontend={"kind": "mfcc", "frame_length": 1024, "frame_step": 256,
+                                   "window": "hann", "power": 1.0, "center": False,
+                                   "num_mel_bins": 128, "mel_scale": "htk", "num_mfcc": 40,
+                                   "dct_norm": "tf", "fmin": 80.0, "fmax": 7600.0,
+                                   "norm": None, "log": None})
+    copy.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"features of shape \(184, 40\) but the model takes"):
+        predict_file(audio["short"], LiteModel(copy))
+    meta["input"]["kind"] = "pictures"
+    copy.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="unknown input kind 'pictures'"):
+        predict_file(audio["short"], LiteModel(copy))
+
+
+SHIPPED = sorted((REPO / "tflite_models").glob("*.tflite"))
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no shipped models in tflite_models/")
+def test_every_shipped_model_predicts_without_tensorflow(audio, blocked_env):
+    """The shipped files themselves, as a Raspberry Pi runs them: each loads, predicts with
+    its sidecar's labels, and the float32 features-in and waveform-in exports of the same
+    weights agree (NumPy MFCC on the device vs the TF front-end inside the graph)."""
+    script = textwrap.dedent("""\
+        import json, sys
+        from ser_tf.lite.predict import predict_file
+        from ser_tf.lite.runtime import LiteModel
+        out = {}
+        for path in sys.argv[2:]:
+            model = LiteModel(path)
+            out[path] = {"labels": model.labels, **predict_file(sys.argv[1], model)}
+        print(json.dumps(out))
+        """)
+    out = run_blocked(blocked_env, str(audio["long"]), *map(str, SHIPPED), code=script)
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)
+    for path in SHIPPED:
+        result = results[str(path)]
+        meta = json.loads(path.with_suffix(".json").read_text())
+        assert result["labels"] == meta["labels"] == list(result["probabilities"])
+        # A full-integer model's outputs are multiples of 1/256, each rounded.
+        tolerance = len(LABELS) / 256 if meta.get("variant") == "int8" else 1e-4
+        assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=tolerance)
+        assert result["windows"] == 8
+    by_stem = {path.stem.split("-", 2)[2]: path for path in SHIPPED}  # "mfcc-float32"
+    pair = [by_stem.get("mfcc-float32"), by_stem.get("waveform-float32")]
+    if all(pair):
+        features, waveform = (list(results[str(p)]["probabilities"].values()) for p in pair)
+        np.testing.assert_allclose(features, waveform, atol=1e-4)
 
 
 def test_window_must_match_the_model(tiny, audio):

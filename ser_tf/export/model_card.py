@@ -167,7 +167,8 @@ def _input_lines(spec: dict | None) -> list[str]:
         return ["not specified"]
     kind = spec.get("kind")
     what = {"waveform": "raw mono audio (features are computed inside the model)",
-            "features": "precomputed features (MFCC); needs TensorFlow to compute them"}
+            "features": "features computed from the audio by the front-end below (ser_tf.lite "
+                        "computes it in NumPy, no TensorFlow)"}
     lines = [f"- kind: `{kind}` - {what.get(kind, 'unknown kind')}"]
     for key in ("sample_rate", "samples", "shape"):
         lines.append(f"- {key}: {spec[key] if spec.get(key) is not None else 'not specified'}")

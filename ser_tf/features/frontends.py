@@ -4,7 +4,9 @@ The same layer object runs inside ``tf.data`` (feature caching), inside a ``kera
 (a deployed model takes raw audio) and inside an exported TFLite graph. So every op has a
 TFLite builtin: ``tf.signal.frame``, ``tf.signal.rfft`` (RFFT2D; the TFLite kernel only
 accepts power-of-two lengths, hence ``dft="matmul"`` for e.g. an 800-point DFT), and matmuls
-with constant window / mel / DCT matrices built here in NumPy (no ``tf.signal.dct``, no Flex).
+with constant window / mel / DCT matrices built in NumPy (no ``tf.signal.dct``, no Flex)
+by :mod:`ser_tf.features.spectral`, which also computes the same front-ends without
+TensorFlow for :mod:`ser_tf.lite`.
 
 Two conventions are reproduced, chosen by the parameters (all exposed, all in ``get_config``):
 
@@ -42,84 +44,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-WINDOWS = ("hann", "hamming")
-LOG_MODES = (None, "log", "db")
-MEL_SCALES = ("htk", "slaney")
-DCT_NORMS = (None, "ortho", "tf")
-TF_KINDS = ("spectrogram", "log_mel", "mfcc")
+from ser_tf.features.spectral import (  # noqa: F401  (re-exported: one definition)
+    DCT_NORMS, LOG_MODES, MEL_SCALES, TF_KINDS, WINDOWS, _choice, center_padding, dct_matrix,
+    hz_to_mel, mel_to_hz, mel_weight_matrix, spectrogram_bins, window_array)
+
 KINDS = TF_KINDS + ("librosa_mfcc",)
-
-
-def _choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value
-
-
-def window_array(name: str, length: int) -> np.ndarray:
-    """Periodic ("DFT-even") window, as ``scipy.signal.get_window(name, length)`` (librosa)
-    and ``tf.signal.hann_window`` / ``hamming_window`` (periodic=True) compute it."""
-    alpha = {"hann": 0.5, "hamming": 0.54}[_choice("window", name, WINDOWS)]
-    return alpha - (1.0 - alpha) * np.cos(2.0 * np.pi * np.arange(length) / length)
-
-
-def hz_to_mel(hz, scale: str = "slaney"):
-    """HTK: 1127 ln(1 + f/700) (TF's constant). Slaney (Auditory Toolbox, librosa's
-    default): linear 3 mel / 200 Hz below 1 kHz, logarithmic above."""
-    hz = np.asarray(hz, dtype=np.float64)
-    if _choice("mel_scale", scale, MEL_SCALES) == "htk":
-        return 1127.0 * np.log1p(hz / 700.0)
-    logstep = np.log(6.4) / 27.0
-    return np.where(hz < 1000.0, hz * 3.0 / 200.0,
-                    15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / logstep)
-
-
-def mel_to_hz(mel, scale: str = "slaney"):
-    mel = np.asarray(mel, dtype=np.float64)
-    if _choice("mel_scale", scale, MEL_SCALES) == "htk":
-        return 700.0 * np.expm1(mel / 1127.0)
-    logstep = np.log(6.4) / 27.0
-    return np.where(mel < 15.0, mel * 200.0 / 3.0, 1000.0 * np.exp(logstep * (mel - 15.0)))
-
-
-def mel_weight_matrix(sample_rate, fft_length, num_mel_bins=128, fmin=0.0, fmax=None,
-                      mel_scale="slaney", norm="slaney", triangles=None) -> np.ndarray:
-    """``(fft_length // 2 + 1, num_mel_bins)`` triangular filters, band edges equally spaced
-    in mel. ``triangles="hz"`` interpolates linearly in Hz (librosa.filters.mel);
-    ``"mel"`` in mel (tf.signal.linear_to_mel_weight_matrix). ``None``: "mel" for the HTK
-    scale, "hz" for slaney, so each scale reproduces its usual library."""
-    fmax = sample_rate / 2.0 if fmax is None else float(fmax)
-    if not 0.0 <= fmin < fmax <= sample_rate / 2.0:
-        raise ValueError(f"need 0 <= fmin < fmax <= sample_rate/2, got {fmin}, {fmax}")
-    triangles = triangles or ("mel" if mel_scale == "htk" else "hz")
-    _choice("mel_triangles", triangles, ("hz", "mel"))
-    bin_hz = np.arange(fft_length // 2 + 1) * sample_rate / fft_length
-    edges_mel = np.linspace(hz_to_mel(fmin, mel_scale), hz_to_mel(fmax, mel_scale),
-                            num_mel_bins + 2)
-    edges_hz = mel_to_hz(edges_mel, mel_scale)
-    x, e = (bin_hz, edges_hz) if triangles == "hz" else (hz_to_mel(bin_hz, mel_scale), edges_mel)
-    rising = (x[:, None] - e[None, :-2]) / (e[1:-1] - e[:-2])
-    falling = (e[None, 2:] - x[:, None]) / (e[2:] - e[1:-1])
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    if _choice("norm", norm, (None, "slaney")) == "slaney":
-        # Equal area per filter: divide by the triangle's width in Hz (Slaney 1998).
-        weights *= 2.0 / (edges_hz[2:] - edges_hz[:-2])
-    return weights
-
-
-def dct_matrix(num_inputs: int, num_outputs: int, norm="ortho") -> np.ndarray:
-    """DCT-II as a ``(num_inputs, num_outputs)`` matrix (``x @ D``): ``None`` is scipy's
-    unnormalised 2 sum x_n cos(pi k (2n+1) / 2N), ``"ortho"`` scipy's orthonormal one,
-    ``"tf"`` the unnormalised one times 1/sqrt(2N) (tf.signal.mfccs_from_log_mel_spectrograms)."""
-    if num_outputs > num_inputs:
-        raise ValueError(f"num_mfcc ({num_outputs}) must be <= num_mel_bins ({num_inputs})")
-    n, k = np.arange(num_inputs)[:, None], np.arange(num_outputs)[None, :]
-    matrix = 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2 * num_inputs))
-    if _choice("dct_norm", norm, DCT_NORMS) in ("ortho", "tf"):
-        matrix /= np.sqrt(2.0 * num_inputs)
-    if norm == "ortho":
-        matrix[:, 0] /= np.sqrt(2.0)
-    return matrix
 
 
 def _keep_bins(values, bins: int):
@@ -152,11 +81,7 @@ class _STFTFrontend(keras.layers.Layer):
         self.log = _choice("log", log, LOG_MODES)
         self.log_offset, self.ref, self.amin = float(log_offset), float(ref), float(amin)
         self.top_db = None if top_db is None else float(top_db)
-        # librosa pads fft_length // 2 and centres a shorter window inside each fft_length
-        # frame; padding only what reaches the window gives the same frames and frame count.
-        inner = self.fft_length - self.frame_length
-        self._pad = (self.fft_length // 2 - inner // 2,
-                     self.fft_length // 2 - (inner - inner // 2)) if self.center else (0, 0)
+        self._pad = center_padding(self.frame_length, self.fft_length, self.center)
         self._window = window_array(self.window, self.frame_length).astype(np.float32)
 
     def _num_bins(self) -> int:
@@ -246,12 +171,7 @@ class Spectrogram(_STFTFrontend):
         self.max_hz = None if max_hz is None else float(max_hz)
 
     def _num_bins(self) -> int:
-        full = self.fft_length // 2 + 1
-        if self.max_hz is None:
-            return full
-        # Bin k is at k * sample_rate / fft_length Hz; keep those strictly below max_hz.
-        below = math.ceil(self.max_hz * self.fft_length / self.sample_rate - 1e-9)
-        return max(1, min(full, below))
+        return spectrogram_bins(self.fft_length, self.sample_rate, self.max_hz)
 
     def call(self, audio):
         return self._compress(self._spectrum(audio))

@@ -1,9 +1,10 @@
-"""Classify audio files with an exported waveform-in ``.tflite`` model, without TensorFlow.
+"""Classify audio files with an exported ``.tflite`` model, without TensorFlow.
 
 Only NumPy, soundfile, soxr and a TFLite interpreter are imported (see
 :mod:`ser_tf.lite.runtime`), so this runs on a Raspberry Pi::
 
     python -m ser_tf.lite.predict --model lightsernet-emodb-waveform-float32.tflite a.wav b.mp3
+    python -m ser_tf.lite.predict --model lightsernet-emodb-mfcc-int8.tflite a.wav
     ser-tf predict a.wav b.mp3 --json          # same, through the suite's CLI
 
 How a file is classified (:func:`predict_file`): it is read with the suite's one audio
@@ -13,11 +14,15 @@ naming the file), cut into 3 s windows with a 1 s hop
 (:func:`ser_tf.features.segment.sliding_windows`, each window normalised as the training
 segments were), every window is classified, and the window probabilities are averaged.
 
-Only **waveform-in** models work here (sidecar ``input.kind == "waveform"``, written by
-:func:`ser_tf.export.tflite.export_variants` for a :func:`ser_tf.export.waveform.build_waveform_model`):
-their MFCC front-end is inside the graph. A **features-in** model needs the MFCCs computed
-by the TensorFlow front-end layers, which this TF-free path cannot do; it is refused with
-a message pointing to the waveform-in file.
+Two kinds of model, told apart by the sidecar's ``input.kind``
+(:func:`ser_tf.export.tflite.export_variants` writes it):
+
+- **waveform-in** (``"waveform"``, from :func:`ser_tf.export.waveform.build_waveform_model`):
+  the MFCC front-end is inside the graph; windows go in as they are.
+- **features-in** (``"features"``: the float32 / float16 / int8 exports of the classifier):
+  the sidecar's ``frontend`` (the training recipe's front-end config) is computed in NumPy
+  by :func:`ser_tf.features.spectral.numpy_features`, the same computation as the TF layer
+  (parity tested), and an int8 model's input is quantised by :class:`LiteModel`.
 
 Shipped model naming: ``tflite_models/<model>-<corpus>-<input>-<variant>.tflite`` plus the
 sidecar ``<same stem>.json`` and the model card ``<same stem>.md``; the default model is
@@ -37,6 +42,7 @@ import numpy as np
 
 from ser_tf.data.audio import AudioError, read_audio
 from ser_tf.features.segment import sliding_windows
+from ser_tf.features.spectral import check_frontend_config, numpy_features
 from ser_tf.lite.runtime import LiteModel
 
 #: The shipped default: Light-SERNet trained on EMO-DB, raw 16 kHz audio in, float32.
@@ -72,7 +78,7 @@ def default_model_path(models_dir=None) -> Path:
         raise ModelNotFoundError(
             f"no model at {path} ({source}). The shipped model is made by "
             "`make reproduce-lightsernet`; or pass --model PATH.tflite, or set "
-            f"{MODEL_ENV} to a waveform-in .tflite file")
+            f"{MODEL_ENV} to a .tflite file")
     return path
 
 
@@ -89,19 +95,51 @@ def input_spec(model: LiteModel) -> dict:
     return {"kind": "features", "shape": list(shape)}
 
 
-def check_waveform_model(model: LiteModel) -> dict:
-    """The input spec of a model this TF-free predictor can run; ``ValueError`` otherwise."""
+#: Segmentation kinds whose training segments were percentile-normalised (so prediction
+#: windows are too); ``None``: a sidecar without a segment entry (older Light-SERNet exports).
+NORMALISED_SEGMENTS = ("lightsernet", None)
+
+
+def check_model_input(model: LiteModel) -> dict:
+    """The input spec of a model this TF-free predictor can run; ``ValueError`` otherwise.
+
+    Waveform-in: a 1-D input. Features-in: the sidecar must describe the front-end
+    (``frontend``, ``sample_rate``, ``samples``) and the front-end's output shape must be
+    the model's input shape.
+    """
     spec = input_spec(model)
-    if spec.get("kind") != "waveform":
+    kind = spec.get("kind")
+    if kind == "waveform":
+        if len(model.input_shape) != 1:
+            raise ValueError(f"{model.path}: a waveform model must take (batch, samples), "
+                             f"got input shape {model.input_shape}")
+        return spec
+    if kind != "features":
+        raise ValueError(f"{model.path}: unknown input kind {kind!r} (sidecar input.kind "
+                         "must be 'waveform' or 'features')")
+    missing = [key for key in ("frontend", "sample_rate", "samples") if not spec.get(key)]
+    if missing:
         raise ValueError(
-            f"{model.path}: this model takes {spec.get('kind')} input {model.input_shape}, "
-            "i.e. MFCCs computed by TensorFlow, which the TF-free predictor does not have. "
-            "Use the waveform-in export of the same model (`*-waveform-*.tflite`, audio in, "
-            "MFCC inside the graph), e.g. tflite_models/" + DEFAULT_MODEL_NAME)
-    if len(model.input_shape) != 1:
-        raise ValueError(f"{model.path}: a waveform model must take (batch, samples), "
-                         f"got input shape {model.input_shape}")
+            f"{model.path}: features-in model whose sidecar lacks {missing}, so the "
+            "features it was trained on are unknown. Re-export it with ser-tf (the sidecar "
+            "records the recipe), or use a waveform-in model (`*-waveform-*.tflite`)")
+    try:
+        check_frontend_config(spec["frontend"])
+        shape = numpy_features(np.zeros((1, int(spec["samples"])), np.float32),
+                               int(spec["sample_rate"]), spec["frontend"]).shape[1:]
+    except ValueError as error:
+        raise ValueError(f"{model.path}: {error}") from None
+    if tuple(shape) != tuple(model.input_shape):
+        raise ValueError(f"{model.path}: its front-end gives features of shape {shape} but "
+                         f"the model takes {model.input_shape}")
     return spec
+
+
+def model_inputs(windows: np.ndarray, spec: dict) -> np.ndarray:
+    """Audio windows ``(n, samples)`` -> what the model takes (features for features-in)."""
+    if spec.get("kind") == "features":
+        return numpy_features(windows, int(spec["sample_rate"]), spec["frontend"])
+    return windows
 
 
 def _labels(model: LiteModel) -> list[str]:
@@ -114,7 +152,7 @@ def predict_file(path, model: LiteModel, *, window: float = 3.0, hop: float = 1.
 
     Args:
         path: any length, sample rate, channel count and format :func:`read_audio` reads.
-        model: a waveform-in :class:`LiteModel` (see the module docstring).
+        model: a waveform-in or features-in :class:`LiteModel` (see the module docstring).
         window: seconds per window; must match the model's input length.
         hop: seconds between window starts.
 
@@ -124,19 +162,21 @@ def predict_file(path, model: LiteModel, *, window: float = 3.0, hop: float = 1.
 
     Raises:
         AudioError: the file is missing, empty, not audio, silent, ... (message names it).
-        ValueError: a features-in model, or ``window`` not matching the model's input.
+        ValueError: a model this predictor cannot run, or ``window`` not matching the
+            model's input.
     """
-    spec = check_waveform_model(model)
+    spec = check_model_input(model)
     if not (window > 0 and hop > 0):
         raise ValueError(f"window and hop must be positive seconds, got {window}, {hop}")
     sr = int(spec.get("sample_rate") or DEFAULT_SAMPLE_RATE)
-    samples = int(model.input_shape[0])
+    samples = int(spec.get("samples") or model.input_shape[0])
     if int(round(window * sr)) != samples:
         raise ValueError(f"{model.path.name} takes {samples} samples ({samples / sr:g} s at "
                          f"{sr} Hz); window={window} s does not match")
     audio, sr = read_audio(path, sr)
-    windows = sliding_windows(audio, sr, window, hop)
-    probabilities = model.predict(windows).mean(axis=0)
+    normalize = (spec.get("segment") or {}).get("kind") in NORMALISED_SEGMENTS
+    windows = sliding_windows(audio, sr, window, hop, normalize=normalize)
+    probabilities = model.predict(model_inputs(windows, spec)).mean(axis=0)
     labels = _labels(model)
     return {"file": str(path), "label": labels[int(np.argmax(probabilities))],
             "probabilities": {label: float(p) for label, p in zip(labels, probabilities)},
@@ -164,7 +204,7 @@ def predict_files(files, model: LiteModel, *, as_json: bool = False, out=None, e
     """
     out = out or sys.stdout
     err = err or sys.stderr
-    check_waveform_model(model)  # once, before any file: the same error for every file
+    check_model_input(model)  # once, before any file: the same error for every file
     results, errors = [], []
     for path in files:
         try:
@@ -200,7 +240,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (any format, "
                         "rate, channels and length)")
     parser.add_argument("--model", type=Path, default=None, metavar="PATH",
-                        help=f"waveform-in .tflite model (default: ${MODEL_ENV}, else "
+                        help=f".tflite model, waveform- or features-in (default: ${MODEL_ENV}, else "
                              f"tflite_models/{DEFAULT_MODEL_NAME})")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",
@@ -211,7 +251,7 @@ def add_cli(subparsers) -> None:
     """Register ``ser-tf predict`` (argparse only: importing this module needs no TF)."""
     parser = subparsers.add_parser(
         "predict", help="classify audio files with a .tflite model (no TensorFlow needed)",
-        description="Classify audio files with a waveform-in .tflite model: 3 s windows, "
+        description="Classify audio files with a .tflite model: 3 s windows, "
                     "1 s hop, probabilities averaged. Exit code 1 if any file failed.")
     _add_arguments(parser)
     parser.set_defaults(handler=run)
