@@ -10,12 +10,16 @@ APT_PACKAGES := espeak-ng libespeak-ng-libespeak-dev ffmpeg festival-dev libesto
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 EXTRAS ?= dev,lite,align
 
-.PHONY: install system-deps test test-unit test-integration demo clean-venv help reproduce-lightsernet reproduce-timnet
+.PHONY: install system-deps test test-unit test-integration demo clean-venv help reproduce-lightsernet reproduce-timnet bench-lightsernet
 
 help:
 	@echo "make demo     - classify a synthesised sentence with the shipped model"
 	@echo "make test     - install (if needed) and run the test suite"
 	@echo "make install  - create .venv (Python $(PYTHON_VERSION)) with the pinned dependencies"
+	@echo "make test-unit / test-integration - the tests without / with the shared corpora"
+	@echo "make reproduce-lightsernet - Light-SERNet on EMO-DB: 4 runs x 10 folds (hours; resumes)"
+	@echo "make reproduce-timnet      - TIM-Net on EMO-DB and RAVDESS (TIMNET_RUNS, TIMNET_EPOCHS)"
+	@echo "make bench-lightsernet     - seconds per epoch, feature throughput, TFLite latency"
 
 install: $(STAMP)
 

@@ -87,6 +87,21 @@ def test_paper_protocol_selects_on_test_and_says_so(corpus, tmp_path, capsys):
     assert "optimistic" in capsys.readouterr().out
 
 
+def test_paper_protocol_with_the_last_epoch_chooses_nothing_on_test(corpus, tmp_path):
+    """TIM-Net's corrected setting: the original folds, the last epoch's weights."""
+    from dataclasses import replace
+
+    out = run_experiment(corpus, RECIPE, tiny_model, paper="tiny", protocol="paper",
+                         fit=replace(FIT, checkpoint="last"), results_dir=tmp_path / "r",
+                         cache_dir=tmp_path / "c", n_folds=2, fold_seed=3, quiet=True)
+    record = json.loads((out["record"] / "record.json").read_text())
+    assert record["config"]["fit"]["checkpoint"] == "last"
+    assert [f["selection_on_test"] for f in record["per_fold"]] == [False, False]
+    assert [f["chosen_epoch"] for f in record["per_fold"]] == [3, 3]
+    assert "nothing was chosen" in record["protocol_warning"]
+    assert "optimistic" not in record["protocol_warning"]
+
+
 def test_on_fold_done_runs_per_fold_and_catches_up_finished_folds_on_resume(corpus, tmp_path):
     calls = []
 

@@ -46,6 +46,8 @@ def test_cli_runs_end_to_end_on_a_tiny_corpus(tmp_path):
     assert record["config"]["loss"] == "cross_entropy" and record["config"]["duration"] == 3.0
     assert record["config"]["fit"]["lr_schedule"]["start_epoch"] == 60
     assert record["config"]["fit"]["checkpoint"] == "best-val"
+    # Keras' Adam epsilon, as the authors' code: not in the config (run ids unchanged).
+    assert "epsilon" not in record["config"]["fit"]
     assert len(record["per_fold"]) == 2 and 0 <= record["summary"]["UA"]["mean"] <= 100
     tflite = record["tflite"]
     assert set(tflite["variants"]) == {"float32", "float16", "dynamic_int8", "int8"}

@@ -192,6 +192,12 @@ def test_paper_warning_only_for_paper():
     assert "test fold" in text and "optimistic" in text
     assert paper_protocol_warning("clean") is None
     assert paper_protocol_warning("speaker") is None
+    # The last epoch's weights: no selection on the test fold, only the original folds.
+    last = paper_protocol_warning("paper", "last")
+    assert "nothing was chosen" in last and "optimistic" not in last
+    assert paper_protocol_warning("paper", "last", patience=5) == text  # early stopping chose
+    assert paper_protocol_warning("paper", "best-val") == text
+    assert paper_protocol_warning("speaker", "last") is None
     with pytest.raises(ValueError):
         paper_protocol_warning("bogus")
 

@@ -243,11 +243,28 @@ def test_readme_section_is_replaced_and_in_progress_runs_listed(tmp_path):
     work = tmp_path / "results" / "demo" / "EMODB" / "paper-abc.work"
     (work / "fold_00").mkdir(parents=True)
     (work / "folds.json").write_text(_json.dumps({"folds": [{}, {}, {}]}))
-    (work / "config.json").write_text(_json.dumps({"protocol": "paper", "loss": "focal"}))
+    # As the experiments write it: training settings nested under "fit".
+    (work / "config.json").write_text(_json.dumps(
+        {"protocol": "paper", "loss": "focal", "fit": {"checkpoint": "last", "epochs": 500}}))
     (work / "fold_00" / "result.json").write_text(_json.dumps({"metrics": {"UA": 91.234}}))
     lines = in_progress_lines(tmp_path / "results", "demo")
-    assert lines == ["- demo EMODB `paper-abc` (protocol paper, loss focal): 1/3 folds done; "
-                     "UA of the finished folds 91.23"]
+    assert lines == ["- demo EMODB `paper-abc` (protocol paper, loss focal, checkpoint last, "
+                     "epochs 500): 1/3 folds done; UA of the finished folds 91.23"]
     (tmp_path / "results" / "demo" / "EMODB" / "paper-abc").mkdir()
     (tmp_path / "results" / "demo" / "EMODB" / "paper-abc" / "record.json").write_text("{}")
     assert in_progress_lines(tmp_path / "results", "demo") == []
+
+
+def test_run_cells_read_training_settings_from_the_fit_section():
+    """Real records keep epochs and checkpoint under config["fit"]: the table shows the
+    configured epochs even when every fold stopped early."""
+    from ser_tf.reporting.report import _run_cells
+
+    record = {"protocol": "paper", "run_id": "paper-x", "folds": {"n_folds": 10},
+              "config": {"loss": "cross_entropy", "duration": 3,
+                         "fit": {"epochs": 300, "checkpoint": "paper", "loss": "cross_entropy"}},
+              "per_fold": [{"epochs_run": 120}, {"epochs_run": 90}], "summary": {}}
+    cells = _run_cells(record)
+    assert cells[:4] == ["paper (paper)", "cross_entropy", "300", "10"]
+    del record["config"]["fit"]["epochs"]
+    assert _run_cells(record)[2] == "120"  # no configured epochs: the longest fold

@@ -145,8 +145,8 @@ def test_cli_runs_end_to_end_with_tsne_and_tflite(tmp_path):
     assert config["recipe"]["name"] == "timnet-EMODB" and config["input_shape"] == [188, 39]
     assert (config["n_blocks"], config["checkpoint"], config["features"]) == (2, "best-val", None)
     fit = config["fit"]
-    assert (fit["beta_1"], fit["beta_2"], fit["label_smoothing"], fit["batch_size"]) == \
-        (0.93, 0.98, 0.1, 8)
+    assert (fit["beta_1"], fit["beta_2"], fit["epsilon"], fit["label_smoothing"],
+            fit["batch_size"]) == (0.93, 0.98, 1e-8, 0.1, 8)
     assert fit["seed"] == 46 and record["protocol"] == "clean"
     assert len(record["per_fold"]) == 2 and record["protocol_warning"] is None
     # The epoch was chosen on validation; the last epoch was scored too, in the same run.

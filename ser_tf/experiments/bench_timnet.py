@@ -31,9 +31,8 @@ def _compiler(feature_set, cfg: dict, n_blocks: int, seed: int):
     builds and compiles it."""
 
     def compile_model(jit_compile: bool):
-        import keras
-
         from ser_tf.models.timnet import build_timnet
+        from ser_tf.training.classifier import FitConfig
         from ser_tf.training.losses import get_loss
         from ser_tf.training.metrics import UnweightedAccuracy
         from ser_tf.training.seeding import set_seed
@@ -43,8 +42,9 @@ def _compiler(feature_set, cfg: dict, n_blocks: int, seed: int):
         model = build_timnet(k, tuple(feature_set.features.shape[1:]), filters=cfg["filters"],
                              kernel_size=cfg["kernel_size"], n_blocks=n_blocks,
                              dropout=cfg["dropout"])
-        model.compile(optimizer=keras.optimizers.Adam(cfg["learning_rate"], beta_1=cfg["beta_1"],
-                                                      beta_2=cfg["beta_2"]),
+        fit = FitConfig(learning_rate=cfg["learning_rate"], beta_1=cfg["beta_1"],
+                        beta_2=cfg["beta_2"], epsilon=cfg["epsilon"])
+        model.compile(optimizer=fit.optimizer(),
                       loss=get_loss(cfg["loss"], label_smoothing=cfg["label_smoothing"]),
                       metrics=["accuracy", UnweightedAccuracy(k)], jit_compile=jit_compile)
         return model

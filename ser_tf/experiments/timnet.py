@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> dict:
         else args.checkpoint
     fit = FitConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=cfg["learning_rate"],
-        beta_1=cfg["beta_1"], beta_2=cfg["beta_2"], loss=cfg["loss"],
+        beta_1=cfg["beta_1"], beta_2=cfg["beta_2"], epsilon=cfg["epsilon"], loss=cfg["loss"],
         label_smoothing=cfg["label_smoothing"], checkpoint=checkpoint,
         monitor=cfg["monitor_paper"] if checkpoint == "paper" else cfg["monitor_clean"],
         check_every=args.check_every, patience=args.patience, min_epochs=args.min_epochs,

@@ -219,7 +219,9 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
     folds = as_folds(folds)
     if not fold_results or len(fold_results) != len(folds):
         raise ValueError(f"{len(fold_results)} fold results for {len(folds)} folds")
-    warning = paper_protocol_warning(protocol)
+    fit = config.get("fit") or {}
+    warning = paper_protocol_warning(protocol, config.get("checkpoint") or fit.get("checkpoint"),
+                                     config.get("patience", fit.get("patience")))
     resolved = {**config, "protocol": protocol}
     rid = run_id(resolved)
     final = (Path(dest_dir) / _component(config["paper"], "paper")

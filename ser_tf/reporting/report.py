@@ -138,15 +138,22 @@ def _pooled(record: Mapping) -> str:
     return f"{pooled['UA']:.2f} / {pooled['WA']:.2f}"
 
 
+def _config_value(config: Mapping, key: str) -> Any:
+    """A run setting: top-level in the config (an experiment's ``config_extra``), else in
+    its ``fit`` section, where the training settings live."""
+    value = config.get(key)
+    return value if value is not None else (config.get("fit") or {}).get(key)
+
+
 def _loss_text(config: Mapping) -> str:
-    loss = config.get("loss")
+    loss = _config_value(config, "loss")
     if isinstance(loss, Mapping):
         loss = loss.get("name")
     return _value(loss)
 
 
 def _epochs_text(record: Mapping) -> str:
-    epochs = record.get("config", {}).get("epochs")
+    epochs = _config_value(record.get("config", {}), "epochs")
     if epochs is None:
         runs = [r.get("epochs_run") for r in record.get("per_fold", []) if r.get("epochs_run")]
         epochs = max(runs) if runs else None
@@ -158,8 +165,9 @@ def _run_cells(record: Mapping | None) -> list[str]:
         return ["not run", "", "", "", "", "", "", "", "", ""]
     config = record.get("config", {})
     protocol = str(record.get("protocol", "—"))
-    if config.get("checkpoint"):
-        protocol += f" ({config['checkpoint']})"
+    checkpoint = _config_value(config, "checkpoint")
+    if checkpoint:
+        protocol += f" ({checkpoint})"
     return [protocol, _loss_text(config), _epochs_text(record),
             _value(record.get("folds", {}).get("n_folds")),
             *(_mean_std(record, MEASURED[k]) for k in MEASURED), _pooled(record),
@@ -174,7 +182,7 @@ def with_last_epoch_views(records: Sequence[Mapping]) -> list[Mapping]:
     for record in records:
         out.append(record)
         config = record.get("config", {})
-        checkpoint = config.get("checkpoint") or config.get("fit", {}).get("checkpoint")
+        checkpoint = _config_value(config, "checkpoint")
         if record.get("summary_last_epoch") and checkpoint != "last":
             out.append({**record, "config": {**config, "checkpoint": "last"},
                         "summary": record["summary_last_epoch"],
@@ -274,8 +282,9 @@ def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
         total = len(read_json(work / "folds.json").get("folds", [])) if (
             work / "folds.json").exists() else "?"
         config = read_json(work / "config.json") if (work / "config.json").exists() else {}
-        setting = ", ".join(f"{k} {config[k]}" for k in ("protocol", "loss", "duration")
-                            if k in config)
+        setting = ", ".join(f"{k} {_config_value(config, k)}"
+                            for k in ("protocol", "loss", "duration", "checkpoint", "epochs")
+                            if _config_value(config, k) is not None)
         finished = [read_json(p) for p in done]
         uas = [r["metrics"]["UA"] for r in finished]
         so_far = f"; UA of the finished folds {', '.join(f'{u:.2f}' for u in uas)}" if uas else ""

@@ -34,6 +34,10 @@ class FitConfig:
     learning_rate: float = 1e-3
     beta_1: float = 0.9
     beta_2: float = 0.999
+    #: Adam's epsilon; ``None`` is Keras' default (1e-7, what Light-SERNet's code used).
+    #: Left out of :meth:`to_dict` when ``None``, so configs written before this field
+    #: existed (and their run ids) are unchanged.
+    epsilon: float | None = None
     #: ``None`` or ``{"name": "step_exp_decay", "start_epoch": 60, "every": 20, "factor": ...}``.
     lr_schedule: dict | None = None
     loss: str = "cross_entropy"
@@ -58,7 +62,19 @@ class FitConfig:
             raise ValueError("epochs and batch_size must be positive")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        config = asdict(self)
+        if config["epsilon"] is None:
+            del config["epsilon"]
+        return config
+
+    def optimizer(self):
+        """The Adam optimiser these settings describe (constant ``learning_rate``; a
+        schedule is a callback)."""
+        import keras
+
+        extra = {} if self.epsilon is None else {"epsilon": float(self.epsilon)}
+        return keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2,
+                                     **extra)
 
 
 def _schedule_callback(config: dict):
@@ -99,7 +115,7 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
     with strategy.scope():
         model = build_model(len(labels))
         model.compile(
-            optimizer=keras.optimizers.Adam(fit.learning_rate, beta_1=fit.beta_1, beta_2=fit.beta_2),
+            optimizer=fit.optimizer(),
             loss=get_loss(fit.loss, gamma=fit.focal_gamma, label_smoothing=fit.label_smoothing),
             metrics=["accuracy", UnweightedAccuracy(len(labels))], jit_compile=fit.jit_compile)
 
@@ -145,7 +161,10 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
         "chosen_epoch": policy.chosen_epoch,
         "epochs_run": epochs_run,
         "checkpoint": policy.to_dict(),
-        "selection_on_test": policy.selection_on_test or bool(fold.selection_on_test),
+        # The test fold chose something: the epoch (paper / best-val on paper folds) or,
+        # through early stopping, when to stop; "last" without patience chooses nothing.
+        "selection_on_test": policy.selection_on_test or bool(
+            fold.selection_on_test and (fit.checkpoint != "last" or fit.patience is not None)),
         "seconds": round(seconds, 3),
         "test_ids": list(fold.test_ids),
         "test_probabilities": np.round(probabilities, 6).tolist(),
@@ -241,7 +260,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
                            paper_style=paper_style, val_fraction=val_fraction,
                            config_extra=config_extra)
     folds, work_dir = plan.folds, plan.work_dir
-    warning = paper_protocol_warning(protocol)
+    warning = paper_protocol_warning(protocol, plan.fit.checkpoint, plan.fit.patience)
     if warning and not quiet:
         print(f"NOTE: {warning}")
     work_dir.mkdir(parents=True, exist_ok=True)

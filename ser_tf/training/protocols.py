@@ -74,6 +74,10 @@ FOLDS_FORMAT = "ser_tf.folds/1"
 _PAPER_WARNING = ("Protocol 'paper': the best epoch was chosen on the test fold itself "
                   "(validation = test), as in the original code; these scores are optimistic "
                   "and not comparable with the 'clean' or 'speaker' protocols.")
+_PAPER_LAST_WARNING = ("Protocol 'paper' with the last epoch's weights: nothing was chosen on "
+                       "the test fold, but the folds are the original code's (utterances, not "
+                       "speakers, split at random), so these scores are not comparable with "
+                       "the 'speaker' protocol.")
 
 
 @dataclass
@@ -397,8 +401,15 @@ def load_folds(path) -> list[Fold]:
     return folds
 
 
-def paper_protocol_warning(protocol: str) -> str | None:
-    """The sentence to print with every result of the ``paper`` protocol; ``None`` otherwise."""
+def paper_protocol_warning(protocol: str, checkpoint: str | None = None,
+                           patience: int | None = None) -> str | None:
+    """The sentence to print with every result of the ``paper`` protocol; ``None`` otherwise.
+
+    With ``checkpoint="last"`` and no early stopping (``patience`` None) nothing is chosen
+    on the test fold, so the sentence says only what remains: the original random folds.
+    """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    return _PAPER_WARNING if protocol == "paper" else None
+    if protocol != "paper":
+        return None
+    return _PAPER_LAST_WARNING if checkpoint == "last" and patience is None else _PAPER_WARNING
