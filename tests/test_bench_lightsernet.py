@@ -54,6 +54,7 @@ def test_bench_cli_writes_a_complete_record(corpus, tmp_path):
             assert "error" not in row, (variant, row)
             assert row["size_bytes"] > 0 and set(row["latency_ms"]) == {"1", "2"}
             assert row["latency_ms"]["1"]["median_ms"] > 0
+    assert tfl["numpy_frontend_ms"]["median_ms"] > 0  # the device's MFCC for features-in
 
     prof = record["profile"]
     assert prof["jit_compile"] is False and prof["batches_per_epoch"] == 1

@@ -254,3 +254,24 @@ def test_waveform_parity_on_emodb(shared_data, tmp_path):
     path.write_bytes(convert(build_waveform_model(model, recipe), "float32"))
     got = LiteModel(path).predict(segments)
     assert np.abs(got - expected).max() <= 1e-4
+
+
+def test_int8_calibration_draws_only_the_folds_training_rows():
+    """The representative set must come from the fold's training ids: never its validation
+    or test ids, whose value ranges would then shape the quantisation being scored."""
+    from ser_tf.export.evaluate import _representative
+    from ser_tf.features.cache import FeatureSet
+    from ser_tf.training.protocols import Fold
+
+    ids = [f"u{i:02d}" for i in range(40)]
+    # Each row's features hold its own row number, so the drawn rows can be identified.
+    features = np.repeat(np.arange(40, dtype=np.float32)[:, None, None], 3, axis=1)
+    feature_set = FeatureSet(features, np.zeros(40, int), ids, ("a",), [None] * 40)
+    fold = Fold(2, train_ids=ids[10:30], val_ids=ids[30:], test_ids=ids[:10],
+                selection_on_test=False)
+    for seed in range(5):
+        drawn = _representative(feature_set, fold, size=8, seed=seed)[:, 0, 0].astype(int)
+        assert len(drawn) == 8 and len(set(drawn)) == 8
+        assert set(drawn) <= set(range(10, 30)), drawn
+    everything = _representative(feature_set, fold, size=100, seed=0)[:, 0, 0].astype(int)
+    assert sorted(everything) == list(range(10, 30))  # capped at the training rows

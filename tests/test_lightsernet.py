@@ -76,9 +76,19 @@ def test_cli_runs_end_to_end_on_a_tiny_corpus(tmp_path):
     from ser_tf.lite import LiteModel
     from ser_tf.lite.predict import predict_file
 
-    model = LiteModel(tmp_path / "models" / "lightsernet-emodb-waveform-float32.tflite")
-    result = predict_file(next((root / "wav").glob("*.wav")), model)
+    wav = next((root / "wav").glob("*.wav"))
+    models = tmp_path / "models"
+    model = LiteModel(models / "lightsernet-emodb-waveform-float32.tflite")
+    result = predict_file(wav, model)
     assert result["label"] in model.labels
+    # The MFCC-input export of the same weights gives the same answer from the same file.
+    features = predict_file(wav, LiteModel(models / "lightsernet-emodb-mfcc-float32.tflite"))
+    np.testing.assert_allclose(list(features["probabilities"].values()),
+                               list(result["probabilities"].values()), atol=1e-4)
+    # Features-in cards also give the NumPy MFCC time the device spends before the model.
+    assert measured["numpy_frontend_latency"]["p95_ms"] > 0
+    assert "MFCC in NumPy" in (models / "lightsernet-emodb-mfcc-int8.md").read_text()
+    assert "MFCC in NumPy" not in (models / "lightsernet-emodb-waveform-float32.md").read_text()
 
 
 def test_ship_refuses_an_unfinished_fold(tmp_path):

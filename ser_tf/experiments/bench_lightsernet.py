@@ -309,6 +309,15 @@ def benchmark(manifest, *, duration: float = 3.0, batch_size: int = 32, epochs: 
         representative = feature_set.features[rows[:100]]
         record["tflite"] = time_tflite(trained, representative, feature_set.features[rows[0]],
                                        threads=tflite_threads, runs=tflite_runs)
+        # A features-in variant on the device first computes the MFCCs in NumPy (ser_tf.lite):
+        # timed on one 3 s segment of noise (the time does not depend on the content).
+        from ser_tf.export.evaluate import measure_frontend_latency
+        from ser_tf.export.waveform import recipe_samples
+
+        noise = np.random.default_rng(seed).uniform(-1, 1, recipe_samples(recipe))
+        record["tflite"]["numpy_frontend_ms"] = {
+            k: round(v, 4) for k, v in measure_frontend_latency(
+                recipe.frontend, recipe.sample_rate, noise, runs=tflite_runs).items()}
 
     if profile:
         say("profile: input pipeline vs. train step")

@@ -68,7 +68,8 @@ def waveform_parity(feature_model, waveform_path, recipe, audio_paths) -> dict:
 def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe, *,
               dest="tflite_models", record_path=None) -> dict:
     """Export one fold's models into ``dest`` with model cards; returns the measurements."""
-    from ser_tf.export.evaluate import evaluate_tflite, export_fold_models, measure_latency
+    from ser_tf.export.evaluate import (evaluate_tflite, export_fold_models,
+                                        measure_frontend_latency, measure_latency)
     from ser_tf.export.model_card import write_model_card
     from ser_tf.export.tflite import export_variants
     from ser_tf.export.waveform import build_waveform_model, input_spec
@@ -101,7 +102,10 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
             "waveform": {"size_bytes": wave_path.stat().st_size,
                          "metrics": _scores(wave_metrics),
                          "parity": waveform_parity(model, wave_path, recipe, test_paths),
-                         "latency": measure_latency(wave_path, segments[0])}}
+                         "latency": measure_latency(wave_path, segments[0])},
+            # What a features-in model needs first on the device: ser_tf.lite's NumPy MFCC.
+            "numpy_frontend_latency": measure_frontend_latency(
+                recipe.frontend, recipe.sample_rate, segments[0])}
         files = {v: Path(p) for v, p in features["files"].items()}
         files["waveform-float32"] = wave_path
         shipped = {}
@@ -121,7 +125,10 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
                          training_data=training, protocol=protocol_text,
                          metrics=info["metrics"], labels=list(manifest.labels),
                          input_spec=json.loads(Path(path).with_suffix(".json").read_text())["input"],
-                         size_bytes=info["size_bytes"], latency=_card_latency(info["latency"]),
+                         size_bytes=info["size_bytes"],
+                         latency=_card_latency(info["latency"], None if variant ==
+                                               "waveform-float32" else
+                                               measured["numpy_frontend_latency"]),
                          notes="Measured by ser_tf.experiments.lightsernet --ship-fold.")
     measured["shipped"] = shipped
     if record_path is not None:
@@ -131,13 +138,17 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
     return measured
 
 
-def _card_latency(latency: dict) -> dict:
-    """measure_latency's ``{threads: {"mean_ms", "p95_ms", ...}}`` as model-card rows."""
+def _card_latency(latency: dict, frontend: dict | None = None) -> dict:
+    """measure_latency's ``{threads: {"mean_ms", "p95_ms", ...}}`` as model-card rows, plus
+    the NumPy MFCC front-end's time (``frontend``) for a features-in model."""
     rows = {}
     for threads, stats in sorted(latency.items(), key=lambda kv: int(kv[0])):
         text = f"mean {stats['mean_ms']:.2f}, p95 {stats['p95_ms']:.2f}"
         key = "host_ms" if int(threads) == 1 else f"Development machine CPU, {threads} threads"
         rows[key] = text
+    if frontend is not None:
+        rows["Development machine CPU, MFCC in NumPy before the model (ser_tf.lite), one 3 s "
+             "window"] = f"mean {frontend['mean_ms']:.2f}, p95 {frontend['p95_ms']:.2f}"
     return rows
 
 

@@ -70,17 +70,33 @@ def measure_latency(path, example, *, threads=(1, 2), warmup: int = 5,
         if x.shape != (1, *model.input_shape):
             raise ValueError(f"{Path(path).name}: example must have shape {model.input_shape}, "
                              f"got {np.shape(example)}")
-        for _ in range(int(warmup)):
-            model.predict(x)
-        times = np.empty(int(runs))
-        for i in range(int(runs)):
-            start = time.perf_counter()
-            model.predict(x)
-            times[i] = (time.perf_counter() - start) * 1000.0
-        result[int(count)] = {"mean_ms": float(times.mean()),
-                              "median_ms": float(np.median(times)),
-                              "p95_ms": float(np.percentile(times, 95))}
+        result[int(count)] = _time_calls(lambda: model.predict(x), warmup, runs)
     return result
+
+
+def measure_frontend_latency(frontend: dict, sample_rate: int, segment, *, warmup: int = 5,
+                             runs: int = 50) -> dict:
+    """Time of the NumPy front-end :mod:`ser_tf.lite` runs before a features-in model, on
+    one segment (``(samples,)``): ``{"mean_ms", "median_ms", "p95_ms"}``. Add it to the
+    model's latency for the time per utterance from audio."""
+    from ser_tf.features.spectral import numpy_features
+
+    batch = np.asarray(segment, dtype=np.float32).reshape(1, -1)
+    if int(warmup) != warmup or warmup < 0 or int(runs) != runs or runs < 1:
+        raise ValueError(f"need warmup >= 0 and runs >= 1, got {warmup}, {runs}")
+    return _time_calls(lambda: numpy_features(batch, sample_rate, frontend), warmup, runs)
+
+
+def _time_calls(call, warmup: int, runs: int) -> dict:
+    for _ in range(int(warmup)):  # the first calls allocate buffers and warm caches
+        call()
+    times = np.empty(int(runs))
+    for i in range(int(runs)):
+        start = time.perf_counter()
+        call()
+        times[i] = (time.perf_counter() - start) * 1000.0
+    return {"mean_ms": float(times.mean()), "median_ms": float(np.median(times)),
+            "p95_ms": float(np.percentile(times, 95))}
 
 
 def _scores(metrics: dict) -> dict:
