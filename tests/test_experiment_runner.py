@@ -102,6 +102,22 @@ def test_paper_protocol_with_the_last_epoch_chooses_nothing_on_test(corpus, tmp_
     assert "optimistic" not in record["protocol_warning"]
 
 
+def test_check_every_validates_only_on_checked_epochs(corpus, tmp_path):
+    from dataclasses import replace
+
+    out = run_experiment(corpus, RECIPE, tiny_model, paper="tiny", protocol="clean",
+                         fit=replace(FIT, epochs=4, check_every=2), results_dir=tmp_path / "r",
+                         cache_dir=tmp_path / "c", n_folds=2, fold_seed=1, quiet=True)
+    record = json.loads((out["record"] / "record.json").read_text())
+    for fold in record["per_fold"]:
+        assert [c["epoch"] for c in fold["checkpoint"]["checks"]] == [2, 4]
+        assert fold["chosen_epoch"] in (2, 4)
+    histories = json.loads((out["record"] / "histories.json").read_text())
+    for history in histories:
+        assert len(history["loss"]) == 4 and None not in history["loss"]
+        assert [v is None for v in history["val_loss"]] == [True, False, True, False]
+
+
 def test_on_fold_done_runs_per_fold_and_catches_up_finished_folds_on_resume(corpus, tmp_path):
     calls = []
 

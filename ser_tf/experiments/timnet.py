@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "validation split; the test fold under --protocol paper); "
                              "paper (best on the test fold: optimistic). Default best-val")
     parser.add_argument("--check-every", type=int, default=1, metavar="N",
-                        help="evaluate the selection criterion every N epochs (default 1)")
+                        help="validate and evaluate the selection criterion every N epochs "
+                             "(default 1); the epochs between skip validation")
     parser.add_argument("--patience", type=int, default=None,
                         help="stop a fold after this many checks without improvement")
     parser.add_argument("--min-epochs", type=int, default=0,

@@ -140,7 +140,10 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
         callbacks.insert(callbacks.index(policy), last)
 
     start = time.perf_counter()
+    # Validation runs only on the epochs the policy checks (every check_every-th): the
+    # other epochs' val_* entries are None in the history.
     model.fit(train_ds, validation_data=val_ds, epochs=fit.epochs, verbose=0, shuffle=False,
+              validation_freq=fit.check_every,
               callbacks=callbacks)  # tf.data already shuffles, seeded per fold
     seconds = time.perf_counter() - start
     model.save_weights(fold_dir / "final.weights.h5")  # the chosen weights, restored by the policy
