@@ -229,7 +229,8 @@ def benchmark(manifest, *, duration: float = 3.0, batch_size: int = 32, epochs: 
               extraction: bool = True, tflite: bool = True, profile: bool = True,
               tflite_runs: int = 50, tflite_threads=(1, 2), quiet: bool = True) -> dict:
     """Run every measurement on ``manifest`` and return the JSON-able record."""
-    from ser_tf.features.bench import _cpu_info, _versions, benchmark_extraction
+    from ser_tf.features.bench import (OtherLoad, _cpu_info, _versions, benchmark_extraction,
+                                       contention_warning)
     from ser_tf.features.cache import extract_features
     from ser_tf.training.protocols import make_folds
 
@@ -240,6 +241,7 @@ def benchmark(manifest, *, duration: float = 3.0, batch_size: int = 32, epochs: 
         raise ValueError("jit must list at least one jit_compile setting")
     cfg = load_config()
     load_before = _load()
+    other_load = OtherLoad()
     started = time.perf_counter()
     recipe = feature_recipe("mfcc", duration)
     folds = make_folds(manifest, protocol, n_folds=n_folds, paper_style=PAPER)
@@ -330,10 +332,11 @@ def benchmark(manifest, *, duration: float = 3.0, batch_size: int = 32, epochs: 
 
     record["cpu"]["load_average_after"] = _load()
     record["total_seconds"] = round(time.perf_counter() - started, 2)
+    record["cpu"]["other_load"] = other_load.stop()
     cores = record["cpu"].get("usable_cpus") or record["cpu"].get("cpu_count") or 1
-    if load_before and load_before[0] > 0.5 * cores:
-        record["warning"] = (f"load average {load_before[0]} on {cores} CPUs before the run: "
-                             "other processes were running, timings include contention")
+    warning = contention_warning(record["cpu"]["other_load"], cores)
+    if warning:
+        record["warning"] = warning
     return record
 
 

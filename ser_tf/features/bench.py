@@ -43,6 +43,66 @@ def _versions() -> dict:
     return out
 
 
+def _machine_cpu_seconds() -> tuple[float, float] | None:
+    """(busy, steal) CPU seconds of the whole machine since boot, from ``/proc/stat``."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] != "cpu" or len(fields) < 9:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def _own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class OtherLoad:
+    """How busy the machine was with other work while a benchmark ran.
+
+    The load average is a one-minute moving average: it still counts a job stopped a moment
+    before the benchmark and barely sees one started during it. This instead takes the
+    machine's busy CPU time (``/proc/stat``) over the benchmark's wall time and subtracts
+    this process's own (and its waited-for children's). ``stop()`` returns
+    ``{"wall_seconds", "other_cores_busy", "steal_cores"}``: the mean number of cores other
+    processes kept busy, and the mean number the hypervisor took away; ``None`` where
+    ``/proc/stat`` does not exist.
+    """
+
+    def __init__(self):
+        self._wall = time.monotonic()
+        self._machine = _machine_cpu_seconds()
+        self._own = _own_cpu_seconds()
+
+    def stop(self) -> dict | None:
+        machine = _machine_cpu_seconds()
+        if self._machine is None or machine is None:
+            return None
+        wall = max(time.monotonic() - self._wall, 1e-9)
+        busy = machine[0] - self._machine[0]
+        own = _own_cpu_seconds() - self._own
+        return {"wall_seconds": round(wall, 2),
+                "other_cores_busy": round(max(busy - own, 0.0) / wall, 3),
+                "steal_cores": round((machine[1] - self._machine[1]) / wall, 3)}
+
+
+def contention_warning(other_load: dict | None, cores: int) -> str | None:
+    """The warning a benchmark record carries when other work shared its CPUs, else ``None``.
+    A tenth of a core is the noise of an idle machine (shell, logging)."""
+    if not other_load:
+        return None
+    taken = other_load["other_cores_busy"] + other_load["steal_cores"]
+    if taken <= 0.1 * cores:
+        return None
+    return (f"other processes used {other_load['other_cores_busy']:.2f} and the hypervisor "
+            f"{other_load['steal_cores']:.2f} of {cores} cores on average during the run: "
+            "the timings include that contention")
+
+
 def _cpu_info() -> dict:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {"cpu_count": os.cpu_count(), "usable_cpus": usable, "machine": platform.machine(),

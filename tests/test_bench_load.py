@@ -1,0 +1,51 @@
+"""Benchmarks measure the CPU other processes took while they ran (not the lagging load average)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ser_tf.features.bench import OtherLoad, contention_warning
+
+pytestmark = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs /proc/stat")
+
+SPIN = "import time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass\n"
+
+
+def test_a_process_spinning_during_the_benchmark_is_counted():
+    meter = OtherLoad()
+    # Reaped only after stop(): its CPU time is then not yet part of this process's children,
+    # so it counts as another process's, like any job sharing the machine.
+    spinner = subprocess.Popen([sys.executable, "-c", SPIN.format(seconds=1.0)])
+    while not _finished(spinner):
+        time.sleep(0.05)
+    measured = meter.stop()
+    spinner.wait()
+    assert measured["wall_seconds"] >= 1.0
+    # At least the spinner's second of CPU over the wall time (more if the machine is busy).
+    assert measured["other_cores_busy"] >= 0.8 / measured["wall_seconds"]
+    if measured["wall_seconds"] < 4:  # then the spinner alone is over a tenth of 2 cores
+        assert "the timings include that contention" in contention_warning(measured, 2)
+
+
+def _finished(process) -> bool:
+    """True once the child has exited, without reaping it (``/proc/PID/stat`` state Z)."""
+    try:
+        state = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_warning_only_above_a_tenth_of_the_cores():
+    idle = {"wall_seconds": 60.0, "other_cores_busy": 0.05, "steal_cores": 0.0}
+    busy = {"wall_seconds": 60.0, "other_cores_busy": 0.9, "steal_cores": 0.0}
+    stolen = {"wall_seconds": 60.0, "other_cores_busy": 0.0, "steal_cores": 0.5}
+    assert contention_warning(idle, 2) is None
+    assert "0.90 " in contention_warning(busy, 2)
+    assert "hypervisor 0.50" in contention_warning(stolen, 2)
+    assert contention_warning(None, 2) is None
