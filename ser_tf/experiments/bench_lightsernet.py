@@ -230,7 +230,7 @@ def benchmark(manifest, *, duration: float = 3.0, batch_size: int = 32, epochs: 
               tflite_runs: int = 50, tflite_threads=(1, 2), quiet: bool = True) -> dict:
     """Run every measurement on ``manifest`` and return the JSON-able record."""
     from ser_tf.features.bench import (OtherLoad, _cpu_info, _versions, benchmark_extraction,
-                                       contention_warning)
+                                       note_contention)
     from ser_tf.features.cache import extract_features
     from ser_tf.training.protocols import make_folds
 
@@ -332,12 +332,7 @@ def benchmark(manifest, *, duration: float = 3.0, batch_size: int = 32, epochs: 
 
     record["cpu"]["load_average_after"] = _load()
     record["total_seconds"] = round(time.perf_counter() - started, 2)
-    record["cpu"]["other_load"] = other_load.stop()
-    cores = record["cpu"].get("usable_cpus") or record["cpu"].get("cpu_count") or 1
-    warning = contention_warning(record["cpu"]["other_load"], cores)
-    if warning:
-        record["warning"] = warning
-    return record
+    return note_contention(record, other_load)
 
 
 def default_out(results_dir, corpus: str) -> Path:

@@ -55,7 +55,7 @@ def _compiler(feature_set, cfg: dict, n_blocks: int, seed: int):
 def benchmark(manifest, *, epochs: int = 5, warmup_epochs: int = 2, jit=(False, True),
               batch_size: int | None = None, cache_dir=None, quiet: bool = True) -> dict:
     """Time TIM-Net training epochs on ``manifest`` for each ``jit`` setting; the record."""
-    from ser_tf.features.bench import OtherLoad, _cpu_info, _versions, contention_warning
+    from ser_tf.features.bench import OtherLoad, _cpu_info, _versions, note_contention
     from ser_tf.features.cache import extract_features
     from ser_tf.features.recipes import get_recipe
     from ser_tf.training.protocols import TIMNET_PAPER_SEEDS, make_folds
@@ -115,12 +115,7 @@ def benchmark(manifest, *, epochs: int = 5, warmup_epochs: int = 2, jit=(False, 
         "cpu": {**_cpu_info(), "load_average_before": load_before, "load_average_after": _load()},
         "threads": _threads(), "versions": _versions(), "training": training,
         "total_seconds": round(time.perf_counter() - started, 2)}
-    record["cpu"]["other_load"] = other_load.stop()
-    cores = record["cpu"].get("usable_cpus") or record["cpu"].get("cpu_count") or 1
-    warning = contention_warning(record["cpu"]["other_load"], cores)
-    if warning:
-        record["warning"] = warning
-    return record
+    return note_contention(record, other_load)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -103,6 +103,18 @@ def contention_warning(other_load: dict | None, cores: int) -> str | None:
             "the timings include that contention")
 
 
+def note_contention(record: dict, meter: OtherLoad) -> dict:
+    """Store ``meter.stop()`` as ``record["cpu"]["other_load"]`` and, when other work shared
+    the CPUs, the record's ``warning``; returns ``record``."""
+    cpu = record.setdefault("cpu", {})
+    cpu["other_load"] = meter.stop()
+    cores = cpu.get("usable_cpus") or cpu.get("cpu_count") or 1
+    warning = contention_warning(cpu["other_load"], cores)
+    if warning:
+        record["warning"] = warning
+    return record
+
+
 def _cpu_info() -> dict:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {"cpu_count": os.cpu_count(), "usable_cpus": usable, "machine": platform.machine(),
