@@ -199,6 +199,11 @@ def test_export_fold_models(tmp_path):
         assert set(row["mean"]) == {"UA", "WA", "macro_F1", "weighted_F1"}
         assert all(v["mean_ms"] > 0 for v in row["latency"].values())
         assert LiteModel(result["files"][variant]).labels == LABELS
+        # Pooled: every test utterance of both folds once (their summed confusion matrix);
+        # std over folds as the run record's (ddof 1).
+        summed = np.sum([np.asarray(f["metrics"]["confusion_matrix"]) for f in row["folds"]], 0)
+        assert row["pooled"]["WA"] == pytest.approx(100 * np.trace(summed) / summed.sum())
+        assert row["std"]["UA"] == pytest.approx(np.std([f["UA"] for f in row["folds"]], ddof=1))
     # float32 scores are the Keras model's scores, fold by fold.
     assert result["variants"]["float32"]["mean"] == pytest.approx(result["keras"]["mean"])
     (work / "fold_01" / "final.weights.h5").unlink()

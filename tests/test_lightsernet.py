@@ -53,7 +53,12 @@ def test_cli_runs_end_to_end_on_a_tiny_corpus(tmp_path):
     assert set(tflite["variants"]) == {"float32", "float16", "dynamic_int8", "int8"}
     assert tflite["variants"]["float16"]["size_bytes"] < tflite["variants"]["float32"]["size_bytes"]
     assert tflite["float32_max_prob_diff"] <= 1e-4
-    assert len(tflite["variants"]["int8"]["folds"]) == 2 and "int8_ua_drop_vs_float32" in tflite
+    assert len(tflite["variants"]["int8"]["folds"]) == 2
+    int8, float32 = tflite["variants"]["int8"], tflite["variants"]["float32"]
+    assert tflite["int8_ua_drop_vs_float32"] == pytest.approx(
+        float32["mean"]["UA"] - int8["mean"]["UA"], abs=1e-3)
+    assert tflite["int8_ua_drop_vs_float32_pooled"] == pytest.approx(
+        float32["pooled"]["UA"] - int8["pooled"]["UA"], abs=1e-3)
     # Each fold was scored the moment it finished: the record's numbers are those files'.
     for i in range(2):
         row = json.loads((out["work_dir"] / f"fold_{i:02d}" / "tflite.json").read_text())

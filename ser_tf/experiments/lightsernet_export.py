@@ -43,9 +43,13 @@ def export_all_folds(work_dir, folds, feature_set, build_model, recipe, *,
     result = collect_fold_exports(work_dir, folds, feature_set, build_model, recipe=recipe,
                                   name=name)
     result.pop("files", None)  # nothing is kept: the files lived in temporary folders
-    float_ua = result["variants"]["float32"]["mean"]["UA"]
-    int8_ua = result["variants"]["int8"]["mean"]["UA"]
-    result["int8_ua_drop_vs_float32"] = round(float_ua - int8_ua, 4)
+    # The bound (int8 within 1.0 UA of float32), both ways: the mean of the per-fold
+    # drops, and the drop of the pooled scores. On EMO-DB a fold has 54 test utterances, so
+    # one changed answer in a small class moves that fold's UA by up to ~3 points.
+    float32, int8 = result["variants"]["float32"], result["variants"]["int8"]
+    result["int8_ua_drop_vs_float32"] = round(float32["mean"]["UA"] - int8["mean"]["UA"], 4)
+    result["int8_ua_drop_vs_float32_pooled"] = round(
+        float32["pooled"]["UA"] - int8["pooled"]["UA"], 4)
     return result
 
 

@@ -103,10 +103,15 @@ def _scores(metrics: dict) -> dict:
     return {key: float(metrics[key]) for key in SCORE_KEYS}
 
 
-def _summary(rows: list[dict]) -> tuple[dict, dict]:
-    mean = {key: float(np.mean([r[key] for r in rows])) for key in SCORE_KEYS}
-    std = {key: float(np.std([r[key] for r in rows])) for key in SCORE_KEYS}
-    return mean, std
+def _summary(rows: list[dict]) -> dict:
+    """Mean and std over folds (sample std, as the run record's summary) and the scores of
+    the folds' pooled confusion matrix."""
+    from ser_tf.training.metrics import summarize
+
+    summary = summarize([r["metrics"] for r in rows])
+    return {"mean": {key: summary[key]["mean"] for key in SCORE_KEYS},
+            "std": {key: summary[key]["std"] for key in SCORE_KEYS},
+            "pooled": _scores(summary["pooled"])}
 
 
 def _representative(feature_set, fold, size: int, seed: int) -> np.ndarray:
@@ -178,7 +183,8 @@ def summarise_fold_exports(rows: list[dict], latency: dict, *, kept_fold=None,
 
     ``latency``: ``{variant: measure_latency(...)}`` of one fold's files (the first fold's,
     or ``kept_fold``'s). Per variant: ``size_bytes`` (that fold), ``size_bytes_max`` (over
-    folds), ``folds``, ``mean`` and ``std`` of the scores over folds,
+    folds), ``folds``, ``mean`` and ``std`` (ddof 1) of the scores over folds, ``pooled``
+    (the scores of the summed confusion matrix: every test utterance once),
     ``max_prob_diff_vs_keras`` (max over folds), ``argmax_agreement`` (mean) and ``latency``.
     """
     if not rows:
@@ -187,19 +193,17 @@ def summarise_fold_exports(rows: list[dict], latency: dict, *, kept_fold=None,
     indices = [int(r["fold"]) for r in rows]
     size_fold = indices[0] if kept_fold in (None, "all") else int(kept_fold)
     keras_rows = [{"fold": r["fold"], **r["keras"]} for r in rows]
-    keras_mean, keras_std = _summary(keras_rows)
     result = {"variants": {}, "kept_fold": indices[0] if kept_fold is None else kept_fold,
               "files": dict(files or {}), "n_folds": len(rows),
               "representative_size": representative_size,
-              "keras": {"folds": keras_rows, "mean": keras_mean, "std": keras_std}}
+              "keras": {"folds": keras_rows, **_summary(keras_rows)}}
     for variant in rows[0]["variants"]:
         folds = [{"fold": r["fold"], **{k: v for k, v in r["variants"][variant].items()
                                          if k != "size_bytes"}} for r in rows]
         sizes = [r["variants"][variant]["size_bytes"] for r in rows]
-        mean, std = _summary(folds)
         result["variants"][variant] = {
             "size_bytes": sizes[indices.index(size_fold)], "size_bytes_max": max(sizes),
-            "folds": folds, "mean": mean, "std": std,
+            "folds": folds, **_summary(folds),
             "max_prob_diff_vs_keras": max(r["max_prob_diff_vs_keras"] for r in folds),
             "argmax_agreement": float(np.mean([r["argmax_agreement"] for r in folds])),
             "latency": latency.get(variant)}
