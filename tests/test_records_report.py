@@ -268,3 +268,40 @@ def test_run_cells_read_training_settings_from_the_fit_section():
     assert cells[:4] == ["paper (paper)", "cross_entropy", "300", "10"]
     del record["config"]["fit"]["epochs"]
     assert _run_cells(record)[2] == "120"  # no configured epochs: the longest fold
+
+
+def test_report_lists_each_runs_tflite_variants(tmp_path):
+    from ser_tf.export.evaluate import summarise_fold_exports
+
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    rows = []
+    for k, flips in enumerate((0, 1)):  # int8 changes one answer in fold 1
+        keras = classification_metrics(y_true, y_true, LABELS)
+        int8_pred = y_true.copy()
+        int8_pred[:flips] = 1
+        int8 = classification_metrics(y_true, int8_pred, LABELS)
+        rows.append({"fold": k, "keras": {"UA": keras["UA"], "WA": keras["WA"],
+                                          "macro_F1": keras["macro_F1"],
+                                          "weighted_F1": keras["weighted_F1"], "metrics": keras},
+                     "variants": {
+                         v: {"size_bytes": size, "UA": m["UA"], "WA": m["WA"],
+                             "macro_F1": m["macro_F1"], "weighted_F1": m["weighted_F1"],
+                             "metrics": m, "max_prob_diff_vs_keras": 0.1,
+                             "argmax_agreement": 1 - flips / 6 if v == "int8" else 1.0}
+                         for v, m, size in (("float32", keras, 1_853_380),
+                                            ("int8", int8, 495_808))}})
+    latency = {"float32": {"1": {"mean_ms": 1.45, "p95_ms": 1.5}},
+               "int8": {"1": {"mean_ms": 1.27, "p95_ms": 1.32}}}
+    tflite = summarise_fold_exports(rows, latency)
+    results = tmp_path / "experiments" / "results"
+    folder = write(results, details={"tflite": tflite})
+    text = render_report(results, paper="lightsernet")
+    table = [line for line in text.splitlines() if line.startswith("| `")]
+    assert len(table) == 2
+    float32, int8 = table
+    assert "| float32 | 1,853,380 | 100.00 ± 0.00 | 100.00 | – |" in float32
+    # int8: fold 1 loses one of its six answers (UA 83.33): mean 91.67, pooled of 12 answers.
+    pooled = tflite["variants"]["int8"]["pooled"]["UA"]
+    assert f"| int8 | 495,808 | 91.67 ± 11.79 | {pooled:.2f} | -8.33 / {pooled - 100:+.2f} |" in int8
+    assert "| 91.7 % | 1.27 / 1.32 | not run |" in int8
+    assert json.loads((folder / "record.json").read_text())["run_id"] in int8

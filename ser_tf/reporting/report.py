@@ -234,6 +234,8 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
                   paper: str | None = None) -> str:
     """The markdown report: the table, then the references' sources and the protocol note."""
     from ser_tf.reporting.records import iter_run_records  # lazy: keeps `ser-tf --help` light
+    from ser_tf.reporting.tflite_table import COLUMNS as TFLITE_COLUMNS
+    from ser_tf.reporting.tflite_table import tflite_rows
 
     results_dir = Path(results_dir)
     experiments_dir = Path(experiments_dir) if experiments_dir else results_dir.parent
@@ -251,6 +253,12 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
              "(%, F1 = macro-F1); pooled: of the summed confusion matrix. A run that chose its epoch also reports its last epoch "
              "(protocol `… (last)`, run id `…, last epoch`).", "",
              markdown_table(report_rows(references, with_last_epoch_views(records)))]
+    tflite = tflite_rows(records)
+    if tflite:
+        lines += ["", "TFLite exports: every fold's model converted and scored on that fold's "
+                  "test utterances (size and latency: one fold's file; latency per utterance, "
+                  "batch 1, LiteRT on this machine).", "",
+                  markdown_table(tflite, TFLITE_COLUMNS)]
     notes = [f"- {ref.get('title') or ref['paper']}: {ref['citation']}"
              for ref in references if ref.get("citation")]
     notes += [f"- {entry['corpus']} ({_setting_text(entry.get('setting'))}): "

@@ -1,0 +1,55 @@
+"""The TFLite table of ``ser-tf report``: each finished run's exported variants.
+
+A run record's ``tflite`` section (:func:`ser_tf.export.evaluate.summarise_fold_exports`)
+holds, per variant, every fold's model scored on that fold's test utterances. One row per
+run and variant: size, UA (mean ± std over folds and pooled), the change against float32
+both ways (the Light-SERNet issue bounds the full-integer int8 drop at 1.0 point UA), the
+share of test utterances on which the variant answers as the Keras model does, and batch-1
+latency with 1 and 2 threads.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+COLUMNS = ("run id", "corpus", "protocol", "variant", "size (bytes)", "UA", "pooled UA",
+           "Δ UA vs float32 (mean / pooled)", "same answer as Keras", "ms, 1 thread (mean / p95)",
+           "ms, 2 threads (mean / p95)")
+
+
+def _ua(scores: Mapping | None) -> float | None:
+    return None if not scores or scores.get("UA") is None else float(scores["UA"])
+
+
+def _latency(latency: Mapping | None, threads: str) -> str:
+    timing = (latency or {}).get(threads)
+    if not timing:
+        return "not run"
+    return f"{timing['mean_ms']:.2f} / {timing['p95_ms']:.2f}"
+
+
+def _delta(value: float | None, reference: float | None) -> str:
+    return "–" if value is None or reference is None else f"{value - reference:+.2f}"
+
+
+def tflite_rows(records: Sequence[Mapping]) -> list[list[str]]:
+    """One row per (run, variant) of every record whose ``tflite`` section has variants."""
+    rows = []
+    for record in records:
+        variants = (record.get("tflite") or {}).get("variants") or {}
+        reference = variants.get("float32", {})
+        for name, variant in variants.items():
+            mean, pooled = _ua(variant.get("mean")), _ua(variant.get("pooled"))
+            std = _ua(variant.get("std"))
+            ua = "–" if mean is None else f"{mean:.2f}" + ("" if std is None else f" ± {std:.2f}")
+            delta = (f"{_delta(mean, _ua(reference.get('mean')))} / "
+                     f"{_delta(pooled, _ua(reference.get('pooled')))}")
+            agreement = variant.get("argmax_agreement")
+            rows.append([
+                f"`{record.get('run_id', '?')}`", str(record.get("corpus", "?")),
+                str(record.get("protocol", "?")), name, f"{variant.get('size_bytes', 0):,}", ua,
+                "–" if pooled is None else f"{pooled:.2f}",
+                "–" if name == "float32" else delta,
+                "–" if agreement is None else f"{100 * agreement:.1f} %",
+                _latency(variant.get("latency"), "1"), _latency(variant.get("latency"), "2")])
+    return rows
