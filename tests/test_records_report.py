@@ -250,6 +250,11 @@ def test_readme_section_is_replaced_and_in_progress_runs_listed(tmp_path):
     lines = in_progress_lines(tmp_path / "results", "demo")
     assert lines == ["- demo EMODB `paper-abc` (protocol paper, loss focal, checkpoint last, "
                      "epochs 500): 1/3 folds done; UA of the finished folds 91.23"]
+    # With the fold's TFLite scores, the int8 change against float32 is listed too.
+    (work / "fold_00" / "tflite.json").write_text(_json.dumps(
+        {"variants": {"float32": {"UA": 91.234}, "int8": {"UA": 89.5}}}))
+    assert in_progress_lines(tmp_path / "results", "demo")[0].endswith(
+        "UA of the finished folds 91.23; full-int8 minus float32 UA per fold -1.73")
     (tmp_path / "results" / "demo" / "EMODB" / "paper-abc").mkdir()
     (tmp_path / "results" / "demo" / "EMODB" / "paper-abc" / "record.json").write_text("{}")
     assert in_progress_lines(tmp_path / "results", "demo") == []

@@ -299,9 +299,24 @@ def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
         lasts = [r["last_epoch"]["metrics"]["UA"] for r in finished if r.get("last_epoch")]
         if lasts:
             so_far += f" (last epoch: {', '.join(f'{u:.2f}' for u in lasts)})"
+        drops = _int8_drops(work)
+        if drops:
+            so_far += f"; full-int8 minus float32 UA per fold {', '.join(f'{d:+.2f}' for d in drops)}"
         lines.append(f"- {work.parent.parent.name} {work.parent.name} `{work.name[:-5]}`"
                      f"{f' ({setting})' if setting else ''}: {len(done)}/{total} folds done{so_far}")
     return lines
+
+
+def _int8_drops(work: Path) -> list[float]:
+    """int8 minus float32 UA of each finished fold's TFLite scores (``fold_XX/tflite.json``)."""
+    from ser_tf.training.kfold import read_json
+
+    drops = []
+    for path in sorted(work.glob("fold_*/tflite.json")):
+        variants = read_json(path).get("variants", {})
+        if "int8" in variants and "float32" in variants:
+            drops.append(variants["int8"]["UA"] - variants["float32"]["UA"])
+    return drops
 
 
 def replace_section(path, name: str, text: str) -> None:
