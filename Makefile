@@ -76,7 +76,7 @@ reproduce-lightsernet: install
 # TIM-Net benchmarks: EMO-DB and RAVDESS under the paper protocol (authors' KFold seeds,
 # epoch chosen on the test fold) and the speaker-independent one. Every run also scores its
 # last epoch, the setting of the authors' corrected figures. Hours per run on 2 cores
-# (EMO-DB ~2 h, RAVDESS ~6 h at 500 epochs on the current host); every run resumes.
+# (EMO-DB ~2 h measured, RAVDESS ~6 h scaled by size, at 500 epochs); every run resumes.
 RAVDESS_DIR ?= $(if $(SER_TF_DATA),$(SER_TF_DATA)/ravdess,data/ravdess)
 TIMNET_RUNS ?= EMODB:paper EMODB:speaker RAVDESS:paper RAVDESS:speaker
 TIMNET_EPOCHS ?= 500

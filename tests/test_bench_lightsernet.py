@@ -31,7 +31,9 @@ def test_bench_cli_writes_a_complete_record(corpus, tmp_path):
     assert record["files"] == 14 and record["feature_shape"] == [184, 40]
     assert record["split"] == {"protocol": "paper", "n_folds": 2, "fold": 0, "train_examples": 7}
     assert record["cpu"]["cpu_count"] >= 1 and len(record["cpu"]["load_average_before"]) == 3
-    assert record["cpu"]["other_load"]["wall_seconds"] <= record["total_seconds"] + 1
+    other = record["cpu"]["other_load"]  # None only where /proc/stat does not exist
+    assert other is None or (other["wall_seconds"] > 0 and other["other_cores_busy"] >= 0
+                             and other["steal_cores"] >= 0)
     assert record["versions"]["tensorflow"] and record["versions"]["keras"]
 
     runs = record["training"]["runs"]

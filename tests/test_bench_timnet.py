@@ -34,4 +34,6 @@ def test_bench_timnet_writes_a_record_for_both_jit_settings(tmp_path):
         max(medians.values()) / min(medians.values()), abs=1e-3)
     assert record["training"]["estimated_hours_per_run"] > 0
     assert len(record["cpu"]["load_average_before"]) == 3
-    assert record["cpu"]["other_load"]["wall_seconds"] <= record["total_seconds"] + 1
+    other = record["cpu"]["other_load"]  # None only where /proc/stat does not exist
+    assert other is None or (other["wall_seconds"] > 0 and other["other_cores_busy"] >= 0
+                             and other["steal_cores"] >= 0)

@@ -110,7 +110,7 @@ def _summary(rows: list[dict]) -> dict:
 
     summary = summarize([r["metrics"] for r in rows])
     return {"mean": {key: summary[key]["mean"] for key in SCORE_KEYS},
-            "std": {key: summary[key]["std"] for key in SCORE_KEYS},
+            "std": {key: summary[key]["std"] for key in SCORE_KEYS}, "std_ddof": 1,
             "pooled": _scores(summary["pooled"])}
 
 
@@ -177,12 +177,12 @@ def export_fold(model, fold, feature_set, out_dir, *, recipe, variants=ALL,
 
 
 def summarise_fold_exports(rows: list[dict], latency: dict, *, kept_fold=None,
-                           files: dict | None = None, representative_size: int | None = None
-                           ) -> dict:
+                           files: dict | None = None, representative_size: int | None = None,
+                           latency_fold: int | None = None) -> dict:
     """Fold rows of :func:`export_fold` -> the k-fold summary a run record stores.
 
-    ``latency``: ``{variant: measure_latency(...)}`` of one fold's files (the first fold's,
-    or ``kept_fold``'s). Per variant: ``size_bytes`` (that fold), ``size_bytes_max`` (over
+    ``latency``: ``{variant: measure_latency(...)}`` of one fold's files, ``latency_fold``
+    (default: the first fold, or ``kept_fold``). Per variant: ``size_bytes`` (that fold), ``size_bytes_max`` (over
     folds), ``folds``, ``mean`` and ``std`` (ddof 1) of the scores over folds, ``pooled``
     (the scores of the summed confusion matrix: every test utterance once),
     ``max_prob_diff_vs_keras`` (max over folds), ``argmax_agreement`` (mean) and ``latency``.
@@ -196,6 +196,8 @@ def summarise_fold_exports(rows: list[dict], latency: dict, *, kept_fold=None,
     result = {"variants": {}, "kept_fold": indices[0] if kept_fold is None else kept_fold,
               "files": dict(files or {}), "n_folds": len(rows),
               "representative_size": representative_size,
+              "latency_fold": latency_fold if latency_fold is not None else (
+                  indices[0] if kept_fold in (None, "all") else int(kept_fold)),
               "keras": {"folds": keras_rows, **_summary(keras_rows)}}
     for variant in rows[0]["variants"]:
         folds = [{"fold": r["fold"], **{k: v for k, v in r["variants"][variant].items()
@@ -273,7 +275,7 @@ def export_fold_models(work_dir, folds, feature_set, build_model: Callable, out_
             _remove_fold_files(paths)
     size = int(min(representative_size, min(len(f.train_ids) for f in folds)))
     return summarise_fold_exports(rows, latency, kept_fold=keep, files=files,
-                                  representative_size=size)
+                                  representative_size=size, latency_fold=latency_fold)
 
 
 FOLD_EXPORT_FILE = "tflite.json"
@@ -343,7 +345,8 @@ def collect_fold_exports(work_dir, folds, feature_set, build_model: Callable, *,
     A fold without one (finished before per-fold export existed, or killed between its
     result and its export) is exported now from its weights; a ``tflite.json`` whose
     weights hash no longer matches the weights file on disk (the fold was retrained) is
-    redone (:func:`ensure_fold_export`). Latency in the summary is the first fold's.
+    redone (:func:`ensure_fold_export`). Latency in the summary is the last fold's: the one
+    measured most recently, on the machine that finishes the run.
     ``options`` go to :func:`export_fold_scores`.
     """
     from ser_tf.training.kfold import as_folds
@@ -354,5 +357,5 @@ def collect_fold_exports(work_dir, folds, feature_set, build_model: Callable, *,
     rows = [ensure_fold_export(work_dir, fold, feature_set, build_model, recipe=recipe,
                                name=name, **options) for fold in folds]
     return summarise_fold_exports(
-        rows, rows[0].get("latency") or {},
+        rows, rows[-1].get("latency") or {}, latency_fold=int(folds[-1].index),
         representative_size=min(int(r["representative_size"]) for r in rows))

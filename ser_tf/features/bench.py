@@ -43,17 +43,34 @@ def _versions() -> dict:
     return out
 
 
+def _usable_cpus() -> set[int] | None:
+    return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 def _machine_cpu_seconds() -> tuple[float, float] | None:
-    """(busy, steal) CPU seconds of the whole machine since boot, from ``/proc/stat``."""
+    """(busy, steal) CPU seconds since boot of the CPUs this process may run on, from
+    ``/proc/stat`` (its ``cpuN`` lines; work on other cores is no contention)."""
     try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()
-    except (OSError, IndexError):
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
         return None
-    if fields[0] != "cpu" or len(fields) < 9:
+    usable = _usable_cpus()
+    busy = steal = 0
+    found = False
+    for line in lines:
+        fields = line.split()
+        if not fields or not fields[0].startswith("cpu") or fields[0] == "cpu" or len(fields) < 9:
+            continue
+        if usable is not None and int(fields[0][3:]) not in usable:
+            continue
+        user, nice, system, _idle, _iowait, irq, softirq, stolen = (int(v) for v in fields[1:9])
+        busy += user + nice + system + irq + softirq
+        steal += stolen
+        found = True
+    if not found:
         return None
-    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
     tick = os.sysconf("SC_CLK_TCK")
-    return (user + nice + system + irq + softirq) / tick, steal / tick
+    return busy / tick, steal / tick
 
 
 def _own_cpu_seconds() -> float:

@@ -256,8 +256,11 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
     tflite = tflite_rows(records)
     if tflite:
         lines += ["", "TFLite exports: every fold's model converted and scored on that fold's "
-                  "test utterances (size and latency: one fold's file; latency per utterance, "
-                  "batch 1, LiteRT on this machine).", "",
+                  "test utterances; UA ± std over folds, pooled over all test utterances; "
+                  "same answer as Keras: mean over folds. Size and latency (batch 1, LiteRT, "
+                  "per utterance) are those of one fold's files (`tflite.latency_fold` in the "
+                  "record), timed when that fold was exported, on whatever host and load "
+                  "there was; `make bench-lightsernet` times an idle machine.", "",
                   markdown_table(tflite, TFLITE_COLUMNS)]
     notes = [f"- {ref.get('title') or ref['paper']}: {ref['citation']}"
              for ref in references if ref.get("citation")]
@@ -299,23 +302,26 @@ def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
         lasts = [r["last_epoch"]["metrics"]["UA"] for r in finished if r.get("last_epoch")]
         if lasts:
             so_far += f" (last epoch: {', '.join(f'{u:.2f}' for u in lasts)})"
-        drops = _int8_drops(work)
+        drops = _int8_drops(done)
         if drops:
-            so_far += f"; full-int8 minus float32 UA per fold {', '.join(f'{d:+.2f}' for d in drops)}"
+            so_far += f"; full-int8 minus float32 UA (fold: points) {', '.join(drops)}"
         lines.append(f"- {work.parent.parent.name} {work.parent.name} `{work.name[:-5]}`"
                      f"{f' ({setting})' if setting else ''}: {len(done)}/{total} folds done{so_far}")
     return lines
 
 
-def _int8_drops(work: Path) -> list[float]:
-    """int8 minus float32 UA of each finished fold's TFLite scores (``fold_XX/tflite.json``)."""
+def _int8_drops(done: Sequence[Path]) -> list[str]:
+    """``"fold: int8 minus float32 UA"`` of each finished fold (its ``result.json`` in
+    ``done``) whose TFLite scores are there (``tflite.json`` beside it)."""
     from ser_tf.training.kfold import read_json
 
     drops = []
-    for path in sorted(work.glob("fold_*/tflite.json")):
-        variants = read_json(path).get("variants", {})
+    for result in done:
+        path = result.parent / "tflite.json"
+        variants = read_json(path).get("variants", {}) if path.exists() else {}
         if "int8" in variants and "float32" in variants:
-            drops.append(variants["int8"]["UA"] - variants["float32"]["UA"])
+            index = int(result.parent.name.split("_")[-1])
+            drops.append(f"{index}: {variants['int8']['UA'] - variants['float32']['UA']:+.2f}")
     return drops
 
 

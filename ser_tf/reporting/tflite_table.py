@@ -4,8 +4,8 @@ A run record's ``tflite`` section (:func:`ser_tf.export.evaluate.summarise_fold_
 holds, per variant, every fold's model scored on that fold's test utterances. One row per
 run and variant: size, UA (mean ± std over folds and pooled), the change against float32
 both ways (the Light-SERNet issue bounds the full-integer int8 drop at 1.0 point UA), the
-share of test utterances on which the variant answers as the Keras model does, and batch-1
-latency with 1 and 2 threads.
+share of test utterances on which the variant answers as the Keras model does (mean over
+folds), and batch-1 latency with 1 and 2 threads.
 """
 
 from __future__ import annotations
