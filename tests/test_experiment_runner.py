@@ -74,6 +74,10 @@ def test_kill_mid_run_resumes_without_redoing_finished_folds(corpus, tmp_path, m
     assert calls == [0, 1, 1]  # fold 0 was not trained again
     assert out["feature_stats"]["computed"] == 0  # features came from the cache
     assert (out["record"] / "record.json").is_file()
+    # A fold's time is the sum of its epochs' wall times, each recorded in its history.
+    fold0 = json.loads((work / "fold_00" / "result.json").read_text())
+    assert fold0["seconds"] == pytest.approx(sum(fold0["history"]["epoch_seconds"]), abs=1e-3)
+    assert all(t > 0 for t in fold0["history"]["epoch_seconds"])
 
 
 def test_paper_protocol_selects_on_test_and_says_so(corpus, tmp_path, capsys):

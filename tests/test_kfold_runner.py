@@ -132,6 +132,9 @@ def test_in_fold_resume_continues_from_the_last_epoch(tmp_path):
     assert result["iterations"] == epochs * 2  # optimizer state came back with the weights
     val_loss = result["history"]["val_loss"]
     assert len(val_loss) == epochs and None not in val_loss  # the full curve, both attempts
+    # Every epoch's wall time, from both attempts: a resumed fold's time adds up.
+    timed = result["history"]["epoch_seconds"]
+    assert len(timed) == epochs and all(t > 0 for t in timed)
     assert [c["epoch"] for c in result["checkpoint"]["checks"]] == [1, 2, 3, 4, 5, 6]
     assert result["chosen_epoch"] == int(np.argmin(val_loss)) + 1
     assert result["checkpoint"]["selection_on_test"] is True

@@ -152,6 +152,10 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
     y_true = feature_set.labels[feature_set.index_of(fold.test_ids)]
     history = next(c for c in callbacks if type(c).__name__ == "HistoryLog").history
     epochs_run = max((len(v) for v in history.values()), default=0)
+    timed = history.get("epoch_seconds") or []
+    if len(timed) == epochs_run and None not in timed:
+        # A resumed fold: every fit call's epochs, not only this call's.
+        seconds = float(sum(timed))
     extra = {}
     if last is not None and last.probabilities is not None:
         # Same training run, other weights: what `--checkpoint last` would have reported.

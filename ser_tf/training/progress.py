@@ -20,6 +20,8 @@ class HistoryLog(keras.callbacks.Callback):
     ``history`` (``{"loss": [...], "val_loss": [...], ...}``, one entry per epoch from the
     first) in ``path`` (JSON, rewritten atomically each epoch). On resume at epoch ``r`` the
     saved lists are cut (or padded with ``None``) to ``r`` entries, matching the backup.
+    ``epoch_seconds`` is each epoch's wall time (validation included), so a fold's training
+    time adds up over every ``fit`` call that trained it.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -28,6 +30,7 @@ class HistoryLog(keras.callbacks.Callback):
         self.history: dict[str, list] = {}
         self._saved = None
         self._started = False
+        self._epoch_start = None
 
     @property
     def epochs(self) -> int:
@@ -48,11 +51,13 @@ class HistoryLog(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if not self._started:
             self._start(epoch)
+        self._epoch_start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         if not self._started:
             self._start(epoch)
-        logs = logs or {}
+        elapsed = None if self._epoch_start is None else time.perf_counter() - self._epoch_start
+        logs = {**(logs or {}), "epoch_seconds": elapsed}
         for key in logs:
             self.history.setdefault(key, [])
         for key, values in self.history.items():
