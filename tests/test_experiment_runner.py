@@ -136,3 +136,16 @@ def test_on_fold_done_runs_per_fold_and_catches_up_finished_folds_on_resume(corp
     calls.clear()
     run(corpus, tmp_path, on_fold_done=hook)
     assert calls == [(0, 0, len(corpus))]
+
+
+def test_record_names_the_commit_the_run_started_from(corpus, tmp_path, monkeypatch):
+    from ser_tf.reporting import records
+
+    # Commits land while a long run trains (its fold results are committed as they finish):
+    # the record must name the code the process runs, not the HEAD at the end.
+    heads = iter([{"commit": "started-here", "dirty": False}])
+    monkeypatch.setattr(records, "git_info",
+                        lambda repo=None: next(heads, {"commit": "landed-later", "dirty": False}))
+    out = run(corpus, tmp_path)
+    record = json.loads((out["record"] / "record.json").read_text())
+    assert record["git"] == {"commit": "started-here", "dirty": False}

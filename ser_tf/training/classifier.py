@@ -276,6 +276,10 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
         feature_set = extract_features(manifest, recipe, cache_dir, progress=not quiet)
     elif list(feature_set.ids) != [u.utterance_id for u in manifest]:
         raise ValueError("feature_set ids differ from the manifest's utterance ids")
+    from ser_tf.reporting.records import git_info
+
+    # The code this process runs: commits landing during a long run do not change it.
+    git = git_info()
     if on_fold_done is not None:
         _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done)
     start = time.perf_counter()
@@ -292,6 +296,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
         details = {**details, "skipped_audio": list(manifest.skipped)}
     record = write_run_record(results_dir, config=plan.config, protocol=protocol, folds=folds,
                               fold_results=results, wall_time=wall, labels=manifest.labels,
-                              extra_files=extra_files, details=details, overwrite=True)
+                              extra_files=extra_files, details=details, overwrite=True,
+                              git=git)
     return {"run_id": plan.run_id, "work_dir": work_dir, "record": record,
             "n_folds": len(folds), "feature_stats": feature_set.stats}
