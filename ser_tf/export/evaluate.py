@@ -182,8 +182,8 @@ def summarise_fold_exports(rows: list[dict], latency: dict, *, kept_fold=None,
     """Fold rows of :func:`export_fold` -> the k-fold summary a run record stores.
 
     ``latency``: ``{variant: measure_latency(...)}`` of one fold's files, ``latency_fold``
-    (default: the first fold, or ``kept_fold``). Per variant: ``size_bytes`` (that fold), ``size_bytes_max`` (over
-    folds), ``folds``, ``mean`` and ``std`` (ddof 1) of the scores over folds, ``pooled``
+    (default: the first fold, or ``kept_fold``). Per variant: ``size_bytes`` (that fold),
+    ``size_bytes_max`` (over folds), ``folds``, ``mean`` and ``std`` (ddof 1) of the scores over folds, ``pooled``
     (the scores of the summed confusion matrix: every test utterance once),
     ``max_prob_diff_vs_keras`` (max over folds), ``argmax_agreement`` (mean) and ``latency``.
     """
