@@ -312,3 +312,33 @@ def test_report_lists_each_runs_tflite_variants(tmp_path):
     assert "| int8 | 495,808 | 95.83 ± 5.89 | 94.44 | -4.17 / -5.56 |" in int8
     assert "| 91.7 % | 1.27 / 1.32 | not run |" in int8
     assert json.loads((folder / "record.json").read_text())["run_id"] in int8
+
+
+def test_selection_gap_compares_the_chosen_epoch_with_its_neighbours():
+    from ser_tf.reporting.selection import run_selection_gaps, selection_gap
+
+    series = [50, 60, 55, 90, 58, 62, 61]
+    # epoch 4 (90) against epochs 1-3 and 5-7: 90 - mean(50, 60, 55, 58, 62, 61) = 32.33
+    assert selection_gap(series, 4) == pytest.approx(90 - np.mean([50, 60, 55, 58, 62, 61]))
+    assert selection_gap(series, 1, window=1) == pytest.approx(-10)  # edge: one neighbour
+    assert selection_gap([70.0], 1) is None
+    with pytest.raises(ValueError, match="outside the 7 epochs"):
+        selection_gap(series, 8)
+    gaps = run_selection_gaps([{"val_UA": series}, {"val_UA": [1, 2, 3]}, {}], [4, 2, 1])
+    assert gaps["per_fold"][1] == pytest.approx(0) and gaps["per_fold"][2] is None
+    assert gaps["mean"] == pytest.approx(np.mean([gaps["per_fold"][0], 0]))
+    assert run_selection_gaps([{"val_UA": series}], [None]) is None  # last-epoch run
+
+
+def test_report_shows_the_selection_gap_of_each_run(tmp_path):
+    folds, fold_results = folds_and_results()
+    for r in fold_results:  # a peak at the chosen epoch, flat elsewhere
+        length = r["epochs_run"]
+        r["history"]["val_UA"] = [40.0] * length
+        r["history"]["val_UA"][r["chosen_epoch"] - 1] = 70.0
+    folder = write_run_record(tmp_path, config=config(), protocol="paper", folds=folds,
+                              fold_results=fold_results, wall_time=1.0, labels=LABELS)
+    text = render_report(tmp_path, REPO / "experiments", "lightsernet")
+    line = next(l for l in text.splitlines() if l.startswith(f"- `{folder.name}`"))
+    assert "test UA is +30.00 ± 0.00 points above" in line
+    assert "per fold: +30.0, +30.0, +30.0" in line

@@ -235,6 +235,7 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
     """The markdown report: the table, then the references' sources and the protocol note."""
     from ser_tf.reporting.records import iter_run_records  # lazy: keeps `ser-tf --help` light
     from ser_tf.reporting.tflite_table import COLUMNS as TFLITE_COLUMNS
+    from ser_tf.reporting.selection import selection_lines
     from ser_tf.reporting.tflite_table import tflite_rows
 
     results_dir = Path(results_dir)
@@ -262,6 +263,15 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
                   "record), timed when that fold was exported, on whatever host and load "
                   "there was; `make bench-lightsernet` times an idle machine.", "",
                   markdown_table(tflite, TFLITE_COLUMNS)]
+    selection = selection_lines(records)
+    if selection:
+        lines += ["", "Checkpoint selection (`ser_tf.reporting.selection`): how far each run's "
+                  "chosen epochs stand above their neighbouring epochs on the series they were "
+                  "chosen from. Under the `paper` protocol that series is the test UA, so a "
+                  "large gap is optimism in the reported number, and a perturbed copy of the "
+                  "chosen weights (another epoch, int8 rounding) should be expected to score "
+                  "lower on that test set.", "",
+                  *selection]
     notes = [f"- {ref.get('title') or ref['paper']}: {ref['citation']}"
              for ref in references if ref.get("citation")]
     notes += [f"- {entry['corpus']} ({_setting_text(entry.get('setting'))}): "
