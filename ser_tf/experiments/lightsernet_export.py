@@ -118,9 +118,9 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
             for source in (path, path.with_suffix(".json")):
                 shutil.copy2(source, dest / source.name)
             shipped[variant] = str(dest / path.name)
-    warning = paper_protocol_warning(plan.config["protocol"]) or ""
+    warning = paper_protocol_warning(plan.config["protocol"])
     protocol_text = (f"{plan.config['protocol']} protocol, fold {int(fold.index) + 1} of "
-                     f"{len(plan.folds)} (run {plan.run_id}); {warning}").strip()
+                     f"{len(plan.folds)} (run {plan.run_id})" + (f"; {warning}" if warning else ""))
     training = (f"EMO-DB ({len(fold.train_ids)} training utterances of this fold; "
                 f"{len(fold.test_ids)} held-out test utterances scored below)")
     for variant, path in shipped.items():
