@@ -149,3 +149,11 @@ def test_record_names_the_commit_the_run_started_from(corpus, tmp_path, monkeypa
     out = run(corpus, tmp_path)
     record = json.loads((out["record"] / "record.json").read_text())
     assert record["git"] == {"commit": "started-here", "dirty": False}
+
+    # Rerunning the finished run trains nothing: the rebuilt record keeps the commit and
+    # time of the process that trained it.
+    again = run(corpus, tmp_path)
+    rebuilt = json.loads((again["record"] / "record.json").read_text())
+    assert rebuilt["git"] == {"commit": "started-here", "dirty": False}
+    assert rebuilt["created"] == record["created"]
+    assert rebuilt["summary"] == record["summary"]

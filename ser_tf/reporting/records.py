@@ -187,7 +187,8 @@ def _last_epoch_summary(fold_results: Sequence[Mapping]) -> dict:
 def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: str, folds,
                      fold_results: Sequence[Mapping], wall_time: float, labels: Sequence[str],
                      extra_files=None, details: Mapping | None = None,
-                     overwrite: bool = False, git: Mapping | None = None) -> Path:
+                     overwrite: bool = False, git: Mapping | None = None,
+                     created: str | None = None) -> Path:
     """Write the run record atomically and return its folder (see the module docstring).
 
     Args:
@@ -208,6 +209,7 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
         overwrite: replace an existing record with the same run id (rename-swap).
         git: the checkout the code ran from (``git_info()`` taken when the process started:
             a long run may see commits land before it writes its record); default: now.
+        created: the record's ``created`` time (ISO 8601); default: now.
     """
     from ser_tf.training.kfold import as_folds
     from ser_tf.training.metrics import summarize
@@ -236,7 +238,7 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
     record = {
         "format": RECORD_FORMAT, "run_id": rid, "paper": str(config["paper"]),
         "corpus": str(config["corpus"]), "protocol": protocol, "protocol_warning": warning,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": resolved, "labels": [str(label) for label in labels],
         "git": dict(git) if git is not None else git_info(), "versions": package_versions(),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},

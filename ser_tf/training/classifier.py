@@ -283,9 +283,14 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     if on_fold_done is not None:
         _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done)
     start = time.perf_counter()
-    results = run_kfold(work_dir, folds, lambda fold, fold_dir: train_fold(
-        fold, fold_dir, feature_set=feature_set, build_model=build_model, fit=plan.fit,
-        strategy=strategy, n_folds=len(folds), quiet=quiet),
+    trained = []
+
+    def train(fold, fold_dir):
+        trained.append(fold.index)
+        return train_fold(fold, fold_dir, feature_set=feature_set, build_model=build_model,
+                          fit=plan.fit, strategy=strategy, n_folds=len(folds), quiet=quiet)
+
+    results = run_kfold(work_dir, folds, train,
         on_fold_done=None if on_fold_done is None else
         lambda fold, result: on_fold_done(work_dir, fold, feature_set, result))
     wall = sum(float(r.get("seconds", 0.0)) for r in results) or time.perf_counter() - start
@@ -294,9 +299,19 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
         details, extra_files = after_folds(work_dir, folds, feature_set, results)
     if manifest.skipped:
         details = {**details, "skipped_audio": list(manifest.skipped)}
+    created = None
+    previous = plan.work_dir.parent / plan.run_id / "record.json"
+    if not trained and previous.is_file():
+        # Nothing trained in this call (a rerun of a finished run, e.g. by make): the
+        # record is rebuilt from the same fold results, and keeps naming the commit and
+        # time of the process that trained them, not this one's.
+        from ser_tf.training.kfold import read_json
+
+        old = read_json(previous)
+        git, created = old.get("git", git), old.get("created")
     record = write_run_record(results_dir, config=plan.config, protocol=protocol, folds=folds,
                               fold_results=results, wall_time=wall, labels=manifest.labels,
                               extra_files=extra_files, details=details, overwrite=True,
-                              git=git)
+                              git=git, created=created)
     return {"run_id": plan.run_id, "work_dir": work_dir, "record": record,
             "n_folds": len(folds), "feature_stats": feature_set.stats}
