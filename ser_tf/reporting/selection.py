@@ -16,7 +16,6 @@ a peak the neighbouring weights do not reach. It is computed from the record's
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -66,9 +65,9 @@ def record_selection_gaps(record: Mapping, *, key: str = KEY,
     ``load_run_record``); ``None`` when the record has no histories."""
     from ser_tf.training.kfold import read_json
 
-    path = Path(record.get("path", "")) / "histories.json"
-    if not record.get("path") or not os.path.isfile(path):
+    if not record.get("path") or not (Path(record["path"]) / "histories.json").is_file():
         return None
+    path = Path(record["path"]) / "histories.json"
     histories = read_json(path)
     chosen = [fold.get("chosen_epoch") for fold in record.get("per_fold", [])]
     if not isinstance(histories, list) or len(histories) != len(chosen):
