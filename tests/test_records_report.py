@@ -309,7 +309,9 @@ def test_report_lists_each_runs_tflite_variants(tmp_path):
     assert "| float32 | 1,853,380 | 100.00 ± 0.00 | 100.00 | – |" in float32
     # int8 fold UAs 100 and (3/4 + 1 + 1) / 3 = 91.67: mean 95.83, sample std 5.89; pooled
     # anger 5 of 6: (5/6 + 1 + 1) / 3 = 94.44.
-    assert "| int8 | 495,808 | 95.83 ± 5.89 | 94.44 | -4.17 / -5.56 |" in int8
+    # Per-fold changes 0 and -8.33: mean -4.17, standard error 5.89 / sqrt(2) = 4.17; the
+    # t quantile for 1 degree of freedom is 12.706, so the interval is -4.17 -+ 52.94.
+    assert "| int8 | 495,808 | 95.83 ± 5.89 | 94.44 | -4.17 / -5.56 | -57.11 … +48.78 |" in int8
     assert "| 91.7 % | 1.27 / 1.32 | not run |" in int8
     assert json.loads((folder / "record.json").read_text())["run_id"] in int8
 
@@ -342,3 +344,16 @@ def test_report_shows_the_selection_gap_of_each_run(tmp_path):
     line = next(l for l in text.splitlines() if l.startswith(f"- `{folder.name}`"))
     assert "test UA is +30.00 ± 0.00 points above" in line
     assert "per fold: +30.0, +30.0, +30.0" in line
+
+
+def test_mean_interval_is_the_student_t_interval():
+    from ser_tf.reporting.tflite_table import mean_interval
+
+    # mean 3, standard error sqrt(2.5 / 5); t(0.975, 4 df) = 2.7764 from the tables
+    low, high = mean_interval([1, 2, 3, 4, 5])
+    assert (low, high) == pytest.approx((3 - 2.7764 * 0.5 ** 0.5, 3 + 2.7764 * 0.5 ** 0.5),
+                                        abs=1e-3)
+    assert mean_interval([2.0]) is None and mean_interval([]) is None
+    assert mean_interval([1, 2, 3], level=0.5)[1] - 2 < high - 3  # narrower at 50 %
+    with pytest.raises(ValueError, match="level"):
+        mean_interval([1, 2], level=1.0)

@@ -3,8 +3,9 @@
 A run record's ``tflite`` section (:func:`ser_tf.export.evaluate.summarise_fold_exports`)
 holds, per variant, every fold's model scored on that fold's test utterances. One row per
 run and variant: size, UA (mean ± std over folds and pooled), the change against float32
-both ways (the Light-SERNet issue bounds the full-integer int8 drop at 1.0 point UA), the
-share of test utterances on which the variant answers as the Keras model does (mean over
+both ways (the Light-SERNet issue bounds the full-integer int8 drop at 1.0 point UA), a
+95 % confidence interval of the mean per-fold change (Student t over the folds: the fold's
+test set is the same for both variants, so the changes are paired), the share of test utterances on which the variant answers as the Keras model does (mean over
 folds), and batch-1 latency with 1 and 2 threads.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 COLUMNS = ("run id", "corpus", "protocol", "variant", "size (bytes)", "UA", "pooled UA",
-           "Δ UA vs float32 (mean / pooled)", "same answer as Keras", "ms, 1 thread (mean / p95)",
+           "Δ UA vs float32 (mean / pooled)", "Δ UA, 95 % CI", "same answer as Keras", "ms, 1 thread (mean / p95)",
            "ms, 2 threads (mean / p95)")
 
 
@@ -30,6 +31,30 @@ def _latency(latency: Mapping | None, threads: str) -> str:
 
 def _delta(value: float | None, reference: float | None) -> str:
     return "–" if value is None or reference is None else f"{value - reference:+.2f}"
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
+    """Student-t confidence interval of the mean of ``values``; ``None`` for fewer than 2."""
+    from scipy import stats
+
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    data = [float(v) for v in values]
+    if len(data) < 2:
+        return None
+    mean = sum(data) / len(data)
+    se = (sum((v - mean) ** 2 for v in data) / (len(data) - 1) / len(data)) ** 0.5
+    half = float(stats.t.ppf(0.5 + level / 2, len(data) - 1)) * se
+    return mean - half, mean + half
+
+
+def _fold_delta_interval(variant: Mapping, reference: Mapping) -> str:
+    """The CI cell: per-fold UA changes of ``variant`` against ``reference``, paired by fold."""
+    base = {row.get("fold"): _ua(row) for row in reference.get("folds") or []}
+    deltas = [_ua(row) - base[row.get("fold")] for row in variant.get("folds") or []
+              if _ua(row) is not None and base.get(row.get("fold")) is not None]
+    interval = mean_interval(deltas)
+    return "–" if interval is None else f"{interval[0]:+.2f} … {interval[1]:+.2f}"
 
 
 def tflite_rows(records: Sequence[Mapping]) -> list[list[str]]:
@@ -50,6 +75,7 @@ def tflite_rows(records: Sequence[Mapping]) -> list[list[str]]:
                 str(record.get("protocol", "?")), name, f"{variant.get('size_bytes', 0):,}", ua,
                 "–" if pooled is None else f"{pooled:.2f}",
                 "–" if name == "float32" else delta,
+                "–" if name == "float32" else _fold_delta_interval(variant, reference),
                 "–" if agreement is None else f"{100 * agreement:.1f} %",
                 _latency(variant.get("latency"), "1"), _latency(variant.get("latency"), "2")])
     return rows
