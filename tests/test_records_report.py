@@ -354,6 +354,7 @@ def test_mean_interval_is_the_student_t_interval():
     assert (low, high) == pytest.approx((3 - 2.7764 * 0.5 ** 0.5, 3 + 2.7764 * 0.5 ** 0.5),
                                         abs=1e-3)
     assert mean_interval([2.0]) is None and mean_interval([]) is None
+    assert mean_interval([0.0, 0.0, 0.0]) == (0.0, 0.0)  # float16: no change in any fold
     assert mean_interval([1, 2, 3], level=0.5)[1] - 2 < high - 3  # narrower at 50 %
     with pytest.raises(ValueError, match="level"):
         mean_interval([1, 2], level=1.0)

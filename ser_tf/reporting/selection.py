@@ -65,9 +65,9 @@ def record_selection_gaps(record: Mapping, *, key: str = KEY,
     ``load_run_record``); ``None`` when the record has no histories."""
     from ser_tf.training.kfold import read_json
 
-    if not record.get("path") or not (Path(record["path"]) / "histories.json").is_file():
+    path = Path(record["path"]) / "histories.json" if record.get("path") else None
+    if path is None or not path.is_file():
         return None
-    path = Path(record["path"]) / "histories.json"
     histories = read_json(path)
     chosen = [fold.get("chosen_epoch") for fold in record.get("per_fold", [])]
     if not isinstance(histories, list) or len(histories) != len(chosen):

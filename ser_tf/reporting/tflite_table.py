@@ -4,9 +4,10 @@ A run record's ``tflite`` section (:func:`ser_tf.export.evaluate.summarise_fold_
 holds, per variant, every fold's model scored on that fold's test utterances. One row per
 run and variant: size, UA (mean ± std over folds and pooled), the change against float32
 both ways (the Light-SERNet issue bounds the full-integer int8 drop at 1.0 point UA), a
-95 % confidence interval of the mean per-fold change (Student t over the folds: the fold's
-test set is the same for both variants, so the changes are paired), the share of test utterances on which the variant answers as the Keras model does (mean over
-folds), and batch-1 latency with 1 and 2 threads.
+95 % confidence interval of the mean per-fold change (Student t over the folds: a fold's
+test set is the same for both variants, so the changes are paired), the share of test
+utterances on which the variant answers as the Keras model does (mean over folds), and
+batch-1 latency with 1 and 2 threads.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 COLUMNS = ("run id", "corpus", "protocol", "variant", "size (bytes)", "UA", "pooled UA",
-           "Δ UA vs float32 (mean / pooled)", "Δ UA, 95 % CI", "same answer as Keras", "ms, 1 thread (mean / p95)",
-           "ms, 2 threads (mean / p95)")
+           "Δ UA vs float32 (mean / pooled)", "Δ UA, 95 % CI", "same answer as Keras",
+           "ms, 1 thread (mean / p95)", "ms, 2 threads (mean / p95)")
 
 
 def _ua(scores: Mapping | None) -> float | None:
@@ -42,6 +43,7 @@ def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, 
     data = [float(v) for v in values]
     if len(data) < 2:
         return None
+    # By hand rather than stats.t.interval, which gives NaN for identical values (float16).
     mean = sum(data) / len(data)
     se = (sum((v - mean) ** 2 for v in data) / (len(data) - 1) / len(data)) ** 0.5
     half = float(stats.t.ppf(0.5 + level / 2, len(data) - 1)) * se
