@@ -72,11 +72,12 @@ PREFETCH_BATCHES = 2
 def _untuned_options() -> tf.data.Options:
     """Options switching tf.data's autotuner off (the order of elements does not depend on it).
 
-    Keras makes a new iterator every epoch, and destroying one waits for the autotuner's
-    background thread: measured here (TF 2.21, 2 cores) as a CPU-idle stall of ~3.4 s after
-    every second or third 7-s epoch, about a third of Light-SERNet's training time. These
-    pipelines are small (in-memory rows, or one ``.npy`` read per example), so fixed
-    parallelism (``AUTOTUNE`` maps then use one call per core) loses nothing.
+    Keras makes a new iterator every epoch, and destroying one can wait for the
+    autotuner's background thread while the CPU idles: up to ~3.4 s on some epochs here
+    (TF 2.21, 2 cores; ``python -m ser_tf.features.bench_pipeline`` measures it), which in
+    a Light-SERNet training of 5-7 s epochs is a large share. These pipelines are small
+    (in-memory rows, or one ``.npy`` read per example), so fixed parallelism (``AUTOTUNE``
+    maps then use one call per core) loses nothing.
     """
     options = tf.data.Options()
     options.autotune.enabled = False
