@@ -77,7 +77,8 @@ def _untuned_options() -> tf.data.Options:
     (TF 2.21, 2 cores; ``python -m ser_tf.features.bench_pipeline`` measures it), which in
     a Light-SERNet training of 5-7 s epochs is a large share. These pipelines are small
     (in-memory rows, or one ``.npy`` read per example), so fixed parallelism (``AUTOTUNE``
-    maps then use one call per core) loses nothing.
+    maps then run a fixed number of parallel calls, bounded by the cores) should be enough;
+    the streamed variant was not timed against the autotuner.
     """
     options = tf.data.Options()
     options.autotune.enabled = False
