@@ -150,10 +150,15 @@ def test_record_names_the_commit_the_run_started_from(corpus, tmp_path, monkeypa
     record = json.loads((out["record"] / "record.json").read_text())
     assert record["git"] == {"commit": "started-here", "dirty": False}
 
-    # Rerunning the finished run trains nothing: the rebuilt record keeps the commit and
-    # time of the process that trained it.
+    # Rerunning the finished run trains nothing: the rebuilt record keeps the commit,
+    # time, machine and versions of the process that trained it.
+    # Rerunning on another machine must not relabel where the folds ran.
+    monkeypatch.setattr(records.platform, "platform", lambda: "another-host")
     again = run(corpus, tmp_path)
     rebuilt = json.loads((again["record"] / "record.json").read_text())
+    assert rebuilt["machine"] == record["machine"]
+    assert rebuilt["machine"]["platform"] != "another-host"
+    assert rebuilt["versions"] == record["versions"]
     assert rebuilt["git"] == {"commit": "started-here", "dirty": False}
     assert rebuilt["created"] == record["created"]
     assert rebuilt["summary"] == record["summary"]

@@ -188,7 +188,8 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
                      fold_results: Sequence[Mapping], wall_time: float, labels: Sequence[str],
                      extra_files=None, details: Mapping | None = None,
                      overwrite: bool = False, git: Mapping | None = None,
-                     created: str | None = None) -> Path:
+                     created: str | None = None, machine: Mapping | None = None,
+                     versions: Mapping | None = None) -> Path:
     """Write the run record atomically and return its folder (see the module docstring).
 
     Args:
@@ -210,6 +211,8 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
         git: the checkout the code ran from (``git_info()`` taken when the process started:
             a long run may see commits land before it writes its record); default: now.
         created: the record's ``created`` time (ISO 8601); default: now.
+        machine, versions: where and with which packages the folds ran; default: this
+            process's (a record rebuilt from finished folds passes the old record's).
     """
     from ser_tf.training.kfold import as_folds
     from ser_tf.training.metrics import summarize
@@ -240,8 +243,10 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
         "corpus": str(config["corpus"]), "protocol": protocol, "protocol_warning": warning,
         "created": created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": resolved, "labels": [str(label) for label in labels],
-        "git": dict(git) if git is not None else git_info(), "versions": package_versions(),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "git": dict(git) if git is not None else git_info(),
+        "versions": dict(versions) if versions is not None else package_versions(),
+        "machine": (dict(machine) if machine is not None
+                    else {"cpu_count": os.cpu_count(), "platform": platform.platform()}),
         "wall_time_seconds": round(float(wall_time), 3),
         "folds": {"file": "folds.json", "digest": folds_digest(folds), "n_folds": len(folds),
                   "selection_on_test": any(f.selection_on_test for f in folds),

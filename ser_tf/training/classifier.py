@@ -299,19 +299,20 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
         details, extra_files = after_folds(work_dir, folds, feature_set, results)
     if manifest.skipped:
         details = {**details, "skipped_audio": list(manifest.skipped)}
-    created = None
+    provenance = {"git": git}
     previous = plan.work_dir.parent / plan.run_id / "record.json"
     if not trained and previous.is_file():
         # Nothing trained in this call (a rerun of a finished run, e.g. by make): the
-        # record is rebuilt from the same fold results, and keeps naming the commit and
-        # time of the process that trained them, not this one's.
+        # record is rebuilt from the same fold results, and keeps naming the commit, time,
+        # machine and package versions of the process that trained them, not this one's.
         from ser_tf.training.kfold import read_json
 
         old = read_json(previous)
-        git, created = old.get("git", git), old.get("created")
+        provenance = {"git": old.get("git", git), "created": old.get("created"),
+                      "machine": old.get("machine"), "versions": old.get("versions")}
     record = write_run_record(results_dir, config=plan.config, protocol=protocol, folds=folds,
                               fold_results=results, wall_time=wall, labels=manifest.labels,
                               extra_files=extra_files, details=details, overwrite=True,
-                              git=git, created=created)
+                              **provenance)
     return {"run_id": plan.run_id, "work_dir": work_dir, "record": record,
             "n_folds": len(folds), "feature_stats": feature_set.stats}
