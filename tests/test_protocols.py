@@ -119,18 +119,42 @@ def test_iemocap_is_leave_one_session_out():
         assert not speakers(m, f.val_ids) & speakers(m, f.train_ids)
 
 
-def test_paper_timnet_equals_sklearn_kfold_on_emodb_sized_input():
+def test_paper_timnet_equals_sklearn_kfold_over_the_authors_file_order():
     m = corpus(n=535, n_speakers=10)  # EMO-DB has 535 utterances
     folds = make_folds(m, "paper", paper_style="timnet")  # seed from TIMNET_PAPER_SEEDS
     assert TIMNET_PAPER_SEEDS["EMODB"] == 46
-    ids = np.array([u.utterance_id for u in m])
+    # The authors' feature file: class by class (anger, boredom, ..., sadness), names in
+    # order inside a class; KFold splits positions in that file.
+    rows = sorted(m, key=lambda u: (LABELS.index(u.label), u.utterance_id))
     expected = list(KFold(n_splits=10, shuffle=True, random_state=46).split(np.zeros(535)))
     assert len(folds) == 10
     for f, (train, test) in zip(folds, expected):
-        assert f.test_ids == list(ids[test]) and f.train_ids == list(ids[train])
+        assert set(f.test_ids) == {rows[i].utterance_id for i in test}
+        assert set(f.train_ids) == {rows[i].utterance_id for i in train}
         assert f.val_ids == f.test_ids and f.selection_on_test
     other = make_folds(m, "paper", paper_style="timnet", seed=45)
     assert as_ids(other) != as_ids(folds)
+    # Light-SERNet's paper folds keep the manifest order.
+    plain = make_folds(m, "paper", paper_style="lightsernet", seed=46)
+    ids = np.array([u.utterance_id for u in m])
+    assert [f.test_ids for f in plain] == [list(ids[t]) for _, t in expected]
+
+
+def test_timnet_paper_folds_do_not_depend_on_the_listing_order():
+    # RAVDESS-like: files in actor folders; the authors' class folders mix actors, so the
+    # file name alone orders a class ("...-02.wav" of actor 2 before "...-10.wav").
+    utts = [Utterance(f"a{a:02d}_{e}_{k}", f"/r/Actor_{a:02d}/03-01-0{e}-01-0{k}-01-{a:02d}.wav",
+                      LABELS[e - 1], f"{a:02d}", "RAVDESS")
+            for a in (10, 2, 1) for e in (4, 2, 1, 3) for k in (1, 2)]
+    shuffled = Manifest("RAVDESS", LABELS, utts)
+    listed = Manifest("RAVDESS", LABELS, sorted(utts, key=lambda u: u.path))
+    a = make_folds(shuffled, "paper", paper_style="timnet", n_folds=4)
+    b = make_folds(listed, "paper", paper_style="timnet", n_folds=4)
+    assert [set(f.test_ids) for f in a] == [set(f.test_ids) for f in b]
+    # First rows of the file: class "anger" (e = 1), actors 01, 02, 10 in name order.
+    from ser_tf.data.timnet_features import authors_file_order
+    first = [listed[i].utterance_id for i in authors_file_order(listed)[:6]]
+    assert first == ["a01_1_1", "a02_1_1", "a10_1_1", "a01_1_2", "a02_1_2", "a10_1_2"]
 
 
 def test_paper_seed_defaults():

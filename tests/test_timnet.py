@@ -200,6 +200,12 @@ def test_features_loader_maps_the_authors_columns_to_our_label_order(tmp_path):
     assert [u.label for u in manifest][5] == "neutral" and manifest[0].speaker == "unknown"
     np.testing.assert_array_equal(features.features, x)
     assert features.stats["rows"] == 14 and len(features.stats["sha256"]) == 64
+    # The file's rows are already in the authors' order: their KFold splits them as they are.
+    from sklearn.model_selection import KFold
+    from ser_tf.training.protocols import make_folds
+    folds = make_folds(manifest, "paper", paper_style="timnet", n_folds=7)
+    expected = KFold(n_splits=7, shuffle=True, random_state=46).split(np.zeros(14))
+    assert [f.test_ids for f in folds] == [[f"{i:04d}" for i in sorted(t)] for _, t in expected]
     # An explicit column order wins.
     _, relabelled = load_timnet_features(path, "EMODB", column_labels=manifest.labels)
     np.testing.assert_array_equal(relabelled.labels, y.argmax(1))

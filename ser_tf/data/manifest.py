@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable
 
 #: Columns written by :meth:`Manifest.to_csv` (``extra`` is stored as JSON).
 CSV_COLUMNS = ("utterance_id", "path", "label", "speaker", "gender", "text", "corpus", "extra")
+
+
+def natural_key(name) -> tuple:
+    """Sort key that orders embedded numbers numerically: "Session2" < "Session10"."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(name)))
 
 
 @dataclass(frozen=True)

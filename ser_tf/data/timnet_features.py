@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_tf.data.manifest import Manifest, Utterance
+from ser_tf.data.manifest import Manifest, Utterance, natural_key
 
 #: The one-hot column order of the authors' files, in ser_tf label names.
 AUTHORS_CLASS_ORDER = {
@@ -139,6 +139,26 @@ def load_timnet_features(path, corpus: str, *, column_labels=None):
     feature_set = FeatureSet(features=x, labels=labels, ids=ids, label_names=label_names,
                              paths=[path] * len(x), stats=stats)
     return manifest, feature_set
+
+
+def authors_file_order(manifest: Manifest) -> np.ndarray:
+    """Manifest indices in the row order of the authors' feature file for these utterances.
+
+    ``Code/extract_feature.py`` writes the rows class by class, in the corpus's
+    :data:`AUTHORS_CLASS_ORDER` (alphabetical label names for a corpus it does not list),
+    and inside a class by the natural order of the file names, whatever folder a file came
+    from. Their ``KFold(shuffle=True)`` splits positions in that order, so the same
+    utterances in another order (ours lists files by path) would get other folds. A manifest
+    read from an authors' file is already in that order and is returned as it is.
+    """
+    if all(u.extra.get("source") == "timnet_npy" for u in manifest):
+        return np.arange(len(manifest))
+    classes = AUTHORS_CLASS_ORDER.get(manifest.corpus, ())
+    if not set(manifest.labels) <= set(classes):
+        classes = tuple(sorted(manifest.labels))
+    rank = {label: i for i, label in enumerate(classes)}
+    keys = [(rank[u.label], natural_key(Path(u.path).stem), i) for i, u in enumerate(manifest)]
+    return np.asarray([key[-1] for key in sorted(keys)], dtype=np.int64)
 
 
 def _content_hash(path) -> str:

@@ -10,9 +10,11 @@ scores very differently under each:
 
     * ``paper_style="timnet"`` (Ye et al., ICASSP 2023, ``Code/Model.py`` of
       github.com/Jiaxin-Ye/TIM-Net_SER): ``sklearn.model_selection.KFold(n_splits=10,
-      shuffle=True, random_state=seed)`` over the utterances in feature-file order, the
-      checkpoint with the best ``val_accuracy`` on the test fold is kept. Seeds per corpus
-      from the README: :data:`TIMNET_PAPER_SEEDS`.
+      shuffle=True, random_state=seed)`` over the utterances in the order of the authors'
+      feature file (:func:`~ser_tf.data.timnet_features.authors_file_order`: class by
+      class, file names in natural order inside a class); the checkpoint with the best
+      ``val_accuracy`` on the test fold is kept. Seeds per corpus from the README:
+      :data:`TIMNET_PAPER_SEEDS`.
     * ``paper_style="lightsernet"`` (Aftab et al., ICASSP 2022): random, non-stratified,
       shuffled 10-fold; the best epoch is chosen on the test fold (``BestModelWeights`` /
       ``ReturnBestEarlyStopping`` monitoring ``val_accuracy`` on the test set). Seed
@@ -47,7 +49,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,8 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, Str
 from sklearn.model_selection import train_test_split
 
 from ser_tf.data.manifest import Manifest
+from ser_tf.data.manifest import natural_key as _natural_key
+from ser_tf.data.timnet_features import authors_file_order
 
 PROTOCOLS = ("paper", "clean", "speaker")
 PAPER_STYLES = ("lightsernet", "timnet", "lightsernet_speaker")
@@ -202,10 +205,13 @@ def _paper_folds(manifest: Manifest, n_folds, seed: int, style: str) -> list[Fol
         splits = [np.flatnonzero(groups == g) for g in order]
         names = [[g] for g in order]
     else:
-        # Both papers: plain KFold(shuffle) over the utterance order, no stratification.
+        # Both papers: plain KFold(shuffle) over the utterance order, no stratification;
+        # for TIM-Net the order of the authors' feature file, so the folds are theirs.
         n_folds = _check_n_folds(manifest, n_folds)
+        order = (authors_file_order(manifest) if style == "timnet"
+                 else np.arange(len(manifest)))
         kfold = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        splits = [test for _, test in kfold.split(np.zeros(len(manifest)))]
+        splits = [order[test] for _, test in kfold.split(np.zeros(len(manifest)))]
         names = [[] for _ in splits]
     everything = np.arange(len(manifest))
     folds = []
@@ -318,11 +324,6 @@ def _hold_out_speakers(speakers: np.ndarray, pool: np.ndarray, val_fraction: flo
             break
     val = pool[np.isin(speakers[pool], chosen)]
     return val, sorted(chosen, key=_natural_key)
-
-
-def _natural_key(name) -> tuple:
-    # "Session2" < "Session10", "3" < "12": sort embedded numbers numerically.
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(name)))
 
 
 def check_folds(folds: list[Fold], manifest: Manifest | None = None, *,
