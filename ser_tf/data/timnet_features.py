@@ -155,9 +155,11 @@ def authors_file_order(manifest: Manifest) -> np.ndarray:
         return np.arange(len(manifest))
     classes = AUTHORS_CLASS_ORDER.get(manifest.corpus, ())
     if not set(manifest.labels) <= set(classes):
-        classes = tuple(sorted(manifest.labels))
+        classes = tuple(sorted(str(label) for label in manifest.labels))
     rank = {label: i for i, label in enumerate(classes)}
-    keys = [(rank[u.label], natural_key(Path(u.path).stem), i) for i, u in enumerate(manifest)]
+    # Unlabelled rows (continuous-only corpora) go last; the authors' files have none.
+    keys = [(rank.get(u.label, len(rank)), natural_key(Path(u.path).stem), i)
+            for i, u in enumerate(manifest)]
     return np.asarray([key[-1] for key in sorted(keys)], dtype=np.int64)
 
 
