@@ -143,18 +143,40 @@ def test_paper_timnet_equals_sklearn_kfold_over_the_authors_file_order():
 def test_timnet_paper_folds_do_not_depend_on_the_listing_order():
     # RAVDESS-like: files in actor folders; the authors' class folders mix actors, so the
     # file name alone orders a class ("...-02.wav" of actor 2 before "...-10.wav").
+    from ser_tf.data import get_corpus
+    from ser_tf.data.timnet_features import AUTHORS_CLASS_ORDER, authors_file_order
+    labels = tuple(get_corpus("RAVDESS").labels)
+    assert labels != AUTHORS_CLASS_ORDER["RAVDESS"]  # ours: neutral, calm, happiness, ...
     utts = [Utterance(f"a{a:02d}_{e}_{k}", f"/r/Actor_{a:02d}/03-01-0{e}-01-0{k}-01-{a:02d}.wav",
-                      LABELS[e - 1], f"{a:02d}", "RAVDESS")
+                      labels[e - 1], f"{a:02d}", "RAVDESS")
             for a in (10, 2, 1) for e in (4, 2, 1, 3) for k in (1, 2)]
-    shuffled = Manifest("RAVDESS", LABELS, utts)
-    listed = Manifest("RAVDESS", LABELS, sorted(utts, key=lambda u: u.path))
+    shuffled = Manifest("RAVDESS", labels, utts)
+    listed = Manifest("RAVDESS", labels, sorted(utts, key=lambda u: u.path))
     a = make_folds(shuffled, "paper", paper_style="timnet", n_folds=4)
     b = make_folds(listed, "paper", paper_style="timnet", n_folds=4)
     assert [set(f.test_ids) for f in a] == [set(f.test_ids) for f in b]
-    # First rows of the file: class "anger" (e = 1), actors 01, 02, 10 in name order.
+    order = [listed[i] for i in authors_file_order(listed)]
+    # Classes in the authors' order (anger, calm, ..., sadness), not ours.
+    seen = list(dict.fromkeys(u.label for u in order))
+    assert seen == [c for c in AUTHORS_CLASS_ORDER["RAVDESS"] if c in seen]
+    # Inside a class: by file name, actors 01, 02, 10 of statement 1, then of statement 2.
+    first = [u.utterance_id for u in order if u.label == seen[0]]
+    e = labels.index(seen[0]) + 1
+    assert first == [f"a{a:02d}_{e}_{k}" for k in (1, 2) for a in (1, 2, 10)]
+
+
+def test_timnet_file_order_on_emodb_labels_puts_neutral_before_sadness():
+    # Our EMO-DB label order ends sadness, neutral; the authors' file ends neutral, sad.
+    from ser_tf.data import get_corpus
     from ser_tf.data.timnet_features import authors_file_order
-    first = [listed[i].utterance_id for i in authors_file_order(listed)[:6]]
-    assert first == ["a01_1_1", "a02_1_1", "a10_1_1", "a01_1_2", "a02_1_2", "a10_1_2"]
+    labels = tuple(get_corpus("EMODB").labels)
+    assert labels.index("sadness") < labels.index("neutral")
+    utts = [Utterance(f"03a0{k}{c}a", f"/e/03a0{k}{c}a.wav", label, "03", "EMODB")
+            for k in (2, 1) for c, label in zip("WLEAFTN", labels)]
+    m = Manifest("EMODB", labels, utts)
+    order = [m[i] for i in authors_file_order(m)]
+    assert [u.label for u in order][-4:] == ["neutral", "neutral", "sadness", "sadness"]
+    assert [u.utterance_id for u in order][:2] == ["03a01Wa", "03a02Wa"]
 
 
 def test_paper_seed_defaults():

@@ -144,12 +144,16 @@ def load_timnet_features(path, corpus: str, *, column_labels=None):
 def authors_file_order(manifest: Manifest) -> np.ndarray:
     """Manifest indices in the row order of the authors' feature file for these utterances.
 
-    ``Code/extract_feature.py`` writes the rows class by class, in the corpus's
-    :data:`AUTHORS_CLASS_ORDER` (alphabetical label names for a corpus it does not list),
-    and inside a class by the natural order of the file names, whatever folder a file came
-    from. Their ``KFold(shuffle=True)`` splits positions in that order, so the same
-    utterances in another order (ours lists files by path) would get other folds. A manifest
-    read from an authors' file is already in that order and is returned as it is.
+    ``Code/extract_feature.py`` stacks the rows class by class, in the corpus's
+    :data:`AUTHORS_CLASS_ORDER`, and inside a class by the natural order of the file names,
+    whatever folder a file came from. (Alphabetical label names instead when the corpus is
+    not listed there or has a label outside its list.) Their ``KFold(shuffle=True)`` splits
+    positions in that order, so the same utterances in another order (ours lists files by
+    path) would get other folds. File names are unique inside a class for EMO-DB and
+    RAVDESS, so there the order is the authors'; corpora whose names repeat across speaker
+    folders (CASIA, SAVEE) were renamed by the authors in a way not published, and ties are
+    broken by the full path. A manifest read from an authors' file is already in that
+    order and is returned as it is.
     """
     if all(u.extra.get("source") == "timnet_npy" for u in manifest):
         return np.arange(len(manifest))
@@ -158,8 +162,8 @@ def authors_file_order(manifest: Manifest) -> np.ndarray:
         classes = tuple(sorted(str(label) for label in manifest.labels))
     rank = {label: i for i, label in enumerate(classes)}
     # Unlabelled rows (continuous-only corpora) go last; the authors' files have none.
-    keys = [(rank.get(u.label, len(rank)), natural_key(Path(u.path).stem), i)
-            for i, u in enumerate(manifest)]
+    keys = [(rank.get(u.label, len(rank)), natural_key(Path(u.path).stem),
+             natural_key(u.path), i) for i, u in enumerate(manifest)]
     return np.asarray([key[-1] for key in sorted(keys)], dtype=np.int64)
 
 
