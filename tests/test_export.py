@@ -231,6 +231,9 @@ def test_per_fold_scores_outlive_the_weights(tmp_path):
     assert summary["variants"]["float32"]["mean"] == pytest.approx(summary["keras"]["mean"])
     assert summary["variants"]["float32"]["latency"]["1"]["mean_ms"] > 0
     assert summary["latency_fold"] == 1  # the fold timed last, on the machine finishing the run
+    fold1 = json.loads((work / "fold_01" / "tflite.json").read_text())
+    assert summary["latency_host"] == fold1["latency_host"]  # the CPU those times belong to
+    assert summary["latency_host"]["cpu_count"] >= 1 and "simd" in summary["latency_host"]
     # Fold 1 retrained (new weights): its stale scores are redone, not reused.
     stale = json.loads((work / "fold_01" / "tflite.json").read_text())
     _small_model(seed=5, narrow=True).save_weights(work / "fold_01" / "final.weights.h5")

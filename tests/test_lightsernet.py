@@ -94,6 +94,9 @@ def test_cli_runs_end_to_end_on_a_tiny_corpus(tmp_path):
     assert measured["numpy_frontend_latency"]["p95_ms"] > 0
     assert "MFCC in NumPy" in (models / "lightsernet-emodb-mfcc-int8.md").read_text()
     assert "MFCC in NumPy" not in (models / "lightsernet-emodb-waveform-float32.md").read_text()
+    # Latencies name the CPU they were timed on, in the record and on every card.
+    assert measured["latency_host"]["cpu_count"] >= 1
+    assert "latency on " in (models / "lightsernet-emodb-mfcc-int8.md").read_text()
 
 
 def test_ship_refuses_an_unfinished_fold(tmp_path):

@@ -299,10 +299,13 @@ def test_report_lists_each_runs_tflite_variants(tmp_path):
                                             ("int8", int8, 495_808))}})
     latency = {"float32": {"1": {"mean_ms": 1.45, "p95_ms": 1.5}},
                "int8": {"1": {"mean_ms": 1.27, "p95_ms": 1.32}}}
-    tflite = summarise_fold_exports(rows, latency)
+    host = {"cpu_count": 2, "model_name": "Test CPU 9000", "simd": ["sse4_2", "avx2", "fma"]}
+    tflite = summarise_fold_exports(rows, latency, latency_host=host)
     results = tmp_path / "experiments" / "results"
     folder = write(results, details={"tflite": tflite})
     text = render_report(results, paper="lightsernet")
+    # The table's latency is only comparable with the CPU it was timed on beside it.
+    assert "latency timed on Test CPU 9000 (2 CPUs; avx2)" in text
     table = [line for line in text.splitlines() if line.startswith("| `")]
     assert len(table) == 2
     float32, int8 = table

@@ -229,9 +229,10 @@ def benchmark(manifest, *, duration: float = 3.0, batch_size: int = 32, epochs: 
               extraction: bool = True, tflite: bool = True, profile: bool = True,
               tflite_runs: int = 50, tflite_threads=(1, 2), quiet: bool = True) -> dict:
     """Run every measurement on ``manifest`` and return the JSON-able record."""
-    from ser_tf.features.bench import (OtherLoad, _cpu_info, _versions, benchmark_extraction,
+    from ser_tf.features.bench import (OtherLoad, _versions, benchmark_extraction,
                                        note_contention)
     from ser_tf.features.cache import extract_features
+    from ser_tf.reporting.machine import cpu_info
     from ser_tf.training.protocols import make_folds
 
     if epochs < 1 or warmup_epochs < 0:
@@ -263,7 +264,7 @@ def benchmark(manifest, *, duration: float = 3.0, batch_size: int = 32, epochs: 
                      "warmup_epochs": warmup_epochs, "learning_rate": cfg["learning_rate"],
                      "loss": "cross_entropy", "seed": seed,
                      "config_jit_compile": cfg["jit_compile"]},
-        "cpu": {**_cpu_info(), "load_average_before": load_before},
+        "cpu": {**cpu_info(), "load_average_before": load_before},
         "threads": _threads(),
         "versions": _versions(),
     }

@@ -55,8 +55,9 @@ def _compiler(feature_set, cfg: dict, n_blocks: int, seed: int):
 def benchmark(manifest, *, epochs: int = 5, warmup_epochs: int = 2, jit=(False, True),
               batch_size: int | None = None, cache_dir=None, quiet: bool = True) -> dict:
     """Time TIM-Net training epochs on ``manifest`` for each ``jit`` setting; the record."""
-    from ser_tf.features.bench import OtherLoad, _cpu_info, _versions, note_contention
+    from ser_tf.features.bench import OtherLoad, _versions, note_contention
     from ser_tf.features.cache import extract_features
+    from ser_tf.reporting.machine import cpu_info
     from ser_tf.features.recipes import get_recipe
     from ser_tf.training.protocols import TIMNET_PAPER_SEEDS, make_folds
 
@@ -112,7 +113,7 @@ def benchmark(manifest, *, epochs: int = 5, warmup_epochs: int = 2, jit=(False, 
         "settings": {"batch_size": batch_size, "epochs_timed": epochs,
                      "warmup_epochs": warmup_epochs, "seed": seed,
                      "config_jit_compile": cfg["jit_compile"]},
-        "cpu": {**_cpu_info(), "load_average_before": load_before, "load_average_after": _load()},
+        "cpu": {**cpu_info(), "load_average_before": load_before, "load_average_after": _load()},
         "threads": _threads(), "versions": _versions(), "training": training,
         "total_seconds": round(time.perf_counter() - started, 2)}
     return note_contention(record, other_load)

@@ -78,6 +78,7 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
     from ser_tf.export.model_card import write_model_card
     from ser_tf.export.tflite import export_variants
     from ser_tf.export.waveform import build_waveform_model, input_spec
+    from ser_tf.reporting.machine import cpu_info, describe_cpu
     from ser_tf.training.protocols import paper_protocol_warning
 
     fold = next(f for f in plan.folds if int(f.index) == int(fold_index))
@@ -110,7 +111,8 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
                          "latency": measure_latency(wave_path, segments[0])},
             # What a features-in model needs first on the device: ser_tf.lite's NumPy MFCC.
             "numpy_frontend_latency": measure_frontend_latency(
-                recipe.frontend, recipe.sample_rate, segments[0])}
+                recipe.frontend, recipe.sample_rate, segments[0]),
+            "latency_host": cpu_info()}
         files = {v: Path(p) for v, p in features["files"].items()}
         files["waveform-float32"] = wave_path
         shipped = {}
@@ -134,7 +136,8 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
                          latency=_card_latency(info["latency"], None if variant ==
                                                "waveform-float32" else
                                                measured["numpy_frontend_latency"]),
-                         notes="Measured by ser_tf.experiments.lightsernet --ship-fold.")
+                         notes="Measured by ser_tf.experiments.lightsernet --ship-fold; "
+                               f"latency on {describe_cpu(measured['latency_host'])}.")
     measured["shipped"] = shipped
     if record_path is not None:
         from ser_tf.training.kfold import write_json_atomic

@@ -20,6 +20,7 @@ import numpy as np
 from ser_tf.export.tflite import ALL, export_variants
 from ser_tf.features.cache import content_hash
 from ser_tf.lite import LiteModel, sidecar_path
+from ser_tf.reporting.machine import cpu_info
 
 SCORE_KEYS = ("UA", "WA", "macro_F1", "weighted_F1")
 WEIGHTS_FILE = "final.weights.h5"  # written by ser_tf.training.classifier.train_fold
@@ -178,12 +179,15 @@ def export_fold(model, fold, feature_set, out_dir, *, recipe, variants=ALL,
 
 def summarise_fold_exports(rows: list[dict], latency: dict, *, kept_fold=None,
                            files: dict | None = None, representative_size: int | None = None,
-                           latency_fold: int | None = None) -> dict:
+                           latency_fold: int | None = None, latency_host: dict | None = None
+                           ) -> dict:
     """Fold rows of :func:`export_fold` -> the k-fold summary a run record stores.
 
     ``latency``: ``{variant: measure_latency(...)}`` of one fold's files, ``latency_fold``
-    (default: the first fold, or ``kept_fold``). Per variant: ``size_bytes`` (that fold),
-    ``size_bytes_max`` (over folds), ``folds``, ``mean`` and ``std`` (ddof 1) of the scores over folds, ``pooled``
+    (default: the first fold, or ``kept_fold``), ``latency_host`` the
+    :func:`~ser_tf.reporting.machine.cpu_info` they were timed on. Per variant:
+    ``size_bytes`` (that fold), ``size_bytes_max`` (over folds), ``folds``, ``mean`` and
+    ``std`` (ddof 1) of the scores over folds, ``pooled``
     (the scores of the summed confusion matrix: every test utterance once),
     ``max_prob_diff_vs_keras`` (max over folds), ``argmax_agreement`` (mean) and ``latency``.
     """
@@ -198,6 +202,7 @@ def summarise_fold_exports(rows: list[dict], latency: dict, *, kept_fold=None,
               "representative_size": representative_size,
               "latency_fold": latency_fold if latency_fold is not None else (
                   indices[0] if kept_fold in (None, "all") else int(kept_fold)),
+              "latency_host": latency_host,
               "keras": {"folds": keras_rows, **_summary(keras_rows)}}
     for variant in rows[0]["variants"]:
         folds = [{"fold": r["fold"], **{k: v for k, v in r["variants"][variant].items()
@@ -256,7 +261,7 @@ def export_fold_models(work_dir, folds, feature_set, build_model: Callable, out_
         raise ValueError(f"keep_fold must be 'all' or one of {indices}, got {keep_fold!r}")
     latency_fold = indices[0] if keep == "all" else keep
     weights = _fold_weights(work_dir, folds)
-    rows, files, latency = [], {}, {}
+    rows, files, latency, host = [], {}, {}, None
     for fold, index in zip(folds, indices):
         model = build_model(len(feature_set.label_names))
         model.load_weights(weights[index])
@@ -268,6 +273,7 @@ def export_fold_models(work_dir, folds, feature_set, build_model: Callable, out_
             example = feature_set.features[feature_set.index_of(fold.test_ids[:1])][0]
             latency = {v: measure_latency(p, example, threads=latency_threads, runs=latency_runs)
                        for v, p in paths.items()}
+            host = cpu_info()
         if keep == "all" or index == keep:
             files.update({f"fold_{index:02d}/{v}" if keep == "all" else v: str(p)
                           for v, p in paths.items()})
@@ -275,7 +281,8 @@ def export_fold_models(work_dir, folds, feature_set, build_model: Callable, out_
             _remove_fold_files(paths)
     size = int(min(representative_size, min(len(f.train_ids) for f in folds)))
     return summarise_fold_exports(rows, latency, kept_fold=keep, files=files,
-                                  representative_size=size, latency_fold=latency_fold)
+                                  representative_size=size, latency_fold=latency_fold,
+                                  latency_host=host)
 
 
 FOLD_EXPORT_FILE = "tflite.json"
@@ -288,6 +295,7 @@ def export_fold_scores(work_dir, fold, feature_set, build_model: Callable, *, re
 
     Loads ``work_dir/fold_XX/final.weights.h5``, runs :func:`export_fold` in a temporary
     folder, measures batch-1 latency of each variant and writes the row (plus ``latency``,
+    ``latency_host`` (:func:`~ser_tf.reporting.machine.cpu_info`),
     ``representative_size`` and the weights' sha256) to ``work_dir/fold_XX/tflite.json``.
     Called when a fold finishes, this makes the run's TFLite scores independent of the
     weights files: they need not outlive the session that trained the fold.
@@ -305,6 +313,7 @@ def export_fold_scores(work_dir, fold, feature_set, build_model: Callable, *, re
         example = feature_set.features[feature_set.index_of(fold.test_ids[:1])][0]
         row["latency"] = {v: measure_latency(p, example, threads=latency_threads,
                                              runs=latency_runs) for v, p in paths.items()}
+        row["latency_host"] = cpu_info()
     row["representative_size"] = int(min(representative_size, len(fold.train_ids)))
     row["weights_sha256"] = content_hash(weights)
     path = Path(work_dir) / fold_dir_name(fold) / FOLD_EXPORT_FILE
@@ -358,4 +367,5 @@ def collect_fold_exports(work_dir, folds, feature_set, build_model: Callable, *,
                                name=name, **options) for fold in folds]
     return summarise_fold_exports(
         rows, rows[-1].get("latency") or {}, latency_fold=int(folds[-1].index),
+        latency_host=rows[-1].get("latency_host"),
         representative_size=min(int(r["representative_size"]) for r in rows))

@@ -29,6 +29,7 @@ import numpy as np
 
 from ser_tf.data import load_manifest
 from ser_tf.features.cache import extract_features
+from ser_tf.reporting.machine import cpu_info
 
 
 def _versions() -> dict:
@@ -132,12 +133,6 @@ def note_contention(record: dict, meter: OtherLoad) -> dict:
     return record
 
 
-def _cpu_info() -> dict:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {"cpu_count": os.cpu_count(), "usable_cpus": usable, "machine": platform.machine(),
-            "processor": platform.processor() or None, "system": platform.system()}
-
-
 def _public(stats: dict) -> dict:
     return {"computed": stats["computed"], "cached": stats["cached"],
             "seconds": round(stats["seconds"], 4),
@@ -183,7 +178,7 @@ def benchmark_extraction(manifest, recipe, *, batch_size: int = 64, warm_repeats
         "cold": _public(cold.stats),
         "warm": _public(warm.stats),
         "warm_repeats": warm_repeats,
-        "cpu": _cpu_info(),
+        "cpu": cpu_info(),
         "versions": _versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

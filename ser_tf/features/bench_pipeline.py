@@ -23,7 +23,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ser_tf.features.bench import _cpu_info, _versions, write_record
+from ser_tf.features.bench import _versions, write_record
+from ser_tf.reporting.machine import cpu_info
 
 
 def destruction_seconds(*, autotune: bool, epochs: int, n_examples: int, batch_size: int,
@@ -74,7 +75,7 @@ def benchmark_stall(*, epochs: int = 8, n_examples: int = 480, batch_size: int =
     return {"benchmark": "tf.data iterator destruction at the end of an epoch",
             "setup": {**kw, "simulated_epoch_seconds": round(batches * step_seconds, 3)},
             "autotune_off": _summary(off, threshold), "autotune_on": _summary(on, threshold),
-            "cpu": _cpu_info(), "versions": _versions(),
+            "cpu": cpu_info(), "versions": _versions(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 

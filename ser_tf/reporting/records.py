@@ -40,6 +40,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ser_tf.reporting.machine import cpu_info
 from ser_tf.reporting.plots import plot_confusion_matrix, plot_training_curves
 from ser_tf.training.kfold import json_default, read_json, write_json_atomic
 
@@ -246,7 +247,7 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
         "git": dict(git) if git is not None else git_info(),
         "versions": dict(versions) if versions is not None else package_versions(),
         "machine": (dict(machine) if machine is not None
-                    else {"cpu_count": os.cpu_count(), "platform": platform.platform()}),
+                    else {**cpu_info(), "platform": platform.platform()}),
         "wall_time_seconds": round(float(wall_time), 3),
         "folds": {"file": "folds.json", "digest": folds_digest(folds), "n_folds": len(folds),
                   "selection_on_test": any(f.selection_on_test for f in folds),

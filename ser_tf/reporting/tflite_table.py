@@ -81,3 +81,18 @@ def tflite_rows(records: Sequence[Mapping]) -> list[list[str]]:
                 "–" if agreement is None else f"{100 * agreement:.1f} %",
                 _latency(variant.get("latency"), "1"), _latency(variant.get("latency"), "2")])
     return rows
+
+
+def latency_host_lines(records: Sequence[Mapping]) -> list[str]:
+    """A bullet per record with TFLite latency: the CPU it was timed on (records written
+    before hosts were recorded say so), since the same file runs 3–10× slower on an
+    AVX2-only host than on an AVX-512 one."""
+    from ser_tf.reporting.machine import describe_cpu
+
+    lines = []
+    for record in records:
+        tflite = record.get("tflite") or {}
+        if tflite.get("variants"):
+            lines.append(f"- `{record.get('run_id', '?')}`: latency timed on "
+                         f"{describe_cpu(tflite.get('latency_host'))}")
+    return lines
