@@ -119,6 +119,26 @@ def test_converts_to_tflite_with_builtin_ops_only(tmp_path):
                                atol=1e-5)
 
 
+def test_int8_export_keeps_a_scale_per_fusion_level(tmp_path):
+    """Deeper levels' vectors are much smaller than level 1's; full-integer int8 must not
+    put them all on level 1's scale (a stack before the fusion did, and cost 14 points UA)."""
+    from ser_tf.export.tflite import convert
+    from ser_tf.lite.runtime import interpreter_class
+
+    model = build_timnet(4, (64, 39), n_blocks=4)
+    x = np.random.default_rng(5).normal(size=(16, 64, 39)).astype("float32")
+    x[..., 0] *= 100  # MFCC c0 dwarfs the other coefficients
+    interpreter = interpreter_class()(model_content=convert(model, "int8", representative=x))
+    scales = {}
+    for tensor in interpreter.get_tensor_details():
+        name = tensor["name"]
+        for level in range(1, 5):
+            if f"level{level}_gap" in name and tensor["quantization"][0] > 0:
+                scales[level] = tensor["quantization"][0]
+    assert sorted(scales) == [1, 2, 3, 4]
+    assert len(set(scales.values())) == 4, scales
+
+
 def test_help_lists_the_six_corpora_and_checkpoint_options():
     text = exp.build_parser().format_help()
     for corpus in ("CASIA", "EMODB", "EMOVO", "IEMOCAP", "RAVDESS", "SAVEE"):

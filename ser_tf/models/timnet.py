@@ -74,8 +74,15 @@ class DynamicFusion(layers.Layer):
                                       initializer=self.initializer, trainable=True)
 
     def call(self, inputs):
-        stacked = ops.stack(inputs, axis=-1)          # (batch, features, n)
-        return ops.squeeze(ops.matmul(stacked, self.kernel), axis=-1)
+        # A running sum of scaled vectors, not stack + matmul: in a full-integer TFLite
+        # model a stack (PACK) forces all n level vectors onto one int8 scale, the widest
+        # (level 1's), which rounded the deeper, smaller levels away (EMO-DB fold 1: int8
+        # UA 85.3 against 99.0 in float). Summed, each level keeps its own scale (int8 UA
+        # 95.8 on the same weights). The same function in float; weights are unchanged.
+        fused = inputs[0] * self.kernel[0, 0]
+        for level, vector in enumerate(inputs[1:], start=1):
+            fused = fused + vector * self.kernel[level, 0]
+        return fused
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])
