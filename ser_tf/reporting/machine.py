@@ -58,7 +58,7 @@ def cpu_info(cpuinfo_path="/proc/cpuinfo") -> dict:
 def describe_cpu(info: dict | None) -> str:
     """One line for a table or model card: ``"Intel Xeon (2 CPUs; avx2, avx512f)"``."""
     if not info:
-        return "unrecorded CPU"
+        return "a CPU the record does not name (written before records named it)"
     vector = [f for f in info.get("simd") or [] if f in ("avx2", "avx512f", "asimd", "sve")]
     parts = [f"{info.get('cpu_count')} CPUs"] + ([", ".join(vector)] if vector else [])
     return f"{info.get('model_name') or info.get('machine') or 'unknown CPU'} ({'; '.join(parts)})"
