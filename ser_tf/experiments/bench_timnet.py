@@ -57,8 +57,8 @@ def benchmark(manifest, *, epochs: int = 5, warmup_epochs: int = 2, jit=(False, 
     """Time TIM-Net training epochs on ``manifest`` for each ``jit`` setting; the record."""
     from ser_tf.features.bench import OtherLoad, _versions, note_contention
     from ser_tf.features.cache import extract_features
-    from ser_tf.reporting.machine import cpu_info
     from ser_tf.features.recipes import get_recipe
+    from ser_tf.reporting.machine import cpu_info
     from ser_tf.training.protocols import TIMNET_PAPER_SEEDS, make_folds
 
     if epochs < 1 or warmup_epochs < 0:
