@@ -80,6 +80,43 @@ def test_kill_mid_run_resumes_without_redoing_finished_folds(corpus, tmp_path, m
     assert all(t > 0 for t in fold0["history"]["epoch_seconds"])
 
 
+def test_a_run_another_process_is_training_is_refused_untouched(corpus, tmp_path, monkeypatch):
+    """A second process on the same run (a make reaching a run another terminal trains)
+    stops before writing anything; once the first is gone the run resumes as usual."""
+    import subprocess
+    import sys
+
+    real, calls = classifier.train_fold, []
+
+    def flaky(fold, fold_dir, **kw):
+        calls.append(fold.index)
+        if fold.index == 1 and calls.count(1) == 1:
+            raise KeyboardInterrupt("killed")
+        return real(fold, fold_dir, **kw)
+
+    monkeypatch.setattr(classifier, "train_fold", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run(corpus, tmp_path)
+    work = next((tmp_path / "results" / "tiny" / "EMODB").glob("*.work"))
+    config = (work / "config.json").stat().st_mtime_ns
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a+'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); f.seek(0); f.truncate(); f.write('4242'); "
+         "f.flush(); print('locked', flush=True); sys.stdin.read()", str(work / "run.lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RuntimeError, match=r"being trained by another process \(pid 4242"):
+            run(corpus, tmp_path)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert calls == [0, 1]  # the refused call trained nothing
+    assert (work / "config.json").stat().st_mtime_ns == config
+    out = run(corpus, tmp_path)
+    assert calls == [0, 1, 1] and (out["record"] / "record.json").is_file()
+
+
 def test_paper_protocol_selects_on_test_and_says_so(corpus, tmp_path, capsys):
     out = run_experiment(corpus, RECIPE, tiny_model, paper="tiny", protocol="paper", fit=FIT,
                          results_dir=tmp_path / "r", cache_dir=tmp_path / "c", n_folds=2,

@@ -2,6 +2,7 @@
 (BackupAndRestore + the policy's and history's state on disk)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -58,6 +59,44 @@ def test_kill_then_rerun_skips_the_folds_already_done(tmp_path):
 
     calls.clear()
     assert run_kfold(tmp_path, folds, train_fold) == results and calls == []
+
+
+def test_a_second_process_on_the_same_run_is_refused_until_the_first_ends(tmp_path):
+    """Two trainers writing one fold's backup and history would corrupt both: the second
+    is stopped before it touches anything, and the lock goes with the first process."""
+    import subprocess
+    import sys
+
+    calls = []
+
+    def train_fold(fold, fold_dir):
+        calls.append(fold.index)
+        # a second process starts the same run while this fold trains
+        child = subprocess.run(
+            [sys.executable, "-c",
+             "import sys; from ser_tf.training.kfold import run_kfold; "
+             "from ser_tf.training.protocols import load_folds; "
+             "run_kfold(sys.argv[1], load_folds(sys.argv[1] + '/folds.json'), "
+             "lambda f, d: {'metrics': {}})", str(tmp_path)],
+            capture_output=True, text=True)
+        assert child.returncode != 0
+        assert "being trained by another process" in child.stderr
+        assert str(os.getpid()) in child.stderr and str(tmp_path) in child.stderr
+        return {"metrics": {"UA": 1.0}}
+
+    results = run_kfold(tmp_path, hand_folds(2), train_fold)
+    assert calls == [0, 1] and [r["metrics"]["UA"] for r in results] == [1.0, 1.0]
+    assert not (tmp_path / "fold_00" / "backup").exists()  # the refused process wrote nothing
+    # the lock went with the run: the same run opens again, from this process or another
+    assert run_kfold(tmp_path, hand_folds(2), train_fold) == results
+    rerun = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from ser_tf.training.kfold import run_kfold; "
+         "from ser_tf.training.protocols import load_folds; "
+         "print(len(run_kfold(sys.argv[1], load_folds(sys.argv[1] + '/folds.json'), None)))",
+         str(tmp_path)], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.strip() == "2"
 
 
 def test_refuses_to_resume_with_different_folds(tmp_path):

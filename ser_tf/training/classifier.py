@@ -259,7 +259,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     """
     from ser_tf.features.cache import extract_features
     from ser_tf.reporting.records import write_run_record
-    from ser_tf.training.kfold import run_kfold, write_json_atomic
+    from ser_tf.training.kfold import run_kfold, run_lock, write_json_atomic
     from ser_tf.training.protocols import paper_protocol_warning
 
     plan = plan_experiment(manifest, recipe, paper=paper, protocol=protocol, fit=fit,
@@ -271,48 +271,52 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     if warning and not quiet:
         print(f"NOTE: {warning}")
     work_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(work_dir / "config.json", plan.config)  # tells a later session what this is
-    if feature_set is None:
-        feature_set = extract_features(manifest, recipe, cache_dir, progress=not quiet)
-    elif list(feature_set.ids) != [u.utterance_id for u in manifest]:
-        raise ValueError("feature_set ids differ from the manifest's utterance ids")
-    from ser_tf.reporting.records import git_info
+    # One process per run: a second one (another terminal, a make reaching this run) stops
+    # here, before it writes anything the first is writing.
+    with run_lock(work_dir):
+        # config.json tells a later session what this run is
+        write_json_atomic(work_dir / "config.json", plan.config)
+        if feature_set is None:
+            feature_set = extract_features(manifest, recipe, cache_dir, progress=not quiet)
+        elif list(feature_set.ids) != [u.utterance_id for u in manifest]:
+            raise ValueError("feature_set ids differ from the manifest's utterance ids")
+        from ser_tf.reporting.records import git_info
 
-    # The code this process runs: commits landing during a long run do not change it.
-    git = git_info()
-    if on_fold_done is not None:
-        _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done)
-    start = time.perf_counter()
-    trained = []
+        # The code this process runs: commits landing during a long run do not change it.
+        git = git_info()
+        if on_fold_done is not None:
+            _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done)
+        start = time.perf_counter()
+        trained = []
 
-    def train(fold, fold_dir):
-        trained.append(fold.index)
-        return train_fold(fold, fold_dir, feature_set=feature_set, build_model=build_model,
-                          fit=plan.fit, strategy=strategy, n_folds=len(folds), quiet=quiet)
+        def train(fold, fold_dir):
+            trained.append(fold.index)
+            return train_fold(fold, fold_dir, feature_set=feature_set, build_model=build_model,
+                              fit=plan.fit, strategy=strategy, n_folds=len(folds), quiet=quiet)
 
-    results = run_kfold(work_dir, folds, train,
-        on_fold_done=None if on_fold_done is None else
-        lambda fold, result: on_fold_done(work_dir, fold, feature_set, result))
-    wall = sum(float(r.get("seconds", 0.0)) for r in results) or time.perf_counter() - start
-    details, extra_files = {}, None
-    if after_folds is not None:
-        details, extra_files = after_folds(work_dir, folds, feature_set, results)
-    if manifest.skipped:
-        details = {**details, "skipped_audio": list(manifest.skipped)}
-    provenance = {"git": git}
-    previous = plan.work_dir.parent / plan.run_id / "record.json"
-    if not trained and previous.is_file():
-        # Nothing trained in this call (a rerun of a finished run, e.g. by make): the
-        # record is rebuilt from the same fold results, and keeps naming the commit, time,
-        # machine and package versions of the process that trained them, not this one's.
-        from ser_tf.training.kfold import read_json
+        results = run_kfold(work_dir, folds, train,
+            on_fold_done=None if on_fold_done is None else
+            lambda fold, result: on_fold_done(work_dir, fold, feature_set, result))
+        wall = sum(float(r.get("seconds", 0.0)) for r in results) or time.perf_counter() - start
+        details, extra_files = {}, None
+        if after_folds is not None:
+            details, extra_files = after_folds(work_dir, folds, feature_set, results)
+        if manifest.skipped:
+            details = {**details, "skipped_audio": list(manifest.skipped)}
+        provenance = {"git": git}
+        previous = plan.work_dir.parent / plan.run_id / "record.json"
+        if not trained and previous.is_file():
+            # Nothing trained in this call (a rerun of a finished run, e.g. by make): the
+            # record is rebuilt from the same fold results, and keeps naming the commit, time,
+            # machine and package versions of the process that trained them, not this one's.
+            from ser_tf.training.kfold import read_json
 
-        old = read_json(previous)
-        provenance = {"git": old.get("git", git), "created": old.get("created"),
-                      "machine": old.get("machine"), "versions": old.get("versions")}
-    record = write_run_record(results_dir, config=plan.config, protocol=protocol, folds=folds,
-                              fold_results=results, wall_time=wall, labels=manifest.labels,
-                              extra_files=extra_files, details=details, overwrite=True,
-                              **provenance)
+            old = read_json(previous)
+            provenance = {"git": old.get("git", git), "created": old.get("created"),
+                          "machine": old.get("machine"), "versions": old.get("versions")}
+        record = write_run_record(results_dir, config=plan.config, protocol=protocol, folds=folds,
+                                  fold_results=results, wall_time=wall, labels=manifest.labels,
+                                  extra_files=extra_files, details=details, overwrite=True,
+                                  **provenance)
     return {"run_id": plan.run_id, "work_dir": work_dir, "record": record,
             "n_folds": len(folds), "feature_stats": feature_set.stats}

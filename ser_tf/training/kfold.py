@@ -20,11 +20,16 @@ Two levels of resume, both driven by what is on disk in ``work_dir``::
 
 The folds are part of the experiment: resuming with different folds would silently mix
 two cross-validations, so ``folds.json`` stores a digest and a mismatch is an error.
-One process per ``work_dir``; two runs sharing one are not supported.
+One process per ``work_dir``: :func:`run_kfold` holds an exclusive lock on
+``work_dir/run.lock`` while it trains, so a second process started on the same run (say, a
+``make`` that reaches a run another terminal is already training) stops with an error
+instead of writing the same fold's backup and history at the same time. The operating
+system drops the lock when the process dies, so a killed run never leaves a stale lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -37,6 +42,12 @@ import numpy as np
 FOLDS_FILE = "folds.json"
 RESULT_FILE = "result.json"
 BACKUP_DIR = "backup"
+LOCK_FILE = "run.lock"
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one process per run is then up to the user
+    fcntl = None
 
 
 def json_default(obj: Any) -> Any:
@@ -134,6 +145,49 @@ def _check_or_store_folds(work_dir: Path, folds: list) -> None:
             f"work dir, or delete {work_dir} to start this one over.")
 
 
+_LOCKS_HELD: dict[Path, int] = {}  # lock path -> nesting depth in this process
+
+
+@contextlib.contextmanager
+def run_lock(work_dir: str | os.PathLike):
+    """Hold ``work_dir/run.lock`` exclusively; raise ``RuntimeError`` if another process has it.
+
+    An advisory ``flock``: released by the kernel when the file is closed or the process
+    ends, so a killed run needs no cleanup. The file keeps the holder's pid for the message.
+    Re-entrant within a process, so an experiment can hold the lock around its whole run
+    (feature catch-up, folds, record) while :func:`run_kfold` takes it again inside.
+    """
+    path = (Path(work_dir) / LOCK_FILE).resolve()
+    if fcntl is None or path in _LOCKS_HELD:
+        _LOCKS_HELD[path] = _LOCKS_HELD.get(path, 0) + 1
+        try:
+            yield path
+        finally:
+            _LOCKS_HELD[path] -= 1
+            if not _LOCKS_HELD[path]:
+                del _LOCKS_HELD[path]
+        return
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RuntimeError(
+                f"{work_dir} is being trained by another process (pid {holder}, lock "
+                f"{path}); run one process per run, or stop that one first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        _LOCKS_HELD[path] = 1
+        try:
+            yield path
+        finally:
+            del _LOCKS_HELD[path]
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_kfold(work_dir: str | os.PathLike, folds: Sequence[Any],
               train_fold: Callable[[Any, Path], dict], *,
               on_fold_done: Callable[[Any, dict], None] | None = None) -> list[dict]:
@@ -164,8 +218,14 @@ def run_kfold(work_dir: str | os.PathLike, folds: Sequence[Any],
         raise ValueError(f"fold indices are not unique: {numbers}")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    _check_or_store_folds(work_dir, folds)
+    with run_lock(work_dir):
+        _check_or_store_folds(work_dir, folds)
+        return _run_folds(work_dir, folds, numbers, train_fold, on_fold_done)
 
+
+def _run_folds(work_dir: Path, folds: list, numbers: list[int],
+               train_fold: Callable[[Any, Path], dict],
+               on_fold_done: Callable[[Any, dict], None] | None) -> list[dict]:
     results = []
     for fold, number in zip(folds, numbers):
         fold_dir = work_dir / fold_dir_name(fold)
