@@ -52,9 +52,10 @@ def test_same_seed_same_metrics_and_a_complete_record(corpus, tmp_path):
     assert a["feature_stats"]["computed"] == len(corpus)
 
 
-def test_kill_mid_run_resumes_without_redoing_finished_folds(corpus, tmp_path, monkeypatch):
-    real = classifier.train_fold
-    calls = []
+def killed_in_fold_1_once(monkeypatch):
+    """Make the next run die in fold 1 the first time it gets there; returns the folds
+    trained, in order."""
+    real, calls = classifier.train_fold, []
 
     def flaky(fold, fold_dir, **kw):
         calls.append(fold.index)
@@ -63,6 +64,11 @@ def test_kill_mid_run_resumes_without_redoing_finished_folds(corpus, tmp_path, m
         return real(fold, fold_dir, **kw)
 
     monkeypatch.setattr(classifier, "train_fold", flaky)
+    return calls
+
+
+def test_kill_mid_run_resumes_without_redoing_finished_folds(corpus, tmp_path, monkeypatch):
+    calls = killed_in_fold_1_once(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(corpus, tmp_path)
     work = next((tmp_path / "results" / "tiny" / "EMODB").glob("*.work"))
@@ -86,15 +92,7 @@ def test_a_run_another_process_is_training_is_refused_untouched(corpus, tmp_path
     import subprocess
     import sys
 
-    real, calls = classifier.train_fold, []
-
-    def flaky(fold, fold_dir, **kw):
-        calls.append(fold.index)
-        if fold.index == 1 and calls.count(1) == 1:
-            raise KeyboardInterrupt("killed")
-        return real(fold, fold_dir, **kw)
-
-    monkeypatch.setattr(classifier, "train_fold", flaky)
+    calls = killed_in_fold_1_once(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(corpus, tmp_path)
     work = next((tmp_path / "results" / "tiny" / "EMODB").glob("*.work"))
