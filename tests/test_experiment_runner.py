@@ -10,6 +10,7 @@ from ser_tf.data.synthetic import make_emodb_like
 from ser_tf.features.recipes import get_recipe
 from ser_tf.training import classifier
 from ser_tf.training.classifier import FitConfig, run_experiment
+from ser_tf.training.kfold import RunLockedError
 
 
 def tiny_model(num_classes):
@@ -104,7 +105,7 @@ def test_a_run_another_process_is_training_is_refused_untouched(corpus, tmp_path
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(RuntimeError, match=r"being trained by another process \(pid 4242"):
+        with pytest.raises(RunLockedError, match=r"being trained by another process \(pid 4242"):
             run(corpus, tmp_path)
     finally:
         holder.stdin.close()
@@ -197,3 +198,17 @@ def test_record_names_the_commit_the_run_started_from(corpus, tmp_path, monkeypa
     assert rebuilt["git"] == {"commit": "started-here", "dirty": False}
     assert rebuilt["created"] == record["created"]
     assert rebuilt["summary"] == record["summary"]
+
+
+@pytest.mark.parametrize("paper", ["timnet", "lightsernet"])
+def test_experiment_cli_names_a_missing_corpus_folder_in_one_line(paper, tmp_path, capsys):
+    import importlib
+
+    cli = importlib.import_module(f"ser_tf.experiments.{paper}")
+    missing = tmp_path / "no-emodb-here"
+    assert cli.main(["--data-dir", str(missing), "--results-dir", str(tmp_path / "r"),
+                     "--cache-dir", str(tmp_path / "c"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"python -m ser_tf.experiments.{paper}: error: ")
+    assert f"{missing}: not a folder" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # nothing was started

@@ -2,6 +2,8 @@
 and the authors' MFCC-file loader."""
 
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -154,12 +156,12 @@ def test_help_lists_the_six_corpora_and_checkpoint_options():
 
 
 @pytest.mark.slow
-def test_cli_runs_end_to_end_with_tsne_and_tflite(tmp_path):
+def test_cli_runs_end_to_end_with_tsne_and_tflite(tmp_path, capsys):
     root = make_emodb_like(tmp_path / "emodb", per_class=2, duration=0.5)
-    out = exp.run(exp.build_parser().parse_args([
-        "--data-dir", str(root), "--epochs", "2", "--batch-size", "8", "--folds", "2",
-        "--blocks", "2", "--results-dir", str(tmp_path / "results"),
-        "--cache-dir", str(tmp_path / "cache"), "--quiet"]))
+    args = ["--data-dir", str(root), "--epochs", "2", "--batch-size", "8", "--folds", "2",
+            "--blocks", "2", "--results-dir", str(tmp_path / "results"),
+            "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    out = exp.run(exp.build_parser().parse_args(args))
     record = json.loads((out["record"] / "record.json").read_text())
     config = record["config"]
     assert config["recipe"]["name"] == "timnet-EMODB" and config["input_shape"] == [188, 39]
@@ -186,13 +188,28 @@ def test_cli_runs_end_to_end_with_tsne_and_tflite(tmp_path):
     # without the weights files (a later session), the same command rebuilds the record.
     for weights in out["work_dir"].glob("fold_*/final.weights.h5"):
         weights.unlink()
-    again = exp.run(exp.build_parser().parse_args([
-        "--data-dir", str(root), "--epochs", "2", "--batch-size", "8", "--folds", "2",
-        "--blocks", "2", "--results-dir", str(tmp_path / "results"),
-        "--cache-dir", str(tmp_path / "cache"), "--quiet"]))
+    again = exp.run(exp.build_parser().parse_args(args))
     rebuilt = json.loads((again["record"] / "record.json").read_text())
     assert rebuilt["tflite"]["variants"]["int8"]["mean"] == tflite["variants"]["int8"]["mean"]
     assert rebuilt["tsne"]["points"] == 14 and rebuilt["summary"] == record["summary"]
+
+    # The same command while another process trains this run: one line, exit 1, no traceback.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a+'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); f.seek(0); f.truncate(); f.write('4242'); "
+         "f.flush(); print('locked', flush=True); sys.stdin.read()",
+         str(out["work_dir"] / "run.lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert exp.main(args) == 1
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    err = capsys.readouterr().err
+    assert "being trained by another process (pid 4242" in err and "Traceback" not in err
+    assert json.loads((again["record"] / "record.json").read_text()) == rebuilt  # untouched
+
 
 
 def _write_npy(path, x, y):

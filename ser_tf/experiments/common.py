@@ -1,4 +1,4 @@
-"""Command-line options every experiment module shares.
+"""Command-line options and the entry point every experiment module shares.
 
 Each paper's module adds its own hyperparameters; these are the flags the shared pipeline
 needs: where the data and results live, the evaluation protocol, the distribution
@@ -8,6 +8,8 @@ strategy, seeding and verbosity. Plain argparse, so ``--help`` lists everything.
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Callable
 
 from ser_tf.training.protocols import PROTOCOLS
 from ser_tf.training.seeding import STRATEGIES
@@ -41,3 +43,33 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_protocol: s
     group.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Failures that are the user's to fix (a missing corpus, bad audio, a run another
+    process is training, no network): their message says what and where, so the CLI prints
+    it alone. Anything else keeps its traceback: it is a bug to report."""
+    from ser_tf.data import AudioError, BadAudioError, CorpusLayoutError
+    from ser_tf.data.download import DownloadError
+    from ser_tf.data.timnet_features import TimnetFeaturesError
+    from ser_tf.training.kfold import RunLockedError
+
+    return (FileNotFoundError, AudioError, BadAudioError, CorpusLayoutError, DownloadError,
+            TimnetFeaturesError, RunLockedError)
+
+
+def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict],
+            argv=None) -> int:
+    """Parse ``argv``, ``run`` the experiment and print where its record went.
+
+    Returns 0, or 1 after printing ``<prog>: error: <message>`` for a :func:`user_errors`
+    failure (nothing the run already wrote is touched: folds are resumable).
+    """
+    args = parser.parse_args(argv)
+    try:
+        out = run(args)
+    except user_errors() as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
+    print(f"run {out['run_id']}: record {out['record']}")
+    return 0

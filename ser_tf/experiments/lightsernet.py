@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ser_tf.experiments.common import add_common_arguments
+from ser_tf.experiments.common import add_common_arguments, run_cli
 
 PAPER = "lightsernet"
 CONFIG = Path(__file__).resolve().parents[2] / "experiments" / PAPER / "config.yaml"
@@ -149,10 +149,7 @@ def _ship(args, manifest, recipe, build, experiment) -> dict:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    out = run(args)
-    print(f"run {out['run_id']}: record {out['record']}")
-    return 0
+    return run_cli(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

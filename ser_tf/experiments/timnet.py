@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ser_tf.experiments.common import add_common_arguments
+from ser_tf.experiments.common import add_common_arguments, run_cli
 
 PAPER = "timnet"
 CONFIG = Path(__file__).resolve().parents[2] / "experiments" / PAPER / "config.yaml"
@@ -257,10 +257,7 @@ def write_tsne(work_dir, folds, feature_set, build_model, path, *, seed: int = 0
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    out = run(args)
-    print(f"run {out['run_id']}: record {out['record']}")
-    return 0
+    return run_cli(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

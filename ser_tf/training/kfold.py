@@ -148,9 +148,13 @@ def _check_or_store_folds(work_dir: Path, folds: list) -> None:
 _LOCKS_HELD: dict[Path, int] = {}  # lock path -> nesting depth in this process
 
 
+class RunLockedError(RuntimeError):
+    """Another process holds the run's lock; nothing of the run was touched."""
+
+
 @contextlib.contextmanager
 def run_lock(work_dir: str | os.PathLike):
-    """Hold ``work_dir/run.lock`` exclusively; raise ``RuntimeError`` if another process has it.
+    """Hold ``work_dir/run.lock`` exclusively; :class:`RunLockedError` if another process has it.
 
     An advisory ``flock``: released by the kernel when the file is closed or the process
     ends, so a killed run needs no cleanup. The file keeps the holder's pid for the message.
@@ -173,7 +177,7 @@ def run_lock(work_dir: str | os.PathLike):
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
-            raise RuntimeError(
+            raise RunLockedError(
                 f"{work_dir} is being trained by another process (pid {holder}, lock "
                 f"{path}); run one process per run, or stop that one first") from None
         handle.seek(0)
