@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,3 +21,26 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real corpora not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def run_lock_held_by():
+    """``with run_lock_held_by(path, pid):`` another process holds the run lock ``path``
+    (an exclusive ``flock``, with ``pid`` written in it) until the block ends."""
+
+    @contextlib.contextmanager
+    def hold(lock_path, pid: int = 4242):
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a+'); "
+             "fcntl.flock(f, fcntl.LOCK_EX); f.seek(0); f.truncate(); f.write(sys.argv[2]); "
+             "f.flush(); print('locked', flush=True); sys.stdin.read()",
+             str(lock_path), str(pid)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            yield
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=30)
+
+    return hold

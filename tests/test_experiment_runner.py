@@ -87,29 +87,18 @@ def test_kill_mid_run_resumes_without_redoing_finished_folds(corpus, tmp_path, m
     assert all(t > 0 for t in fold0["history"]["epoch_seconds"])
 
 
-def test_a_run_another_process_is_training_is_refused_untouched(corpus, tmp_path, monkeypatch):
+def test_a_run_another_process_is_training_is_refused_untouched(corpus, tmp_path, monkeypatch,
+                                                                 run_lock_held_by):
     """A second process on the same run (a make reaching a run another terminal trains)
     stops before writing anything; once the first is gone the run resumes as usual."""
-    import subprocess
-    import sys
-
     calls = killed_in_fold_1_once(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(corpus, tmp_path)
     work = next((tmp_path / "results" / "tiny" / "EMODB").glob("*.work"))
     config = (work / "config.json").stat().st_mtime_ns
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a+'); "
-         "fcntl.flock(f, fcntl.LOCK_EX); f.seek(0); f.truncate(); f.write('4242'); "
-         "f.flush(); print('locked', flush=True); sys.stdin.read()", str(work / "run.lock")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with run_lock_held_by(work / "run.lock", 4242):
         with pytest.raises(RunLockedError, match=r"being trained by another process \(pid 4242"):
             run(corpus, tmp_path)
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
     assert calls == [0, 1]  # the refused call trained nothing
     assert (work / "config.json").stat().st_mtime_ns == config
     out = run(corpus, tmp_path)

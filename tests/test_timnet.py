@@ -2,8 +2,6 @@
 and the authors' MFCC-file loader."""
 
 import json
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -156,7 +154,7 @@ def test_help_lists_the_six_corpora_and_checkpoint_options():
 
 
 @pytest.mark.slow
-def test_cli_runs_end_to_end_with_tsne_and_tflite(tmp_path, capsys):
+def test_cli_runs_end_to_end_with_tsne_and_tflite(tmp_path, capsys, run_lock_held_by):
     root = make_emodb_like(tmp_path / "emodb", per_class=2, duration=0.5)
     args = ["--data-dir", str(root), "--epochs", "2", "--batch-size", "8", "--folds", "2",
             "--blocks", "2", "--results-dir", str(tmp_path / "results"),
@@ -194,22 +192,11 @@ def test_cli_runs_end_to_end_with_tsne_and_tflite(tmp_path, capsys):
     assert rebuilt["tsne"]["points"] == 14 and rebuilt["summary"] == record["summary"]
 
     # The same command while another process trains this run: one line, exit 1, no traceback.
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a+'); "
-         "fcntl.flock(f, fcntl.LOCK_EX); f.seek(0); f.truncate(); f.write('4242'); "
-         "f.flush(); print('locked', flush=True); sys.stdin.read()",
-         str(out["work_dir"] / "run.lock")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with run_lock_held_by(out["work_dir"] / "run.lock", 4242):
         assert exp.main(args) == 1
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
     err = capsys.readouterr().err
     assert "being trained by another process (pid 4242" in err and "Traceback" not in err
     assert json.loads((again["record"] / "record.json").read_text()) == rebuilt  # untouched
-
 
 
 def _write_npy(path, x, y):

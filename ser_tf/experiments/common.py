@@ -44,7 +44,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_protocol: s
     return parser
 
 
-
 def user_errors() -> tuple[type[BaseException], ...]:
     """Failures that are the user's to fix (a missing corpus, bad audio, a run another
     process is training, no network): their message says what and where, so the CLI prints
