@@ -254,7 +254,7 @@ def test_readme_section_is_replaced_and_in_progress_runs_listed(tmp_path):
     (work / "fold_00" / "tflite.json").write_text(_json.dumps(
         {"variants": {"float32": {"UA": 91.234}, "int8": {"UA": 89.5}}}))
     assert in_progress_lines(tmp_path / "results", "demo")[0].endswith(
-        "UA of the finished folds 91.23; full-int8 minus float32 UA (fold: points) 0: -1.73")
+        "UA of the finished folds 91.23; full-int8 minus float32 UA (work folder: points) fold_00: -1.73")
     (tmp_path / "results" / "demo" / "EMODB" / "paper-abc").mkdir()
     (tmp_path / "results" / "demo" / "EMODB" / "paper-abc" / "record.json").write_text("{}")
     assert in_progress_lines(tmp_path / "results", "demo") == []

@@ -314,14 +314,14 @@ def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
             so_far += f" (last epoch: {', '.join(f'{u:.2f}' for u in lasts)})"
         drops = _int8_drops(done)
         if drops:
-            so_far += f"; full-int8 minus float32 UA (fold: points) {', '.join(drops)}"
+            so_far += f"; full-int8 minus float32 UA (work folder: points) {', '.join(drops)}"
         lines.append(f"- {work.parent.parent.name} {work.parent.name} `{work.name[:-5]}`"
                      f"{f' ({setting})' if setting else ''}: {len(done)}/{total} folds done{so_far}")
     return lines
 
 
 def _int8_drops(done: Sequence[Path]) -> list[str]:
-    """``"fold: int8 minus float32 UA"`` of each finished fold (its ``result.json`` in
+    """``"fold_XX: int8 minus float32 UA"`` of each finished fold (its ``result.json`` in
     ``done``) whose TFLite scores are there (``tflite.json`` beside it)."""
     from ser_tf.training.kfold import read_json
 
@@ -330,8 +330,9 @@ def _int8_drops(done: Sequence[Path]) -> list[str]:
         path = result.parent / "tflite.json"
         variants = read_json(path).get("variants", {}) if path.exists() else {}
         if "int8" in variants and "float32" in variants:
-            index = int(result.parent.name.split("_")[-1])
-            drops.append(f"{index}: {variants['int8']['UA'] - variants['float32']['UA']:+.2f}")
+            # The folder name, not a number: fold_00 is "fold 1" elsewhere in the README.
+            drops.append(f"{result.parent.name}: "
+                         f"{variants['int8']['UA'] - variants['float32']['UA']:+.2f}")
     return drops
 
 
