@@ -9,7 +9,7 @@ import pytest
 
 from ser_tf.cli import main
 from ser_tf.reporting import records
-from ser_tf.reporting.plots import curve_stats, plot_tsne
+from ser_tf.reporting.plots import curve_stats, plot_tsne, tsne_by_group, tsne_embedding
 from ser_tf.reporting.records import iter_run_records, run_id, write_run_record
 from ser_tf.reporting.report import load_reference, render_report
 from ser_tf.training.metrics import classification_metrics
@@ -225,6 +225,31 @@ def test_curve_stats_and_tsne(tmp_path):
     features = rng.normal(size=(15, 4)) + labels[:, None] * 3
     path = plot_tsne(features, labels, LABELS, tmp_path / "tsne.png", seed=0, max_iter=250)
     assert path.stat().st_size > 0
+
+
+def test_tsne_by_group_embeds_each_group_on_its_own(tmp_path):
+    # Two "fold models" whose feature spaces differ by a large offset: one pooled t-SNE
+    # would separate the groups; per group, each group's map must not depend on the other.
+    rng = np.random.default_rng(1)
+    labels = np.tile(np.repeat([0, 1, 2], 4), 2)
+    features = rng.normal(size=(24, 5)) + labels[:, None] * 3
+    features[12:] += 100.0
+    groups = np.repeat([2, 1], 12)
+    panels = tsne_by_group(features, groups, seed=0, max_iter=250)
+    assert list(panels) == [1, 2]
+    rows, coords = panels[2]
+    assert rows.tolist() == list(range(12)) and coords.shape == (12, 2)
+    np.testing.assert_allclose(coords, tsne_embedding(features[:12], seed=0, max_iter=250))
+    moved = features.copy()
+    moved[12:] = rng.normal(size=(12, 5))
+    np.testing.assert_allclose(tsne_by_group(moved, groups, seed=0, max_iter=250)[2][1], coords)
+    path = plot_tsne(features, labels, LABELS, tmp_path / "tsne.png", seed=0, max_iter=250,
+                     groups=groups)
+    assert path.stat().st_size > 0
+    with pytest.raises(ValueError, match="3 group labels for 24 samples"):
+        tsne_by_group(features, groups[:3])
+    with pytest.raises(ValueError, match="group 1: t-SNE needs at least 4 samples"):
+        tsne_by_group(features[:13], groups[:13])
 
 
 def test_readme_section_is_replaced_and_in_progress_runs_listed(tmp_path):

@@ -175,6 +175,7 @@ def test_cli_runs_end_to_end_with_tsne_and_tflite(tmp_path, capsys, run_lock_hel
     for name in ("tsne.png", "training_curves.png", "confusion_matrix.png"):
         assert name in record["files"] and (out["record"] / name).stat().st_size > 1000
     assert record["tsne"]["points"] == 14 and record["tsne"]["layer"] == "fused"
+    assert (record["tsne"]["folds"], record["tsne"]["panels"]) == (2, "one t-SNE per fold")
     history = json.loads((out["record"] / "histories.json").read_text())[0]
     assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(history)  # the curves
     tflite = record["tflite"]

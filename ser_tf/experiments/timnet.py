@@ -19,8 +19,8 @@ Protocols and model selection:
 
 Besides the run record, every run writes the TFLite scores of every fold (float32,
 float16, dynamic-range and full-integer int8; ``--no-export`` skips them) and ``tsne.png``:
-t-SNE of the fused embedding of every fold's test utterances, each computed by its own
-fold's model (as the paper's Fig. 3). Both are computed when each fold ends
+one t-SNE panel per fold of the fused embedding of its test utterances by that fold's
+model (as the paper's Fig. 3; the folds' models share no feature space). Both are computed when each fold ends
 (``fold_XX/tflite.json``, ``fold_XX/embedding.npz``), so a run resumed on another machine
 needs no weights files from the earlier sessions.
 """
@@ -164,8 +164,8 @@ def run(args: argparse.Namespace) -> dict:
                                                  name=f"timnet-{corpus.lower()}-mfcc")
         tsne = Path(work_dir) / "tsne.png"
         details["tsne"] = write_tsne(work_dir, folds, features, build, tsne, seed=fit.seed,
-                                     title=f"TIM-Net {corpus}: fused embedding of the test "
-                                           f"folds ({args.protocol}, {checkpoint})")
+                                     title=f"TIM-Net {corpus}: fused embedding of each fold's "
+                                           f"test utterances ({args.protocol}, {checkpoint})")
         return details, {"tsne.png": tsne}
 
     return run_experiment(
@@ -229,31 +229,40 @@ def ensure_fold_embedding(work_dir, fold, feature_set, build_model) -> dict:
         return {key: stored[key] for key in stored.files}
 
 
-def fold_embeddings(work_dir, folds, feature_set, build_model) -> tuple[np.ndarray, np.ndarray]:
+def fold_embeddings(work_dir, folds, feature_set,
+                    build_model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fused embedding of every fold's test utterances by that fold's chosen weights,
-    stacked over folds, and their class indices (:func:`ensure_fold_embedding` per fold)."""
+    stacked over folds, their class indices and their fold numbers (1-based), via
+    :func:`ensure_fold_embedding` per fold."""
     stored = [ensure_fold_embedding(work_dir, fold, feature_set, build_model) for fold in folds]
     return (np.concatenate([s["embedding"] for s in stored]),
-            np.concatenate([s["labels"] for s in stored]))
+            np.concatenate([s["labels"] for s in stored]),
+            np.concatenate([np.full(len(s["labels"]), number)
+                            for number, s in enumerate(stored, start=1)]))
 
 
 def write_tsne(work_dir, folds, feature_set, build_model, path, *, seed: int = 0,
                title: str | None = None) -> dict:
-    """``tsne.png`` of :func:`fold_embeddings`; returns what the record says about it.
+    """``tsne.png`` of :func:`fold_embeddings`, one panel per fold; returns what the record
+    says about it.
 
-    The folds' models are different networks, so their embeddings share no coordinate
-    system: the plot shows how well each class clusters, not one global feature space."""
+    The folds' models are different networks whose embeddings share no coordinate system:
+    one t-SNE of all folds together separated the folds (ten islands of mixed classes), so
+    each fold's test utterances get their own t-SNE, each showing how well that fold's
+    model separates the classes."""
     from ser_tf.reporting.plots import plot_tsne
 
     from threadpoolctl import threadpool_limits
 
-    x, y = fold_embeddings(work_dir, folds, feature_set, build_model)
+    x, y, fold_numbers = fold_embeddings(work_dir, folds, feature_set, build_model)
     # One OpenMP thread: the embedding does not depend on the thread count, and on a busy
     # machine sklearn's spinning OpenMP workers made a 14-point t-SNE take 5 s, not 0.1 s.
     with threadpool_limits(1):
-        plot_tsne(x, y, list(feature_set.label_names), path, seed=seed, title=title)
+        plot_tsne(x, y, list(feature_set.label_names), path, seed=seed, title=title,
+                  groups=fold_numbers, group_title="fold {}")
     return {"file": Path(path).name, "layer": "fused", "points": int(len(x)),
-            "dims": int(x.shape[1]), "folds": len(folds), "seed": int(seed)}
+            "dims": int(x.shape[1]), "folds": len(folds), "seed": int(seed),
+            "panels": "one t-SNE per fold"}
 
 
 def main(argv=None) -> int:

@@ -9,7 +9,8 @@ needs a display and the process-wide backend is left alone.
   "TotalConfusionMatrix").
 * :func:`plot_training_curves`: loss and accuracy, train and validation, mean ± std over
   folds (TIM-Net's README shows such curves per corpus).
-* :func:`plot_tsne`: 2-D t-SNE of learned features coloured by class (TIM-Net, Fig. 3).
+* :func:`plot_tsne`: 2-D t-SNE of learned features coloured by class (TIM-Net, Fig. 3),
+  one panel per fold model when the features come from several (:func:`tsne_by_group`).
 """
 
 from __future__ import annotations
@@ -138,32 +139,85 @@ def plot_training_curves(histories: Sequence[Mapping], path: str | os.PathLike, 
     return _save(fig, path)
 
 
-def plot_tsne(features, labels, label_names: Sequence[str], path: str | os.PathLike,
-              seed: int = 0, *, perplexity: float = 30.0, max_iter: int = 1000,
-              title: str | None = None) -> Path:
-    """2-D t-SNE (scikit-learn) of ``features`` (n × d; extra axes are flattened), one
-    colour per class. ``perplexity`` is lowered to ``(n - 1) / 3`` for small sets (t-SNE
-    needs it below n); ``seed`` fixes the embedding; ``max_iter`` (sklearn's, ≥ 250)."""
+def tsne_embedding(features, *, seed: int = 0, perplexity: float = 30.0,
+                   max_iter: int = 1000) -> np.ndarray:
+    """2-D t-SNE (scikit-learn) of ``features`` (n × d; extra axes are flattened): n × 2.
+    ``perplexity`` is lowered to ``(n - 1) / 3`` for small sets (t-SNE needs it below n);
+    ``seed`` fixes the embedding; ``max_iter`` (sklearn's, ≥ 250)."""
     from sklearn.manifold import TSNE
 
     x = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
-    y = np.asarray(labels)
-    if len(x) < 4 or len(x) != len(y):
-        raise ValueError(f"t-SNE needs at least 4 samples with one label each "
-                         f"(got {len(x)} features, {len(y)} labels)")
+    if len(x) < 4:
+        raise ValueError(f"t-SNE needs at least 4 samples (got {len(x)})")
     perplexity = min(perplexity, (len(x) - 1) / 3)
-    embedded = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-                    max_iter=max_iter, random_state=seed).fit_transform(x)
-    fig = Figure(figsize=(6, 5.5))
-    ax = fig.add_subplot()
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
+                max_iter=max_iter, random_state=seed).fit_transform(x)
+
+
+def tsne_by_group(features, groups, **tsne_options) -> dict:
+    """One :func:`tsne_embedding` per group (``groups[i]`` names sample i's group), in
+    sorted group order: ``{group: (sample indices, n × 2 coordinates)}``. For features
+    from different networks (one model per fold), whose coordinates are not comparable:
+    pooled into one t-SNE they separate by model, not by class."""
+    groups = np.asarray(groups)
+    if len(groups) != len(features):
+        raise ValueError(f"{len(groups)} group labels for {len(features)} samples")
+    out = {}
+    for group in np.unique(groups):
+        rows = np.flatnonzero(groups == group)
+        if len(rows) < 4:
+            raise ValueError(f"group {group.item()}: t-SNE needs at least 4 samples "
+                             f"(got {len(rows)})")
+        out[group.item()] = (rows, tsne_embedding(np.asarray(features)[rows], **tsne_options))
+    return out
+
+
+def plot_tsne(features, labels, label_names: Sequence[str], path: str | os.PathLike,
+              seed: int = 0, *, groups=None, group_title: str = "fold {}",
+              perplexity: float = 30.0, max_iter: int = 1000,
+              title: str | None = None) -> Path:
+    """t-SNE of ``features`` coloured by class (``labels``: indices into ``label_names``).
+
+    Without ``groups``: one panel, one t-SNE of all samples. With ``groups`` (one per
+    sample): one panel and one t-SNE per group (:func:`tsne_by_group`), titled
+    ``group_title.format(group)``, and one legend for all."""
+    x = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
+    y = np.asarray(labels)
+    if len(x) != len(y):
+        raise ValueError(f"t-SNE needs one label per sample (got {len(x)} features, "
+                         f"{len(y)} labels)")
+    options = {"seed": seed, "perplexity": perplexity, "max_iter": max_iter}
+    if groups is None:
+        panels = {None: (np.arange(len(x)), tsne_embedding(x, **options))}
+    else:
+        panels = tsne_by_group(x, groups, **options)
+    columns = min(5, len(panels))
+    rows = -(-len(panels) // columns)
+    size = 5.5 if groups is None else 2.6
+    fig = Figure(figsize=(size * columns + (0.5 if groups is None else 0), size * rows + 0.6))
     palette = colormaps["tab10" if len(label_names) <= 10 else "tab20"]
-    for index, name in enumerate(label_names):
-        mask = y == index
-        if mask.any():
-            ax.scatter(embedded[mask, 0], embedded[mask, 1], s=10, color=palette(index % palette.N),
-                       label=name, alpha=0.8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.legend(fontsize=8, markerscale=1.5, loc="best")
-    ax.set_title(title or f"t-SNE (perplexity {perplexity:g}, seed {seed})")
+    for position, (group, (indices, embedded)) in enumerate(panels.items()):
+        ax = fig.add_subplot(rows, columns, position + 1)
+        for index, name in enumerate(label_names):
+            mask = y[indices] == index
+            if mask.any():
+                ax.scatter(embedded[mask, 0], embedded[mask, 1], s=10 if groups is None else 6,
+                           color=palette(index % palette.N), label=name, alpha=0.8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if group is not None:
+            ax.set_title(f"{group_title.format(group)} ({len(indices)})", fontsize=9)
+    if groups is None:
+        ax.legend(fontsize=8, markerscale=1.5, loc="best")
+        ax.set_title(title or f"t-SNE (perplexity {min(perplexity, (len(x) - 1) / 3):g}, "
+                              f"seed {seed})")
+    else:
+        handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
+        names = [n for a in fig.axes for n in a.get_legend_handles_labels()[1]]
+        unique = {n: h for h, n in zip(handles, names)}
+        ordered = [n for n in label_names if n in unique]
+        fig.legend([unique[n] for n in ordered], ordered, loc="lower center",
+                   ncol=min(len(ordered), 8), fontsize=8, markerscale=1.5)
+        fig.suptitle(title or f"t-SNE per group (seed {seed})")
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
     return _save(fig, path)
