@@ -212,6 +212,27 @@ def _authors_like(n=14, frames=40, classes=7, seed=0):
     return x, y
 
 
+def test_tsne_skips_folds_too_small_for_it_and_says_so(tmp_path):
+    from types import SimpleNamespace
+
+    from ser_tf.training.protocols import Fold
+
+    rng = np.random.default_rng(0)
+    folds = []
+    for index, n in enumerate([6, 2]):
+        ids = [f"f{index}-u{i}" for i in range(n)]
+        folds.append(Fold(index, [], [], ids, selection_on_test=False))
+        (tmp_path / f"fold_{index:02d}").mkdir()
+        np.savez(tmp_path / f"fold_{index:02d}" / exp.EMBEDDING_FILE,
+                 embedding=rng.normal(size=(n, 5)), labels=np.arange(n) % 2, ids=np.asarray(ids))
+    features = SimpleNamespace(label_names=("anger", "neutral"))
+    about = exp.write_tsne(tmp_path, folds, features, None, tmp_path / "tsne.png")
+    assert (about["file"], about["points"], about["folds"]) == ("tsne.png", 6, 2)
+    assert about["folds_without_panel"] == [2] and (tmp_path / "tsne.png").stat().st_size > 0
+    about = exp.write_tsne(tmp_path, folds[1:], features, None, tmp_path / "none.png")
+    assert about["file"] is None and not (tmp_path / "none.png").exists()
+
+
 def test_features_loader_maps_the_authors_columns_to_our_label_order(tmp_path):
     x, y = _authors_like()
     path = _write_npy(tmp_path / "EMODB.npy", x, y)

@@ -20,8 +20,8 @@ Protocols and model selection:
 Besides the run record, every run writes the TFLite scores of every fold (float32,
 float16, dynamic-range and full-integer int8; ``--no-export`` skips them) and ``tsne.png``:
 one t-SNE panel per fold of the fused embedding of its test utterances by that fold's
-model (as the paper's Fig. 3; the folds' models share no feature space). Both are computed when each fold ends
-(``fold_XX/tflite.json``, ``fold_XX/embedding.npz``), so a run resumed on another machine
+model (as the paper's Fig. 3; the folds' models share no feature space). Both are computed
+when each fold ends (``fold_XX/tflite.json``, ``fold_XX/embedding.npz``), so a run resumed on another machine
 needs no weights files from the earlier sessions.
 """
 
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> dict:
         details["tsne"] = write_tsne(work_dir, folds, features, build, tsne, seed=fit.seed,
                                      title=f"TIM-Net {corpus}: fused embedding of each fold's "
                                            f"test utterances ({args.protocol}, {checkpoint})")
-        return details, {"tsne.png": tsne}
+        return details, ({"tsne.png": tsne} if details["tsne"]["file"] else {})
 
     return run_experiment(
         manifest, recipe, build, paper=PAPER, protocol=args.protocol, fit=fit,
@@ -255,14 +255,22 @@ def write_tsne(work_dir, folds, feature_set, build_model, path, *, seed: int = 0
     from threadpoolctl import threadpool_limits
 
     x, y, fold_numbers = fold_embeddings(work_dir, folds, feature_set, build_model)
+    # t-SNE needs 4 points: a fold with fewer test utterances (tiny corpora) gets no panel,
+    # and the record says so, rather than the finished run losing its record.
+    numbers, counts = np.unique(fold_numbers, return_counts=True)
+    too_small = [int(n) for n, c in zip(numbers, counts) if c < 4]
+    keep = ~np.isin(fold_numbers, too_small)
+    about = {"layer": "fused", "points": int(keep.sum()), "dims": int(x.shape[1]),
+             "folds": len(folds), "seed": int(seed), "panels": "one t-SNE per fold",
+             **({"folds_without_panel": too_small} if too_small else {})}
+    if not keep.any():
+        return {"file": None, **about}
     # One OpenMP thread: the embedding does not depend on the thread count, and on a busy
     # machine sklearn's spinning OpenMP workers made a 14-point t-SNE take 5 s, not 0.1 s.
     with threadpool_limits(1):
-        plot_tsne(x, y, list(feature_set.label_names), path, seed=seed, title=title,
-                  groups=fold_numbers, group_title="fold {}")
-    return {"file": Path(path).name, "layer": "fused", "points": int(len(x)),
-            "dims": int(x.shape[1]), "folds": len(folds), "seed": int(seed),
-            "panels": "one t-SNE per fold"}
+        plot_tsne(x[keep], y[keep], list(feature_set.label_names), path, seed=seed,
+                  title=title, groups=fold_numbers[keep], group_title="fold {}")
+    return {"file": Path(path).name, **about}
 
 
 def main(argv=None) -> int:
