@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 ACCURACY_KEYS = ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy")
 
@@ -149,9 +150,13 @@ def tsne_embedding(features, *, seed: int = 0, perplexity: float = 30.0,
     x = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
     if len(x) < 4:
         raise ValueError(f"t-SNE needs at least 4 samples (got {len(x)})")
-    perplexity = min(perplexity, (len(x) - 1) / 3)
+    perplexity = _effective_perplexity(perplexity, len(x))
     return TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
                 max_iter=max_iter, random_state=seed).fit_transform(x)
+
+
+def _effective_perplexity(perplexity: float, n: int) -> float:
+    return min(perplexity, (n - 1) / 3)
 
 
 def tsne_by_group(features, groups, **tsne_options) -> dict:
@@ -209,15 +214,14 @@ def plot_tsne(features, labels, label_names: Sequence[str], path: str | os.PathL
             ax.set_title(f"{group_title.format(group)} ({len(indices)})", fontsize=9)
     if groups is None:
         ax.legend(fontsize=8, markerscale=1.5, loc="best")
-        ax.set_title(title or f"t-SNE (perplexity {min(perplexity, (len(x) - 1) / 3):g}, "
+        ax.set_title(title or f"t-SNE (perplexity {_effective_perplexity(perplexity, len(x)):g}, "
                               f"seed {seed})")
     else:
-        handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
-        names = [n for a in fig.axes for n in a.get_legend_handles_labels()[1]]
-        unique = {n: h for h, n in zip(handles, names)}
-        ordered = [n for n in label_names if n in unique]
-        fig.legend([unique[n] for n in ordered], ordered, loc="lower center",
-                   ncol=min(len(ordered), 8), fontsize=8, markerscale=1.5)
+        present = [i for i in range(len(label_names)) if (y == i).any()]
+        handles = [Line2D([], [], marker="o", linestyle="", color=palette(i % palette.N))
+                   for i in present]
+        fig.legend(handles, [label_names[i] for i in present], loc="lower center",
+                   ncol=min(len(present), 8), fontsize=8)
         fig.suptitle(title or f"t-SNE per group (seed {seed})")
         fig.tight_layout(rect=(0, 0.06, 1, 1))
     return _save(fig, path)
