@@ -21,8 +21,8 @@ Besides the run record, every run writes the TFLite scores of every fold (float3
 float16, dynamic-range and full-integer int8; ``--no-export`` skips them) and ``tsne.png``:
 one t-SNE panel per fold of the fused embedding of its test utterances by that fold's
 model (as the paper's Fig. 3; the folds' models share no feature space). Both are computed
-when each fold ends (``fold_XX/tflite.json``, ``fold_XX/embedding.npz``), so a run resumed on another machine
-needs no weights files from the earlier sessions.
+when each fold ends (``fold_XX/tflite.json``, ``fold_XX/embedding.npz``), so a run resumed
+on another machine needs no weights files from the earlier sessions.
 """
 
 from __future__ import annotations
@@ -250,15 +250,15 @@ def write_tsne(work_dir, folds, feature_set, build_model, path, *, seed: int = 0
     one t-SNE of all folds together separated the folds (ten islands of mixed classes), so
     each fold's test utterances get their own t-SNE, each showing how well that fold's
     model separates the classes."""
-    from ser_tf.reporting.plots import plot_tsne
+    from ser_tf.reporting.plots import TSNE_MIN_SAMPLES, plot_tsne
 
     from threadpoolctl import threadpool_limits
 
     x, y, fold_numbers = fold_embeddings(work_dir, folds, feature_set, build_model)
-    # t-SNE needs 4 points: a fold with fewer test utterances (tiny corpora) gets no panel,
+    # A fold with fewer test utterances than t-SNE accepts (tiny corpora) gets no panel,
     # and the record says so, rather than the finished run losing its record.
     numbers, counts = np.unique(fold_numbers, return_counts=True)
-    too_small = [int(n) for n, c in zip(numbers, counts) if c < 4]
+    too_small = [int(n) for n, c in zip(numbers, counts) if c < TSNE_MIN_SAMPLES]
     keep = ~np.isin(fold_numbers, too_small)
     about = {"layer": "fused", "points": int(keep.sum()), "dims": int(x.shape[1]),
              "folds": len(folds), "seed": int(seed), "panels": "one t-SNE per fold",

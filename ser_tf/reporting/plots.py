@@ -24,6 +24,9 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+#: Fewest points t-SNE accepts (perplexity must stay below the sample count).
+TSNE_MIN_SAMPLES = 4
+
 ACCURACY_KEYS = ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy")
 
 
@@ -148,8 +151,8 @@ def tsne_embedding(features, *, seed: int = 0, perplexity: float = 30.0,
     from sklearn.manifold import TSNE
 
     x = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
-    if len(x) < 4:
-        raise ValueError(f"t-SNE needs at least 4 samples (got {len(x)})")
+    if len(x) < TSNE_MIN_SAMPLES:
+        raise ValueError(f"t-SNE needs at least {TSNE_MIN_SAMPLES} samples (got {len(x)})")
     perplexity = _effective_perplexity(perplexity, len(x))
     return TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
                 max_iter=max_iter, random_state=seed).fit_transform(x)
@@ -170,9 +173,9 @@ def tsne_by_group(features, groups, **tsne_options) -> dict:
     out = {}
     for group in np.unique(groups):
         rows = np.flatnonzero(groups == group)
-        if len(rows) < 4:
-            raise ValueError(f"group {group.item()}: t-SNE needs at least 4 samples "
-                             f"(got {len(rows)})")
+        if len(rows) < TSNE_MIN_SAMPLES:
+            raise ValueError(f"group {group.item()}: t-SNE needs at least "
+                             f"{TSNE_MIN_SAMPLES} samples (got {len(rows)})")
         out[group.item()] = (rows, tsne_embedding(np.asarray(features)[rows], **tsne_options))
     return out
 
