@@ -33,7 +33,7 @@ def test_data_check_reports_counts_and_what_is_missing(tmp_path, capsys):
     assert "anger 2" in out and "happiness 1" in out and "boredom 0" in out
     assert "03 2" in out and "08 1" in out
     assert "09a01Nc.wav: empty file" in out
-    assert "4 files found, the complete release has 535: 531 missing" in out
+    assert "4 files found, the complete release has 535: 534 missing: 03a01Nc.wav, " in out
     assert "no recordings for class(es) boredom, disgust, fear, sadness, neutral" in out
 
 

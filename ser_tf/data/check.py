@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ser_tf.data import (BadAudioError, CORPORA, get_corpus, load_manifest, resolve_data_dir)
+from ser_tf.data import fingerprint as fp
 from ser_tf.data.manifest import Manifest
 
 
@@ -19,6 +20,9 @@ class CheckReport:
     folder: str
     manifest: Manifest
     problems: list[str] = field(default_factory=list)
+    #: ``--verify``: the copy compared with the release checksum list.
+    release: fp.ReleaseCheck | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -35,23 +39,47 @@ class CheckReport:
             lines.append("per gender:  " + ", ".join(f"{k} {v}" for k, v in genders.items()))
         for item in m.skipped:
             lines.append(f"unusable: {item['path']}: {item['reason']}")
+        if self.release is not None:
+            lines += self.release.lines()
+        lines += [f"warning: {w}" for w in self.warnings]
         lines += [f"problem: {p}" for p in self.problems]
         lines.append("OK" if self.ok else f"{len(self.problems)} problem(s) found")
         return "\n".join(lines)
 
 
-def check_corpus(name: str, data_dir=None, **options) -> CheckReport:
+def check_corpus(name: str, data_dir=None, *, verify: bool = False, **options) -> CheckReport:
     """Scan and decode every file of a corpus copy; report counts and what is missing.
 
-    Missing means: fewer files than the complete release (``Corpus.expected_files``),
-    a class with no recordings, or unusable audio files.
+    Missing means: fewer files than the complete release (``Corpus.expected_files``; named
+    when the release's checksum list is shipped), a class with no recordings, or unusable
+    audio files. ``verify``: also compare every file's size and SHA-256 with the release
+    list and say whether this is the original release, a processed copy or incomplete, and
+    warn when every file has the same duration (a copy cut to one length).
     """
     corpus = get_corpus(name, **options)
     root = resolve_data_dir(corpus, data_dir)
     manifest = load_manifest(corpus, root, on_bad_audio="skip")
-    problems = []
-    found = len(manifest) + len(manifest.skipped)
-    if corpus.expected_files is not None and found < corpus.expected_files:
+    problems, warnings, release = [], [], None
+    files = [u.path for u in manifest] + [item["path"] for item in manifest.skipped]
+    found = len(files)
+    rows = fp.checksum_list(corpus.name)
+    if verify:
+        if rows is None:
+            raise ValueError(f"--verify: no release checksum list is shipped for {corpus.name} "
+                             "(there are lists for EMODB and RAVDESS)")
+        release = fp.verify_release(corpus.name, files, rows)
+        if not release.is_original:
+            problems.append(f"not the original release: {release.verdict}")
+        warning = fp.check_durations(fp.durations_of(u.path for u in manifest))
+        if warning:
+            warnings.append(warning)
+    if rows is not None:  # the release list names what is missing
+        names = (release or fp.verify_release(corpus.name, files, rows, hash_files=False)).missing
+        if names:
+            problems.append(f"{found} files found, the complete release has {len(rows)}: "
+                            f"{len(names)} missing: " + ", ".join(names[:20])
+                            + (" ..." if len(names) > 20 else ""))
+    elif corpus.expected_files is not None and found < corpus.expected_files:
         problems.append(f"{found} files found, the complete release has {corpus.expected_files}: "
                         f"{corpus.expected_files - found} missing")
     if corpus.task == "classification":
@@ -60,7 +88,7 @@ def check_corpus(name: str, data_dir=None, **options) -> CheckReport:
             problems.append(f"no recordings for class(es) {', '.join(empty)}")
     if manifest.skipped:
         problems.append(f"{len(manifest.skipped)} unusable audio file(s) (listed above)")
-    return CheckReport(corpus.name, str(root), manifest, problems)
+    return CheckReport(corpus.name, str(root), manifest, problems, release, warnings)
 
 
 def _corpus_arguments(parser) -> None:
@@ -74,6 +102,10 @@ def add_cli(subparsers) -> None:
                                    description="Decode every file of a corpus copy and print "
                                                "counts per class and speaker and what is missing.")
     _corpus_arguments(parser)
+    parser.add_argument("--verify", action="store_true",
+                        help="compare every file's size and SHA-256 with the release's "
+                             "checksum list (EMODB, RAVDESS): original release, processed copy "
+                             "or incomplete")
     parser.set_defaults(handler=_run)
 
     manifest = subparsers.add_parser("manifest", help="write a corpus's manifest as CSV",
@@ -101,7 +133,7 @@ def _write_manifest(args) -> int:
 
 def _run(args) -> int:
     try:
-        report = check_corpus(args.corpus, args.data_dir)
+        report = check_corpus(args.corpus, args.data_dir, verify=args.verify)
     except BadAudioError as err:  # not raised with on_bad_audio="skip"; kept for safety
         print(err)
         return 1

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_tf.data.manifest import Manifest, Utterance, natural_key
+from ser_tf.util.jsonio import content_hash
 
 #: The one-hot column order of the authors' files, in ser_tf label names.
 AUTHORS_CLASS_ORDER = {
@@ -134,7 +135,7 @@ def load_timnet_features(path, corpus: str, *, column_labels=None):
                   extra={"source": "timnet_npy", "row": i})
         for i, (uid, k) in enumerate(zip(ids, labels))])
     stats = {"computed": 0, "cached": 0, "seconds": 0.0, "skipped": [],
-             "source": str(path), "sha256": _content_hash(path), "rows": len(x),
+             "source": str(path), "sha256": content_hash(path), "rows": len(x),
              "column_labels": list(column_labels)}
     feature_set = FeatureSet(features=x, labels=labels, ids=ids, label_names=label_names,
                              paths=[path] * len(x), stats=stats)
@@ -165,9 +166,3 @@ def authors_file_order(manifest: Manifest) -> np.ndarray:
     keys = [(rank.get(u.label, len(rank)), natural_key(Path(u.path).stem),
              natural_key(u.path), i) for i, u in enumerate(manifest)]
     return np.asarray([key[-1] for key in sorted(keys)], dtype=np.int64)
-
-
-def _content_hash(path) -> str:
-    from ser_tf.features.cache import content_hash  # lazy: ser_tf.features imports ser_tf.data
-
-    return content_hash(path)

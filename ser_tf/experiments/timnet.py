@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> dict:
         results_dir=args.results_dir, cache_dir=args.cache_dir, n_folds=args.folds,
         fold_seed=args.fold_seed, paper_style="timnet", strategy=get_strategy(args.strategy),
         quiet=args.quiet, after_folds=after_folds, on_fold_done=on_fold_done,
-        feature_set=feature_set,
+        feature_set=feature_set, fingerprint_data=source is None,
         config_extra={"checkpoint": checkpoint, "n_blocks": n_blocks, "filters": cfg["filters"],
                       "kernel_size": cfg["kernel_size"], "dropout": cfg["dropout"],
                       "input_shape": list(shape), "features": source})
@@ -187,7 +187,7 @@ def store_fold_embedding(work_dir, fold, feature_set, build_model) -> Path:
     chosen weights, with their class indices, ids and the weights' sha256. Written when the
     fold ends, so the run's t-SNE does not need the weights to outlive that session."""
     from ser_tf.export.evaluate import WEIGHTS_FILE
-    from ser_tf.features.cache import content_hash
+    from ser_tf.util.jsonio import content_hash
     from ser_tf.models.timnet import embedding_model
     from ser_tf.training.kfold import fold_dir_name
 
@@ -213,7 +213,7 @@ def ensure_fold_embedding(work_dir, fold, feature_set, build_model) -> dict:
     """The fold's ``embedding.npz`` contents, (re)computed from its weights when missing or
     stale (other test ids, or weights on disk with another hash); idempotent."""
     from ser_tf.export.evaluate import WEIGHTS_FILE
-    from ser_tf.features.cache import content_hash
+    from ser_tf.util.jsonio import content_hash
     from ser_tf.training.kfold import fold_dir_name
 
     path = Path(work_dir) / fold_dir_name(fold) / EMBEDDING_FILE

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ser_tf.export.tflite import ALL, export_variants
-from ser_tf.features.cache import content_hash
+from ser_tf.util.jsonio import content_hash
 from ser_tf.lite import LiteModel, sidecar_path
 from ser_tf.reporting.machine import cpu_info
 

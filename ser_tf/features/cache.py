@@ -33,6 +33,7 @@ import numpy as np
 from ser_tf.data.audio import AudioError, read_audio
 from ser_tf.data.manifest import Manifest
 from ser_tf.features import augment as aug
+from ser_tf.util.jsonio import content_hash  # noqa: F401 - part of this module's API
 
 #: Environment variable overriding the default cache folder.
 CACHE_ENV = "SER_TF_CACHE"
@@ -45,15 +46,6 @@ def default_cache_dir() -> Path:
     """``$SER_TF_CACHE``, else ``~/.cache/ser-tf/features``."""
     env = os.environ.get(CACHE_ENV)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "ser-tf" / "features"
-
-
-def content_hash(path, chunk_size: int = 1 << 20) -> str:
-    """sha256 hex digest of a file's bytes, read in chunks (large files never fully in memory)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def canonical_json(obj) -> str:

@@ -194,8 +194,16 @@ class ExperimentPlan:
 def plan_experiment(manifest: Manifest, recipe, *, paper: str, protocol: str, fit: FitConfig,
                     results_dir="experiments/results", n_folds: int | None = 10,
                     fold_seed: int | None = None, paper_style: str = "lightsernet",
-                    val_fraction: float = 0.1, config_extra: dict | None = None) -> ExperimentPlan:
-    """Resolve the config, the folds and the work folder of a run (nothing is computed)."""
+                    val_fraction: float = 0.1, config_extra: dict | None = None,
+                    fingerprint_data: bool = True) -> ExperimentPlan:
+    """Resolve the config, the folds and the work folder of a run (nothing is trained).
+
+    ``fingerprint_data``: store the corpus copy's fingerprint (:mod:`ser_tf.data.fingerprint`:
+    file count, sample rates, durations, release check) in the config, so a run on another
+    copy of the corpus gets another run id. Off only for features that come with their own
+    digest (e.g. the TIM-Net authors' MFCC file) and manifests without audio files.
+    """
+    from ser_tf.data.fingerprint import fingerprint
     from ser_tf.reporting.records import run_id
     from ser_tf.training.protocols import make_folds
 
@@ -209,6 +217,8 @@ def plan_experiment(manifest: Manifest, recipe, *, paper: str, protocol: str, fi
               "fold_seed": fold_seed, "paper_style": paper_style, "val_fraction": val_fraction,
               "labels": list(manifest.labels), "n_utterances": len(manifest),
               **(config_extra or {})}
+    if fingerprint_data:
+        config["data"] = fingerprint(manifest)
     rid = run_id(config)
     work_dir = Path(results_dir) / paper / manifest.corpus / f"{rid}.work"
     return ExperimentPlan(config, folds, fit, rid, work_dir)
@@ -265,7 +275,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     plan = plan_experiment(manifest, recipe, paper=paper, protocol=protocol, fit=fit,
                            results_dir=results_dir, n_folds=n_folds, fold_seed=fold_seed,
                            paper_style=paper_style, val_fraction=val_fraction,
-                           config_extra=config_extra)
+                           config_extra=config_extra, fingerprint_data=fingerprint_data)
     folds, work_dir = plan.folds, plan.work_dir
     warning = paper_protocol_warning(protocol, plan.fit.checkpoint, plan.fit.patience)
     if warning and not quiet:
