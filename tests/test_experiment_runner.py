@@ -201,3 +201,47 @@ def test_experiment_cli_names_a_missing_corpus_folder_in_one_line(paper, tmp_pat
     assert err.startswith(f"python -m ser_tf.experiments.{paper}: error: ")
     assert f"{missing}: not a folder" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()  # nothing was started
+
+
+class CountTrainingRows(keras.layers.Layer):
+    """Adds the rows of every training batch to a counter (identity otherwise)."""
+
+    def build(self, shape):
+        self.rows = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                    name="rows")
+
+    def call(self, x, training=False):
+        if training:
+            self.rows.assign_add(keras.ops.cast(keras.ops.shape(x)[0], "float32"))
+        return x
+
+
+@pytest.mark.parametrize("full_batches", [False, True])
+def test_full_batches_train_on_whole_batches_only(corpus, tmp_path, full_batches):
+    from ser_tf.features.cache import extract_features
+    from ser_tf.training.protocols import make_folds
+
+    features = extract_features(corpus, RECIPE, tmp_path / "cache", progress=False)
+    fold = make_folds(corpus, "clean", n_folds=2, seed=1)[0]
+    n_train, batch, epochs = len(fold.train_ids), 8, 3
+    assert n_train % batch  # a short last batch exists to be dropped
+    counter = CountTrainingRows()
+
+    def build(num_classes):
+        return keras.Sequential([keras.Input((None, 40)), counter,
+                                 keras.layers.GlobalAveragePooling1D(),
+                                 keras.layers.Dense(num_classes, activation="softmax")])
+
+    fit = FitConfig(epochs=epochs, batch_size=batch, checkpoint="last", seed=7,
+                    jit_compile=False, full_batches=full_batches)
+    classifier.train_fold(fold, tmp_path / "fold", feature_set=features, build_model=build,
+                          fit=fit, quiet=True)
+    rows = int(counter.rows.numpy())
+    assert rows == (epochs * (n_train // batch) * batch if full_batches else epochs * n_train)
+
+
+def test_settings_added_later_stay_out_of_the_run_id_at_their_default():
+    assert "full_batches" not in FitConfig().to_dict()
+    assert "epsilon" not in FitConfig().to_dict()
+    assert FitConfig(full_batches=True).to_dict()["full_batches"] is True
+    assert FitConfig(**FitConfig(full_batches=True).to_dict()).full_batches is True

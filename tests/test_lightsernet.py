@@ -39,10 +39,12 @@ def test_original_flags_are_accepted():
 def test_cli_runs_end_to_end_on_a_tiny_corpus(tmp_path):
     root = make_emodb_like(tmp_path / "emodb", per_class=2, duration=0.5)
     out = exp.run(exp.build_parser().parse_args([
-        "--data-dir", str(root), "--epochs", "2", "--batch-size", "8", "--folds", "2",
+        "--data-dir", str(root), "--epochs", "2", "--batch-size", "4", "--folds", "2",
         "--protocol", "clean", "--results-dir", str(tmp_path / "results"),
         "--cache-dir", str(tmp_path / "cache"), "--quiet"]))
     record = json.loads((out["record"] / "record.json").read_text())
+    assert record["config"]["fit"]["full_batches"] is True  # as the authors' .repeat() pipeline
+    assert record["config"]["data"]["files"] == 14
     assert record["config"]["loss"] == "cross_entropy" and record["config"]["duration"] == 3.0
     assert record["config"]["fit"]["lr_schedule"]["start_epoch"] == 60
     assert record["config"]["fit"]["checkpoint"] == "best-val"
@@ -67,7 +69,7 @@ def test_cli_runs_end_to_end_on_a_tiny_corpus(tmp_path):
 
     # Ship fold 0 of the same run: models, sidecars, model cards, and a measurement record.
     shipped = exp.run(exp.build_parser().parse_args([
-        "--data-dir", str(root), "--epochs", "2", "--batch-size", "8", "--folds", "2",
+        "--data-dir", str(root), "--epochs", "2", "--batch-size", "4", "--folds", "2",
         "--protocol", "clean", "--results-dir", str(tmp_path / "results"),
         "--cache-dir", str(tmp_path / "cache"), "--quiet", "--ship-fold", "0",
         "--ship-dest", str(tmp_path / "models")]))

@@ -158,3 +158,21 @@ def test_pipelines_run_without_the_autotuner(tmp_path):
                stream_dataset(paths, y, batch_size=4, shuffle=True, seed=3)):
         assert ds.options().autotune.enabled is False
         assert sum(int(b[0].shape[0]) for b in ds) == 6  # still yields every example
+
+
+def test_repeat_gives_full_batches_across_pass_boundaries():
+    features, labels = toy(10)
+    ds = make_dataset(features, labels, batch_size=4, shuffle=True, seed=3, repeat=True)
+    batches = [x[:, 0, 0].numpy().astype(int) for x, _ in ds.take(10)]  # 40 = four passes
+    assert all(len(b) == 4 for b in batches)
+    seen = np.concatenate(batches)
+    assert np.bincount(seen, minlength=10).tolist() == [4] * 10  # every row once per pass
+    passes = seen.reshape(4, 10)
+    assert all(sorted(p) == list(range(10)) for p in passes)
+    assert len({tuple(p) for p in passes}) > 1  # each pass in a new order
+    # Batch 3 straddles the first and second pass (rows 8, 9 of pass 1, 0, 1 of pass 2).
+    assert batches[2].tolist() == passes[0][8:].tolist() + passes[1][:2].tolist()
+    with pytest.raises(ValueError, match="training split only"):
+        fs = FeatureSet(features, labels, [f"u{i}" for i in range(10)], ("a", "b", "c"),
+                        [None] * 10)
+        dataset_for_split(fs, fs.ids, training=False, batch_size=4, repeat=True)

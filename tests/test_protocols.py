@@ -262,3 +262,48 @@ def test_bad_inputs():
         make_folds(corpus(n_speakers=2), "speaker")
     with pytest.raises(TypeError):
         make_folds([], "clean")
+
+
+def test_paper_time_pairs_are_the_authors_draw():
+    # np.random.seed(42); np.random.permutation(list(combinations(range(10), 2)))[:10] in the
+    # Light-SERNet code of October 2021: parts 2 and 8 are never tested, 5 and 6 four times.
+    from ser_tf.training.protocols import paper_time_pairs
+
+    assert paper_time_pairs() == [(6, 7), (3, 5), (3, 6), (7, 9), (5, 6), (6, 9), (0, 5),
+                                  (1, 5), (0, 9), (0, 4)]
+    with pytest.raises(ValueError, match="45 pairs"):
+        paper_time_pairs(46)
+
+
+def test_paper_time_tests_pairs_of_parts_and_selects_on_test():
+    m = corpus(n=535)
+    folds = make_folds(m, "paper-time")
+    assert len(folds) == 10
+    sizes = [len(f.test_ids) for f in folds]
+    assert all(106 <= s <= 108 for s in sizes)  # two of ten parts of 535: 53 or 54 each
+    for fold in folds:
+        assert fold.selection_on_test and fold.val_ids == fold.test_ids
+        assert len(fold.train_ids) + len(fold.test_ids) == 535
+        assert not set(fold.train_ids) & set(fold.test_ids)
+        assert len(fold.test_groups) == 2 and all(g.startswith("part") for g in fold.test_groups)
+    # Parts are contiguous blocks of one shuffled order: folds sharing a part share its ids.
+    by_pair = {tuple(f.test_groups): set(f.test_ids) for f in folds}
+    shared = by_pair[("part6", "part7")] & by_pair[("part3", "part6")]
+    assert 53 <= len(shared) <= 54
+    tested = {i for f in folds for i in f.test_ids}
+    assert len(tested) < 535  # parts 2 and 8 are never tested
+    assert as_ids(folds) == as_ids(make_folds(m, "paper-time"))
+    assert "overlap" in paper_protocol_warning("paper-time")
+
+
+def test_paper_time_needs_enough_utterances():
+    with pytest.raises(ValueError, match="at least 20"):
+        make_folds(corpus(n=12), "paper-time")
+
+
+def test_check_folds_allows_overlapping_tests_only_when_told():
+    m = corpus(n=200)
+    folds = make_folds(m, "paper-time")
+    with pytest.raises(AssertionError, match="already tested"):
+        check_folds(folds, m, partition=False)
+    check_folds(folds, m, partition=False, disjoint_tests=False)

@@ -16,7 +16,9 @@ from ser_tf.training.seeding import STRATEGIES
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, default_protocol: str = "clean",
-                         default_seed: int = 42) -> argparse.ArgumentParser:
+                         default_seed: int = 42,
+                         protocols: tuple[str, ...] = ("paper", "clean", "speaker"),
+                         ) -> argparse.ArgumentParser:
     group = parser.add_argument_group("data and outputs")
     group.add_argument("--data-dir", help="corpus folder (default: $SER_TF_DATA/<corpus>)")
     group.add_argument("--on-bad-audio", choices=("fail", "skip"), default="fail",
@@ -27,11 +29,19 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_protocol: s
     group.add_argument("--cache-dir", help="feature cache (default: $SER_TF_CACHE or "
                                            "~/.cache/ser-tf/features)")
     group = parser.add_argument_group("protocol and training")
-    group.add_argument("--protocol", choices=PROTOCOLS, default=default_protocol,
+    unknown = set(protocols) - set(PROTOCOLS)
+    if unknown:
+        raise ValueError(f"unknown protocols {sorted(unknown)}; known: {PROTOCOLS}")
+    group.add_argument("--protocol", choices=protocols, default=default_protocol,
                        help="paper: as the original code (model chosen on the test fold: "
-                            "optimistic); clean: stratified k-fold, selection on a validation "
-                            "split; speaker: speaker-independent folds")
-    group.add_argument("--folds", type=int, default=10, help="number of folds (default 10)")
+                            "optimistic); "
+                            + ("paper-time: the original code as it stood when the paper was "
+                               "written (see the paper's README); " if "paper-time" in protocols
+                               else "")
+                            + "clean: stratified k-fold, selection on a validation split; "
+                              "speaker: speaker-independent folds")
+    group.add_argument("--folds", type=int, default=10,
+                       help="number of folds (paper-time: repetitions; default 10)")
     group.add_argument("--seed", type=int, default=default_seed, help="training seed")
     group.add_argument("--fold-seed", type=int, default=None,
                        help="fold shuffling seed (default: the paper's for --protocol paper)")

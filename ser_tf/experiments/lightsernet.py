@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not train: export fold N (0-based) of this run's finished "
                              "folds to --ship-dest with model cards")
     parser.add_argument("--ship-dest", default="tflite_models", help="(default: tflite_models)")
-    add_common_arguments(parser, default_protocol="paper", default_seed=cfg["seed"])
+    add_common_arguments(parser, default_protocol="paper", default_seed=cfg["seed"],
+                         protocols=("paper-time", "paper", "clean", "speaker"))
     parser.set_defaults(folds=cfg["folds"])
     return parser
 
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> dict:
     from ser_tf.data import load_manifest
     from ser_tf.models.lightsernet import build_lightsernet
     from ser_tf.training.classifier import FitConfig, run_experiment
+    from ser_tf.training.protocols import TEST_SELECTING
     from ser_tf.training.seeding import get_strategy
 
     cfg = load_config()
@@ -97,9 +99,10 @@ def run(args: argparse.Namespace) -> dict:
     fit = FitConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=cfg["learning_rate"],
         lr_schedule=cfg["lr_schedule"], loss=loss, focal_gamma=cfg["focal_gamma"],
-        checkpoint="paper" if args.protocol == "paper" else "best-val",
-        monitor=cfg["monitor_paper"] if args.protocol == "paper" else cfg["monitor_clean"],
-        seed=args.seed, deterministic=args.deterministic, jit_compile=cfg["jit_compile"])
+        checkpoint="paper" if args.protocol in TEST_SELECTING else "best-val",
+        monitor=cfg["monitor_paper"] if args.protocol in TEST_SELECTING else cfg["monitor_clean"],
+        seed=args.seed, deterministic=args.deterministic, jit_compile=cfg["jit_compile"],
+        full_batches=cfg["full_batches"])
     quiet = args.quiet or args.verbose == 0
     shape = recipe.feature_shape()
 

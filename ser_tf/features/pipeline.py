@@ -47,11 +47,15 @@ def _check_common(n: int, labels, batch_size, shuffle, seed, one_hot, num_classe
 
 def _finish(ds: tf.data.Dataset, n: int, *, load: Callable | None, batch_size: int,
             shuffle: bool, seed: int | None, augment, one_hot: bool, num_classes: int | None,
-            drop_remainder: bool) -> tf.data.Dataset:
+            drop_remainder: bool, repeat: bool = False) -> tf.data.Dataset:
     if shuffle:
         # Full-size buffer: a true uniform shuffle. reshuffle_each_iteration gives each epoch
         # a new order; the seed makes the sequence of orders repeatable.
         ds = ds.shuffle(max(n, 1), seed=int(seed), reshuffle_each_iteration=True)
+    if repeat:
+        # An endless stream of passes, each in a new order, cut into batches across pass
+        # boundaries: every batch is full (train with steps_per_epoch = n // batch_size).
+        ds = ds.repeat()
     if load is not None:
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
@@ -97,7 +101,7 @@ def _augment_fn(augment) -> Callable:
 
 def make_dataset(features, labels, *, batch_size: int, shuffle: bool, seed: int | None = None,
                  augment=None, one_hot: bool = False, num_classes: int | None = None,
-                 drop_remainder: bool = False) -> tf.data.Dataset:
+                 drop_remainder: bool = False, repeat: bool = False) -> tf.data.Dataset:
     """In-memory ``tf.data.Dataset`` of ``(features, labels)`` batches.
 
     Args:
@@ -109,6 +113,8 @@ def make_dataset(features, labels, *, batch_size: int, shuffle: bool, seed: int 
         augment: a Keras layer (called with ``training=True``) or a callable applied to
             each *batch* of features. Pass it for training data only.
         one_hot: labels as one-hot float vectors of length ``num_classes``.
+        repeat: an endless stream of shuffled passes batched across pass boundaries (every
+            batch full); give ``fit`` a ``steps_per_epoch``.
     """
     features = np.asarray(features, dtype=np.float32)
     if features.ndim < 1:
@@ -117,12 +123,13 @@ def make_dataset(features, labels, *, batch_size: int, shuffle: bool, seed: int 
     ds = tf.data.Dataset.from_tensor_slices((features, labels))
     return _finish(ds, len(features), load=None, batch_size=batch_size, shuffle=shuffle,
                    seed=seed, augment=augment, one_hot=one_hot, num_classes=num_classes,
-                   drop_remainder=drop_remainder)
+                   drop_remainder=drop_remainder, repeat=repeat)
 
 
 def stream_dataset(paths: Sequence, labels, *, batch_size: int, shuffle: bool,
                    seed: int | None = None, augment=None, one_hot: bool = False,
-                   num_classes: int | None = None, drop_remainder: bool = False) -> tf.data.Dataset:
+                   num_classes: int | None = None, drop_remainder: bool = False,
+                   repeat: bool = False) -> tf.data.Dataset:
     """Like :func:`make_dataset`, but each example is read from its cached ``.npy`` when needed.
 
     All files must hold arrays of one shape (checked for the first file up front and for
@@ -153,19 +160,21 @@ def stream_dataset(paths: Sequence, labels, *, batch_size: int, shuffle: bool,
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
     return _finish(ds, len(paths), load=load, batch_size=batch_size, shuffle=shuffle, seed=seed,
                    augment=augment, one_hot=one_hot, num_classes=num_classes,
-                   drop_remainder=drop_remainder)
+                   drop_remainder=drop_remainder, repeat=repeat)
 
 
 def dataset_for_split(feature_set: FeatureSet, ids: Sequence[str], *, training: bool,
                       batch_size: int, seed: int | None = None, augment=None,
                       one_hot: bool = False, num_classes: int | None = None,
-                      stream: bool | None = None, drop_remainder: bool = False) -> tf.data.Dataset:
+                      stream: bool | None = None, drop_remainder: bool = False,
+                      repeat: bool = False) -> tf.data.Dataset:
     """The dataset of the utterances ``ids`` of a feature set (rows in ``ids`` order).
 
     ``training=True`` shuffles (needs ``seed``) and applies ``augment``; ``training=False``
     (validation, test) keeps the order and refuses ``augment``, so evaluation data is never
-    augmented. ``num_classes`` defaults to the corpus's label count. ``stream`` defaults to
-    streaming from the cache when the feature set was extracted with ``load=False``.
+    augmented. ``repeat`` (training only): endless shuffled passes, every batch full.
+    ``num_classes`` defaults to the corpus's label count. ``stream`` defaults to streaming
+    from the cache when the feature set was extracted with ``load=False``.
     """
     if not isinstance(feature_set, FeatureSet):
         raise TypeError(f"feature_set must be a FeatureSet, got {type(feature_set).__name__}")
@@ -174,12 +183,16 @@ def dataset_for_split(feature_set: FeatureSet, ids: Sequence[str], *, training: 
         raise ValueError("ids contains duplicates")
     if augment is not None and not training:
         raise ValueError("augment is for the training split only (training=False here)")
+    if repeat and not training:
+        raise ValueError("repeat is for the training split only (evaluation sees each "
+                         "utterance once)")
     rows = feature_set.index_of(ids)
     if one_hot and num_classes is None:
         num_classes = len(feature_set.label_names)
     labels = feature_set.labels[rows]
     options = dict(batch_size=batch_size, shuffle=training, seed=seed, augment=augment,
-                   one_hot=one_hot, num_classes=num_classes, drop_remainder=drop_remainder)
+                   one_hot=one_hot, num_classes=num_classes, drop_remainder=drop_remainder,
+                   repeat=repeat)
     if stream is None:
         stream = feature_set.features is None
     if stream:

@@ -283,10 +283,11 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
     if progress:
         lines += ["", "Runs in progress (no record yet; the same command resumes them):", "",
                   *progress]
-    if any(r.get("protocol") == "paper" for r in records):
-        from ser_tf.training.protocols import paper_protocol_warning
+    from ser_tf.training.protocols import TEST_SELECTING, paper_protocol_warning
 
-        lines += ["", f"Note: {paper_protocol_warning('paper')}"]
+    for protocol in TEST_SELECTING:
+        if any(r.get("protocol") == protocol for r in records):
+            lines += ["", f"Note: {paper_protocol_warning(protocol)}"]
     return "\n".join(lines) + "\n"
 
 

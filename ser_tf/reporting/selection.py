@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_tf.training.protocols import TEST_SELECTING
+
 KEY = "val_UA"
 WINDOW = 3
 
@@ -84,7 +86,7 @@ def selection_lines(records: Sequence[Mapping]) -> list[str]:
         if gaps is None:
             continue
         spread = f" ± {gaps['std']:.2f}" if gaps["std"] is not None else ""
-        where = "test" if record.get("protocol") == "paper" else "validation"
+        where = "test" if record.get("protocol") in TEST_SELECTING else "validation"
         per_fold = ", ".join("—" if g is None else f"{g:+.1f}" for g in gaps["per_fold"])
         lines.append(f"- `{record['run_id']}` ({record.get('protocol')}): the chosen epoch's "
                      f"{where} UA is {gaps['mean']:+.2f}{spread} points above the mean of the "

@@ -53,6 +53,10 @@ class FitConfig:
     seed: int = 42
     deterministic: bool = False
     jit_compile: bool | str = "auto"
+    #: Train on full batches only: an endless stream of shuffled passes cut into batches
+    #: across pass boundaries, ``steps_per_epoch = n_train // batch_size`` (Light-SERNet's
+    #: ``.repeat()`` pipeline). False: one pass per epoch, the last batch partial.
+    full_batches: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -62,9 +66,12 @@ class FitConfig:
             raise ValueError("epochs and batch_size must be positive")
 
     def to_dict(self) -> dict:
+        """The fields, less those added after the first runs while they hold their default:
+        a new setting never renames the runs that did not use it."""
         config = asdict(self)
-        if config["epsilon"] is None:
-            del config["epsilon"]
+        for name, default in _ADDED_LATER.items():
+            if config[name] == default:
+                del config[name]
         return config
 
     def optimizer(self):
@@ -75,6 +82,10 @@ class FitConfig:
         extra = {} if self.epsilon is None else {"epsilon": float(self.epsilon)}
         return keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2,
                                      **extra)
+
+
+#: FitConfig fields added after runs were recorded, with the default that leaves them out.
+_ADDED_LATER = {"epsilon": None, "full_batches": False}
 
 
 def _schedule_callback(config: dict):
@@ -121,7 +132,15 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
 
     split = dict(batch_size=fit.batch_size, one_hot=True, num_classes=len(labels))
     train_ds = dataset_for_split(feature_set, fold.train_ids, training=True,
-                                 seed=fit.seed + int(fold.index), **split)
+                                 seed=fit.seed + int(fold.index), repeat=fit.full_batches,
+                                 **split)
+    steps_per_epoch = None
+    if fit.full_batches:
+        steps_per_epoch = len(fold.train_ids) // fit.batch_size
+        if steps_per_epoch < 1:
+            raise ValueError(f"fold {fold.index}: full batches of {fit.batch_size} need at least "
+                             f"that many training utterances, the fold has "
+                             f"{len(fold.train_ids)}")
     val_ds = dataset_for_split(feature_set, val_ids, training=False, **split) if val_ids else None
     test_ds = dataset_for_split(feature_set, fold.test_ids, training=False, **split)
 
@@ -143,7 +162,7 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
     # Validation runs only on the epochs the policy checks (every check_every-th): the
     # other epochs' val_* entries are None in the history.
     model.fit(train_ds, validation_data=val_ds, epochs=fit.epochs, verbose=0, shuffle=False,
-              validation_freq=fit.check_every,
+              validation_freq=fit.check_every, steps_per_epoch=steps_per_epoch,
               callbacks=callbacks)  # tf.data already shuffles, seeded per fold
     seconds = time.perf_counter() - start
     model.save_weights(fold_dir / "final.weights.h5")  # the chosen weights, restored by the policy
@@ -205,9 +224,9 @@ def plan_experiment(manifest: Manifest, recipe, *, paper: str, protocol: str, fi
     """
     from ser_tf.data.fingerprint import fingerprint
     from ser_tf.reporting.records import run_id
-    from ser_tf.training.protocols import make_folds
+    from ser_tf.training.protocols import TEST_SELECTING, make_folds
 
-    if protocol == "paper" and fit.checkpoint == "best-val":
+    if protocol in TEST_SELECTING and fit.checkpoint == "best-val":
         # Under the paper protocol the validation ids ARE the test ids; say so in the policy.
         fit = FitConfig(**{**fit.to_dict(), "checkpoint": "paper"})
     folds = make_folds(manifest, protocol, n_folds=n_folds, seed=fold_seed,
@@ -239,7 +258,8 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
                    protocol: str, fit: FitConfig, results_dir="experiments/results",
                    cache_dir=None, n_folds: int | None = 10, fold_seed: int | None = None,
                    paper_style: str = "lightsernet", val_fraction: float = 0.1,
-                   config_extra: dict | None = None, strategy=None, quiet: bool = False,
+                   config_extra: dict | None = None, fingerprint_data: bool = True,
+                   strategy=None, quiet: bool = False,
                    after_folds: Callable | None = None, on_fold_done: Callable | None = None,
                    feature_set=None) -> dict:
     """Features -> folds -> resumable k-fold training -> run record.

@@ -31,6 +31,19 @@ scores very differently under each:
       to the published numbers, which the released code also reports pooled over folds
       (``summary.pooled`` in our records) rather than as a mean of per-fold scores.
 
+``paper-time``
+    Light-SERNet's code as it stood when the paper was written (October 2021; replaced in
+    January 2022 by speaker splits): the utterances are shuffled (the authors used
+    ``tf.random.shuffle`` under global seed 42; here a NumPy permutation with the seed, so
+    not their order) and cut into 10 contiguous parts (``KFold(10)`` without shuffling);
+    each of ``n_folds`` repetitions tests on the union of two parts (≈ 20 %), the pairs
+    being the first ``n_folds`` rows of ``np.random.RandomState(seed).permutation`` of the
+    45 pairs ``itertools.combinations(range(10), 2)`` (as the authors drew them), and
+    trains on the rest; no validation split, the best epoch is chosen on the test set.
+    Test sets overlap across repetitions (a part can be tested 0 to 4 times) and the
+    published figures are of all predictions pooled into one confusion matrix (weighted
+    F1 from ``classification_report``): read ``summary.pooled`` of such a run.
+
 ``clean``
     ``StratifiedKFold(n_folds, shuffle=True, random_state=seed)``; a stratified validation
     split (``val_fraction`` of the training folds) chooses the epoch; the test fold is used
@@ -48,6 +61,7 @@ Folds are deterministic functions of (manifest order, protocol, n_folds, seed).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +74,11 @@ from ser_tf.data.manifest import Manifest
 from ser_tf.data.manifest import natural_key as _natural_key
 from ser_tf.data.timnet_features import authors_file_order
 
-PROTOCOLS = ("paper", "clean", "speaker")
+PROTOCOLS = ("paper", "paper-time", "clean", "speaker")
+#: Protocols whose epoch is chosen on the test set (validation = test), as original code did.
+TEST_SELECTING = ("paper", "paper-time")
+#: ``paper-time``: the number of contiguous parts; each repetition tests on two of them.
+PAPER_TIME_PARTS = 10
 PAPER_STYLES = ("lightsernet", "timnet", "lightsernet_speaker")
 
 #: ``--random_seed`` of the TIM-Net README per corpus (keys are ser_tf corpus names;
@@ -77,6 +95,11 @@ FOLDS_FORMAT = "ser_tf.folds/1"
 _PAPER_WARNING = ("Protocol 'paper': the best epoch was chosen on the test fold itself "
                   "(validation = test), as in the original code; these scores are optimistic "
                   "and not comparable with the 'clean' or 'speaker' protocols.")
+_PAPER_TIME_WARNING = ("Protocol 'paper-time' (Light-SERNet's code of October 2021): the best "
+                       "epoch was chosen on the test set itself, and the test sets are pairs "
+                       "of random parts that overlap across repetitions, pooled into one "
+                       "confusion matrix; these scores are optimistic and not comparable "
+                       "with the 'clean' or 'speaker' protocols.")
 _PAPER_LAST_WARNING = ("Protocol 'paper' with the last epoch's weights: nothing was chosen on "
                        "the test fold, but the folds are the original code's (utterances, not "
                        "speakers, split at random), so these scores are not comparable with "
@@ -126,8 +149,8 @@ def make_folds(manifest: Manifest, protocol: str, *, n_folds: int | None = 10,
 
     Args:
         manifest: the corpus; ids are listed in manifest order inside every fold.
-        protocol: ``"paper"``, ``"clean"`` or ``"speaker"``.
-        n_folds: number of folds. ``speaker``: ``None`` or ≥ the number of speakers
+        protocol: ``"paper"``, ``"paper-time"``, ``"clean"`` or ``"speaker"``.
+        n_folds: number of folds (``paper-time``: repetitions, at most 45). ``speaker``: ``None`` or ≥ the number of speakers
             (sessions for IEMOCAP) means leave-one-out. Ignored by ``lightsernet_speaker``.
         seed: shuffling seed. ``None`` = the paper's seed for ``paper`` (per corpus for
             TIM-Net), :data:`DEFAULT_SEED` otherwise.
@@ -136,8 +159,8 @@ def make_folds(manifest: Manifest, protocol: str, *, n_folds: int | None = 10,
         paper_style: ``"lightsernet"``, ``"timnet"`` or ``"lightsernet_speaker"``.
 
     Returns:
-        Folds with disjoint train/val/test ids (val = test for ``paper``), checked by
-        :func:`check_folds`.
+        Folds with disjoint train/val/test ids (val = test for ``paper`` and ``paper-time``),
+        checked by :func:`check_folds`; only ``paper-time`` test sets overlap across folds.
     """
     if not isinstance(manifest, Manifest):
         raise TypeError(f"manifest must be a Manifest, got {type(manifest).__name__}")
@@ -156,16 +179,22 @@ def make_folds(manifest: Manifest, protocol: str, *, n_folds: int | None = 10,
 
     if protocol == "paper":
         folds = _paper_folds(manifest, n_folds, seed, paper_style)
+    elif protocol == "paper-time":
+        folds = _paper_time_folds(manifest, n_folds, seed)
     elif protocol == "clean":
         folds = _clean_folds(manifest, n_folds, seed, val_fraction)
     else:
         folds = _speaker_folds(manifest, n_folds, seed, val_fraction)
-    check_folds(folds, manifest, speaker_independent=protocol == "speaker")
+    overlapping = protocol == "paper-time"
+    check_folds(folds, manifest, speaker_independent=protocol == "speaker",
+                partition=not overlapping, disjoint_tests=not overlapping)
     return folds
 
 
 def _resolve_seed(manifest: Manifest, protocol: str, paper_style: str, seed) -> int:
     if seed is None:
+        if protocol == "paper-time":
+            return LIGHTSERNET_PAPER_SEED
         if protocol != "paper":
             return DEFAULT_SEED
         if paper_style == "timnet":
@@ -220,6 +249,39 @@ def _paper_folds(manifest: Manifest, n_folds, seed: int, style: str) -> list[Fol
         folds.append(Fold(index=i, train_ids=_ids(manifest, np.setdiff1d(everything, test)),
                           val_ids=list(test_ids), test_ids=test_ids, selection_on_test=True,
                           test_groups=names[i], val_groups=list(names[i])))
+    return folds
+
+
+def paper_time_pairs(n_repeats: int = 10, seed: int = LIGHTSERNET_PAPER_SEED,
+                     n_parts: int = PAPER_TIME_PARTS) -> list[tuple[int, int]]:
+    """The pairs of parts tested by each repetition of ``paper-time``: the first
+    ``n_repeats`` rows of a seeded permutation of all pairs (distinct pairs; a part may be
+    in several or none)."""
+    pairs = list(itertools.combinations(range(n_parts), 2))
+    if not 1 <= n_repeats <= len(pairs):
+        raise ValueError(f"paper-time: {n_repeats} repetitions; there are {len(pairs)} pairs "
+                         f"of {n_parts} parts")
+    chosen = np.random.RandomState(seed).permutation(pairs)[:n_repeats]
+    return [(int(a), int(b)) for a, b in chosen]
+
+
+def _paper_time_folds(manifest: Manifest, n_folds, seed: int) -> list[Fold]:
+    n_repeats = 10 if n_folds is None else n_folds
+    if len(manifest) < 2 * PAPER_TIME_PARTS:
+        raise ValueError(f"{manifest.corpus}: paper-time needs at least {2 * PAPER_TIME_PARTS} "
+                         f"utterances ({PAPER_TIME_PARTS} parts), the manifest has "
+                         f"{len(manifest)}")
+    order = np.random.default_rng(seed).permutation(len(manifest))
+    parts = [order[test] for _, test in KFold(n_splits=PAPER_TIME_PARTS).split(order)]
+    everything = np.arange(len(manifest))
+    folds = []
+    for i, (a, b) in enumerate(paper_time_pairs(n_repeats, seed)):
+        test = np.concatenate([parts[a], parts[b]])
+        test_ids = _ids(manifest, test)
+        names = [f"part{a}", f"part{b}"]
+        folds.append(Fold(index=i, train_ids=_ids(manifest, np.setdiff1d(everything, test)),
+                          val_ids=list(test_ids), test_ids=test_ids, selection_on_test=True,
+                          test_groups=names, val_groups=list(names)))
     return folds
 
 
@@ -327,10 +389,12 @@ def _hold_out_speakers(speakers: np.ndarray, pool: np.ndarray, val_fraction: flo
 
 
 def check_folds(folds: list[Fold], manifest: Manifest | None = None, *,
-                partition: bool = True, speaker_independent: bool = False) -> None:
+                partition: bool = True, speaker_independent: bool = False,
+                disjoint_tests: bool = True) -> None:
     """Raise ``AssertionError`` on leakage: overlapping train/val/test ids in a fold, val ≠ test
     while ``selection_on_test``, unknown ids, test folds that do not partition the corpus
-    (``partition``), or a speaker shared across train/val/test (``speaker_independent``)."""
+    (``partition``), a speaker shared across train/val/test (``speaker_independent``), or
+    an utterance tested in two folds (``disjoint_tests``; off only for ``paper-time``)."""
     if not folds:
         raise AssertionError("no folds")
     by_id = {u.utterance_id: u for u in manifest} if manifest is not None else None
@@ -351,7 +415,7 @@ def check_folds(folds: list[Fold], manifest: Manifest | None = None, *,
                 raise AssertionError(f"{name}: selection_on_test but val_ids != test_ids")
         elif val & test:
             raise AssertionError(f"{name}: validation and test share ids")
-        if seen_test & test:
+        if disjoint_tests and seen_test & test:
             raise AssertionError(f"{name}: test ids already tested in an earlier fold")
         seen_test |= test
         if by_id is not None:
@@ -411,6 +475,8 @@ def paper_protocol_warning(protocol: str, checkpoint: str | None = None,
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if protocol == "paper-time":
+        return _PAPER_TIME_WARNING
     if protocol != "paper":
         return None
     return _PAPER_LAST_WARNING if checkpoint == "last" and patience is None else _PAPER_WARNING
