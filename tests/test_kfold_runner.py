@@ -1,5 +1,5 @@
 """The k-fold runner resumes after a kill: across folds (result.json) and inside a fold
-(BackupAndRestore + the policy's and history's state on disk)."""
+(FoldBackup + the policy's and history's state on disk)."""
 
 import json
 import os

@@ -152,7 +152,7 @@ class CheckpointPolicy(keras.callbacks.Callback):
         if best_epoch is not None and best_epoch > epoch:
             raise RuntimeError(
                 f"{self.state_path} records epoch {best_epoch} but the backup resumes at epoch "
-                f"{epoch + 1}: the policy ran before BackupAndRestore (it must come after it). "
+                f"{epoch + 1}: the policy ran before the backup (it must come after it). "
                 "Delete the fold's folder to restart it.")
         self._reset()
         self.checks = [c for c in state["checks"] if c["epoch"] <= epoch]
@@ -177,7 +177,7 @@ class CheckpointPolicy(keras.callbacks.Callback):
             else:
                 raise RuntimeError(f"{self.path} does not hold the best weights recorded in "
                                    f"{self.state_path}; delete the fold's folder to restart it")
-        # load_weights also overwrites the optimizer state BackupAndRestore just restored,
+        # load_weights also overwrites the optimizer state the backup just restored,
         # so keep both and put them back after reading the best weights.
         model = self.model
         optimizer = getattr(model, "optimizer", None)

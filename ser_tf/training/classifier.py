@@ -6,7 +6,7 @@ is that shared part:
 
 - :class:`FitConfig`: optimiser, loss, schedule, checkpoint policy, seed (plain data,
   stored in the run record);
-- :func:`train_fold`: one fold, resumable inside the fold (``BackupAndRestore``), test
+- :func:`train_fold`: one fold, resumable inside the fold (``FoldBackup``), test
   fold evaluated once with the chosen weights;
 - :func:`run_experiment`: features (cached) -> folds -> resumable k-fold -> atomic run record.
 """

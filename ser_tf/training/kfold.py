@@ -4,14 +4,14 @@ Two levels of resume, both driven by what is on disk in ``work_dir``::
 
     work_dir/folds.json             the folds (protocols.save_folds format, with digest)
     work_dir/fold_00/result.json    written atomically the moment fold 0 finishes
-    work_dir/fold_01/backup/        keras.callbacks.BackupAndRestore state of the running fold
+    work_dir/fold_01/backup/        resume state of the running fold (training.backup.FoldBackup)
     work_dir/fold_01/...            anything else the fold function keeps (best weights, history)
 
 * Across folds: :func:`run_kfold` skips every fold whose ``result.json`` exists. The file
   is written to a temporary name and renamed (``os.replace``), so it is either complete or
   absent, never half-written.
 * Inside a fold: :func:`fold_backup_callback` gives the fold function a
-  ``keras.callbacks.BackupAndRestore`` in ``fold_dir/backup/``; re-running ``model.fit``
+  :class:`~ser_tf.training.backup.FoldBackup` in ``fold_dir/backup/``; re-running ``model.fit``
   with it resumes from the last finished epoch (weights, optimizer state, epoch number).
   Keras' ``History`` only sees the epochs of the current call, so use
   :class:`ser_tf.training.progress.HistoryLog` for the whole curve and let
@@ -257,28 +257,28 @@ def load_fold_results(work_dir: str | os.PathLike) -> list[dict]:
 
 
 def fold_backup_callback(fold_dir: str | os.PathLike):
-    """``keras.callbacks.BackupAndRestore`` in ``fold_dir/backup/``, for in-fold resume.
+    """:class:`~ser_tf.training.backup.FoldBackup` in ``fold_dir/backup/``, for in-fold resume.
 
-    It saves weights, optimizer state and the epoch number after every epoch and deletes
-    the backup when ``fit`` ends normally; a rerun of ``fit`` with the same (freshly built)
-    model continues at the epoch after the last saved one. ``double_checkpoint`` keeps the
-    previous backup too, in case the kill hits while the new one is being written.
+    It saves weights, optimizer state and the epoch number after every epoch (one file,
+    replaced atomically) and deletes the backup when ``fit`` ends normally; a rerun of
+    ``fit`` with the same (freshly built) model continues at the epoch after the last saved
+    one. A backup written by ``keras.callbacks.BackupAndRestore`` (runs started before) is
+    resumed too.
 
     Put it FIRST in the callbacks list: callbacks that persist their own state
     (:class:`~ser_tf.training.callbacks.CheckpointPolicy`, ``HistoryLog``) must save after
     the backup, so their files never describe an epoch the backup does not have.
     """
-    import keras  # lazy: the runner itself does not need TensorFlow
+    from ser_tf.training.backup import FoldBackup  # lazy: the runner itself needs no TensorFlow
 
-    return keras.callbacks.BackupAndRestore(str(Path(fold_dir) / BACKUP_DIR),
-                                            save_freq="epoch", double_checkpoint=True)
+    return FoldBackup(Path(fold_dir) / BACKUP_DIR)
 
 
 def fold_callbacks(fold_dir: str | os.PathLike, *, policy=None, logger=None,
                    history: bool = True) -> list:
     """The callbacks of one resumable fold, in the order resuming needs.
 
-    ``[BackupAndRestore, CheckpointPolicy, HistoryLog, EpochLogger]`` (the ones given):
+    ``[FoldBackup, CheckpointPolicy, HistoryLog, EpochLogger]`` (the ones given):
     backup first, then the callbacks that persist state after it, progress last. The
     ``HistoryLog`` (``fold_dir/history.json``) is returned inside the list; find it with
     ``next(c for c in cbs if isinstance(c, HistoryLog))`` or keep your own.
