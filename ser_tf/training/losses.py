@@ -3,8 +3,11 @@
 * ``cross_entropy`` — ``keras.losses.CategoricalCrossentropy``. TIM-Net (Ye et al. 2023,
   ``Code/Model.py``) trains on labels smoothed with factor 0.1:
   ``y * (1 - 0.1) + 0.1 / K``, the same formula Keras applies with ``label_smoothing=0.1``.
-  ``smooth_labels`` there multiplies its argument in place, so called on the caller's array
-  it would compound fold after fold (the released code guards with ``copy.deepcopy``). Here
+  The code of the paper's time (TIM-Net 1.0, February 2023) wrote the smoothed labels back
+  into the full label array (``y[train] = smooth_labels(y[train], 0.1)``), so smoothing
+  compounded from fold to fold and later folds' test targets were smoothed too (the argmax,
+  hence accuracy, unchanged; the loss not). A pull request merged in August 2023 fixed it
+  with ``copy.deepcopy``: what we do is the fixed code, not the published runs. Here
   smoothing happens inside the loss, on a tensor, once per call: the caller's targets are
   never modified. Difference: Keras also smooths the targets of the *validation* loss
   (TIM-Net's ``val_loss`` used hard labels); accuracy-based selection is unaffected.
