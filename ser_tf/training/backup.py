@@ -5,7 +5,8 @@ weights, the optimizer's variables and the epoch after every epoch; on the next 
 a freshly built model, put them back and continue at the next epoch; delete them when
 ``fit`` ends normally), at a fraction of the cost: Keras writes an HDF5 group per layer and
 variable, which took 0.67 s per save for TIM-Net's 16 temporal blocks on this project's
-2-core host (about a fifth of its epoch; ``experiments/results/bench/epoch-*.json``),
+2-core host under a profiler (the runner's callbacks cost about a sixth of an epoch:
+``experiments/results/bench/epoch-timnet-*-before.json``),
 where one ``np.savez`` of the arrays takes milliseconds.
 
 One file, ``state.npz``, holds everything and is replaced atomically (temporary file +
