@@ -42,6 +42,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_protocol: s
                               "speaker: speaker-independent folds")
     group.add_argument("--folds", type=int, default=10,
                        help="number of folds (paper-time: repetitions; default 10)")
+    group.add_argument("--train-folds", type=fold_list, metavar="I,J,...",
+                       help="train only these folds (0-based) in this call, e.g. two folds of a "
+                            "long run first; the run record is written once all have finished")
     group.add_argument("--seed", type=int, default=default_seed, help="training seed")
     group.add_argument("--fold-seed", type=int, default=None,
                        help="fold shuffling seed (default: the paper's for --protocol paper)")
@@ -54,6 +57,17 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_protocol: s
     return parser
 
 
+def fold_list(text: str) -> list[int]:
+    """``"0,6"`` -> ``[0, 6]`` (argparse type of ``--train-folds``)."""
+    try:
+        folds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fold numbers like 0,6, got {text!r}")
+    if not folds or min(folds) < 0:
+        raise argparse.ArgumentTypeError(f"expected fold numbers >= 0 like 0,6, got {text!r}")
+    return folds
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Failures that are the user's to fix (a missing corpus, bad audio, a run another
     process is training, no network): their message says what and where, so the CLI prints
@@ -61,10 +75,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from ser_tf.data import AudioError, BadAudioError, CorpusLayoutError
     from ser_tf.data.download import DownloadError
     from ser_tf.data.timnet_features import TimnetFeaturesError
-    from ser_tf.training.kfold import RunLockedError
+    from ser_tf.training.kfold import FoldSelectionError, RunLockedError
 
     return (FileNotFoundError, AudioError, BadAudioError, CorpusLayoutError, DownloadError,
-            TimnetFeaturesError, RunLockedError)
+            TimnetFeaturesError, RunLockedError, FoldSelectionError)
 
 
 def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict],
@@ -80,5 +94,11 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
     except user_errors() as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
+    if out.get("record") is None:
+        done = out.get("folds_done", [])
+        print(f"run {out['run_id']}: {len(done)} of {out['n_folds']} folds finished "
+              f"({', '.join(map(str, done)) or 'none'}); the record is written when all have: "
+              f"run the same command without --train-folds")
+        return 0
     print(f"run {out['run_id']}: record {out['record']}")
     return 0

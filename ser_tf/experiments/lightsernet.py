@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", "-v", type=int, default=1, help="0: quiet; 1: progress")
     parser.add_argument("--epochs", type=int, default=cfg["epochs"])
     parser.add_argument("--batch-size", type=int, default=cfg["batch_size"])
+    parser.add_argument("--partial-batches", action="store_true",
+                        help="ablation: one pass over the training data per epoch, the last "
+                             "batch short (the authors' code from April 2022 on, and this "
+                             "project's runs before December 2026); default: full batches only, "
+                             "as the code of the paper's time")
     parser.add_argument("--no-export", action="store_true",
                         help="skip the TFLite export of every fold at the end of the run")
     parser.add_argument("--ship-fold", type=int, metavar="N",
@@ -82,38 +87,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Run the experiment described by parsed arguments; returns ``run_experiment``'s dict."""
-    from ser_tf.data import load_manifest
-    from ser_tf.models.lightsernet import build_lightsernet
-    from ser_tf.training.classifier import FitConfig, run_experiment
+def fit_config(args: argparse.Namespace, cfg: dict | None = None):
+    """The :class:`FitConfig` of the run ``args`` describe (paper's settings, flags on top)."""
+    from ser_tf.training.classifier import FitConfig
     from ser_tf.training.protocols import TEST_SELECTING
-    from ser_tf.training.seeding import get_strategy
 
-    cfg = load_config()
-    corpus = DATASETS[args.dataset]
-    loss = LOSSES[args.loss]
-    options = {"subset": args.audio_type} if corpus == "IEMOCAP" else {}
-    manifest = load_manifest(corpus, args.data_dir, on_bad_audio=args.on_bad_audio, **options)
-    recipe = feature_recipe(args.input_type, args.duration)
-    fit = FitConfig(
+    cfg = cfg or load_config()
+    return FitConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=cfg["learning_rate"],
-        lr_schedule=cfg["lr_schedule"], loss=loss, focal_gamma=cfg["focal_gamma"],
+        lr_schedule=cfg["lr_schedule"], loss=LOSSES[args.loss], focal_gamma=cfg["focal_gamma"],
         checkpoint="paper" if args.protocol in TEST_SELECTING else "best-val",
         monitor=cfg["monitor_paper"] if args.protocol in TEST_SELECTING else cfg["monitor_clean"],
         seed=args.seed, deterministic=args.deterministic, jit_compile=cfg["jit_compile"],
-        full_batches=cfg["full_batches"])
-    quiet = args.quiet or args.verbose == 0
+        full_batches=cfg["full_batches"] and not args.partial_batches)
+
+
+def _setup(args: argparse.Namespace):
+    """``(manifest, recipe, build_model, experiment keyword arguments)`` for ``args``."""
+    from ser_tf.data import load_manifest
+    from ser_tf.models.lightsernet import build_lightsernet
+
+    corpus = DATASETS[args.dataset]
+    options = {"subset": args.audio_type} if corpus == "IEMOCAP" else {}
+    manifest = load_manifest(corpus, args.data_dir, on_bad_audio=args.on_bad_audio, **options)
+    recipe = feature_recipe(args.input_type, args.duration)
     shape = recipe.feature_shape()
 
     def build(num_classes):
         return build_lightsernet(num_classes, shape)
 
-    experiment = dict(paper=PAPER, protocol=args.protocol, fit=fit, results_dir=args.results_dir,
-                      n_folds=args.folds, fold_seed=args.fold_seed, paper_style="lightsernet",
-                      config_extra={"loss": loss, "duration": args.duration,
+    experiment = dict(paper=PAPER, protocol=args.protocol, fit=fit_config(args),
+                      results_dir=args.results_dir, n_folds=args.folds,
+                      fold_seed=args.fold_seed, paper_style="lightsernet",
+                      config_extra={"loss": LOSSES[args.loss], "duration": args.duration,
                                     "input": args.input_type,
                                     "audio_type": args.audio_type if corpus == "IEMOCAP" else None})
+    return manifest, recipe, build, experiment
+
+
+def plan(args: argparse.Namespace):
+    """The :class:`ExperimentPlan` (run id, folds, work folder) of the run ``args`` describe;
+    nothing is trained."""
+    from ser_tf.training.classifier import plan_experiment
+
+    manifest, recipe, _, experiment = _setup(args)
+    return plan_experiment(manifest, recipe, **experiment)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run the experiment described by parsed arguments; returns ``run_experiment``'s dict."""
+    from ser_tf.training.classifier import run_experiment
+    from ser_tf.training.seeding import get_strategy
+
+    manifest, recipe, build, experiment = _setup(args)
+    quiet = args.quiet or args.verbose == 0
     if args.ship_fold is not None:
         return _ship(args, manifest, recipe, build, experiment)
 
@@ -130,7 +157,8 @@ def run(args: argparse.Namespace) -> dict:
     return run_experiment(manifest, recipe, build, cache_dir=args.cache_dir,
                           strategy=get_strategy(args.strategy), quiet=quiet,
                           after_folds=None if args.no_export else export,
-                          on_fold_done=None if args.no_export else export_fold, **experiment)
+                          on_fold_done=None if args.no_export else export_fold,
+                          train_only=args.train_folds, **experiment)
 
 
 def _ship(args, manifest, recipe, build, experiment) -> dict:

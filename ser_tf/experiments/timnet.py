@@ -173,6 +173,7 @@ def run(args: argparse.Namespace) -> dict:
         results_dir=args.results_dir, cache_dir=args.cache_dir, n_folds=args.folds,
         fold_seed=args.fold_seed, paper_style="timnet", strategy=get_strategy(args.strategy),
         quiet=args.quiet, after_folds=after_folds, on_fold_done=on_fold_done,
+        train_only=args.train_folds,
         feature_set=feature_set, fingerprint_data=source is None,
         config_extra={"checkpoint": checkpoint, "n_blocks": n_blocks, "filters": cfg["filters"],
                       "kernel_size": cfg["kernel_size"], "dropout": cfg["dropout"],

@@ -261,7 +261,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
                    config_extra: dict | None = None, fingerprint_data: bool = True,
                    strategy=None, quiet: bool = False,
                    after_folds: Callable | None = None, on_fold_done: Callable | None = None,
-                   feature_set=None) -> dict:
+                   feature_set=None, train_only=None) -> dict:
     """Features -> folds -> resumable k-fold training -> run record.
 
     The work folder ``<results_dir>/<paper>/<corpus>/<run-id>.work/`` holds each finished
@@ -285,7 +285,11 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     :mod:`ser_tf.data.timnet_features`) instead of extracting them from the manifest's audio;
     its ids must be the manifest's. Say where they came from in ``config_extra``.
 
-    Returns ``{"run_id", "work_dir", "record" (its folder), "n_folds", "feature_stats"}``.
+    ``train_only``: train just these fold indices in this call (the others wait); the
+    record is written only once every fold has finished, so until then ``record`` is None.
+
+    Returns ``{"run_id", "work_dir", "record" (its folder or None), "n_folds",
+    "folds_done" (indices), "feature_stats"}``.
     """
     from ser_tf.features.cache import extract_features
     from ser_tf.reporting.records import write_run_record
@@ -324,9 +328,14 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
             return train_fold(fold, fold_dir, feature_set=feature_set, build_model=build_model,
                               fit=plan.fit, strategy=strategy, n_folds=len(folds), quiet=quiet)
 
-        results = run_kfold(work_dir, folds, train,
+        results = run_kfold(work_dir, folds, train, train_only=train_only,
             on_fold_done=None if on_fold_done is None else
             lambda fold, result: on_fold_done(work_dir, fold, feature_set, result))
+        done = [int(r["fold"]) for r in results]
+        if len(results) < len(folds):
+            return {"run_id": plan.run_id, "work_dir": work_dir, "record": None,
+                    "n_folds": len(folds), "folds_done": done,
+                    "feature_stats": feature_set.stats}
         wall = sum(float(r.get("seconds", 0.0)) for r in results) or time.perf_counter() - start
         details, extra_files = {}, None
         if after_folds is not None:
@@ -349,4 +358,4 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
                                   extra_files=extra_files, details=details, overwrite=True,
                                   **provenance)
     return {"run_id": plan.run_id, "work_dir": work_dir, "record": record,
-            "n_folds": len(folds), "feature_stats": feature_set.stats}
+            "n_folds": len(folds), "folds_done": done, "feature_stats": feature_set.stats}

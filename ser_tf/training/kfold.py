@@ -192,10 +192,18 @@ def run_lock(work_dir: str | os.PathLike):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class FoldSelectionError(ValueError):
+    """Asked to train folds a run does not have."""
+
+
 def run_kfold(work_dir: str | os.PathLike, folds: Sequence[Any],
               train_fold: Callable[[Any, Path], dict], *,
-              on_fold_done: Callable[[Any, dict], None] | None = None) -> list[dict]:
+              on_fold_done: Callable[[Any, dict], None] | None = None,
+              train_only: Sequence[int] | None = None) -> list[dict]:
     """Run ``train_fold(fold, fold_dir)`` for each fold not done yet; return all results.
+
+    ``train_only``: fold indices to train in this call (e.g. two folds of a long run first);
+    the others are not trained, and only the finished folds' results come back.
 
     ``folds`` are :class:`ser_tf.training.protocols.Fold` objects (``make_folds``), or
     their ``to_dict()`` form, which is converted; ``fold_dir`` is ``work_dir/fold_XX`` with
@@ -220,22 +228,31 @@ def run_kfold(work_dir: str | os.PathLike, folds: Sequence[Any],
     numbers = [int(f.index) for f in folds]
     if len(set(numbers)) != len(numbers):
         raise ValueError(f"fold indices are not unique: {numbers}")
+    if train_only is not None:
+        unknown = sorted(set(int(i) for i in train_only) - set(numbers))
+        if unknown:
+            raise FoldSelectionError(f"{work_dir}: folds {unknown} are not in this run "
+                                     f"(its folds: {numbers})")
+        train_only = {int(i) for i in train_only}
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(work_dir):
         _check_or_store_folds(work_dir, folds)
-        return _run_folds(work_dir, folds, numbers, train_fold, on_fold_done)
+        return _run_folds(work_dir, folds, numbers, train_fold, on_fold_done, train_only)
 
 
 def _run_folds(work_dir: Path, folds: list, numbers: list[int],
                train_fold: Callable[[Any, Path], dict],
-               on_fold_done: Callable[[Any, dict], None] | None) -> list[dict]:
+               on_fold_done: Callable[[Any, dict], None] | None,
+               train_only: set[int] | None = None) -> list[dict]:
     results = []
     for fold, number in zip(folds, numbers):
         fold_dir = work_dir / fold_dir_name(fold)
         result_path = fold_dir / RESULT_FILE
         if result_path.exists():
             results.append(read_json(result_path))
+            continue
+        if train_only is not None and number not in train_only:
             continue
         fold_dir.mkdir(parents=True, exist_ok=True)
         result = train_fold(fold, fold_dir)
