@@ -25,8 +25,12 @@ second time as a last-epoch run (:func:`with_last_epoch_views`); runs matching n
 entries without a matching run print ``not run``.
 
 Measured columns are mean ± std over folds (sample std, ``ser_tf.training.metrics``) of
-UA, WA and macro-F1, in percent, and UA / WA of the folds' pooled confusion matrix (how the
-Light-SERNet code reports its numbers).
+UA, WA and macro-F1, in percent, and UA / WA / weighted F1 of the folds' pooled confusion
+matrix (how the Light-SERNet code reports its numbers). ``data`` is the corpus copy the run
+read (its fingerprint, :mod:`ser_tf.data.fingerprint`, or what
+``<results>/provenance.yaml`` says of records older than fingerprints); records that file
+marks superseded get a table of their own, never a place beside the published numbers
+(:mod:`ser_tf.reporting.provenance`).
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ import yaml
 
 REFERENCE_FILE = "reference.yaml"
 COLUMNS = ("paper", "corpus", "setting", "published UA / WA / F1", "source", "protocol", "loss",
-           "epochs", "folds", "UA", "WA", "F1", "pooled UA / WA", "date", "run id")
+           "epochs", "folds", "UA", "WA", "F1", "pooled UA / WA / wF1", "data", "date",
+           "run id")
 MEASURED = {"UA": "UA", "WA": "WA", "F1": "macro_F1"}
 
 
@@ -135,7 +140,8 @@ def _pooled(record: Mapping) -> str:
     pooled = record.get("summary", {}).get("pooled") or {}
     if pooled.get("UA") is None or pooled.get("WA") is None:
         return "—"
-    return f"{pooled['UA']:.2f} / {pooled['WA']:.2f}"
+    f1 = pooled.get("weighted_F1")
+    return f"{pooled['UA']:.2f} / {pooled['WA']:.2f} / " + ("–" if f1 is None else f"{f1:.2f}")
 
 
 def _config_value(config: Mapping, key: str) -> Any:
@@ -160,9 +166,11 @@ def _epochs_text(record: Mapping) -> str:
     return _value(epochs)
 
 
-def _run_cells(record: Mapping | None) -> list[str]:
+def _run_cells(record: Mapping | None, provenance=None) -> list[str]:
+    from ser_tf.reporting.provenance import NONE
+
     if record is None:
-        return ["not run", "", "", "", "", "", "", "", "", ""]
+        return ["not run", "", "", "", "", "", "", "", "", "", ""]
     config = record.get("config", {})
     protocol = str(record.get("protocol", "—"))
     checkpoint = _config_value(config, "checkpoint")
@@ -171,6 +179,7 @@ def _run_cells(record: Mapping | None) -> list[str]:
     return [protocol, _loss_text(config), _epochs_text(record),
             _value(record.get("folds", {}).get("n_folds")),
             *(_mean_std(record, MEASURED[k]) for k in MEASURED), _pooled(record),
+            (provenance or NONE).data_cell(record),
             str(record.get("created", ""))[:10] or "—", f"`{record.get('run_id', '?')}`"]
 
 
@@ -186,13 +195,20 @@ def with_last_epoch_views(records: Sequence[Mapping]) -> list[Mapping]:
         if record.get("summary_last_epoch") and checkpoint != "last":
             out.append({**record, "config": {**config, "checkpoint": "last"},
                         "summary": record["summary_last_epoch"],
-                        "run_id": f"{record.get('run_id', '?')}, last epoch"})
+                        "run_id": f"{record.get('run_id', '?')}, last epoch",
+                        "view_of": record.get("run_id")})
     return out
 
 
-def report_rows(references: Sequence[Mapping], records: Sequence[Mapping]) -> list[list[str]]:
+def report_rows(references: Sequence[Mapping], records: Sequence[Mapping],
+                provenance=None) -> list[list[str]]:
     """Table rows: each reference entry with the runs placed beside it (or ``not run``),
-    then the runs that match no entry, grouped by paper and corpus."""
+    then the runs that match no entry, grouped by paper and corpus. ``provenance``
+    (:class:`~ser_tf.reporting.provenance.Provenance`) fills the data column of records
+    without a fingerprint and labels processed copies."""
+    from ser_tf.reporting.provenance import NONE
+
+    provenance = provenance or NONE
     placed: dict[int, list[int]] = {}  # entry position -> record positions
     entries = [(ref, entry) for ref in references for entry in ref["entries"]]
     unmatched = []
@@ -212,13 +228,13 @@ def report_rows(references: Sequence[Mapping], records: Sequence[Mapping]) -> li
         left = [str(ref["paper"]), str(entry["corpus"]), _setting_text(entry.get("setting")),
                 _published(entry), _source_text(entry.get("source"))]
         for r in placed.get(e, [None]):
-            rows.append(left + _run_cells(None if r is None else records[r]))
+            rows.append(left + _run_cells(None if r is None else records[r], provenance))
     for r in sorted(unmatched, key=lambda i: (records[i].get("paper", ""),
                                               records[i].get("corpus", ""),
                                               records[i].get("created", ""))):
         record = records[r]
-        rows.append([str(record.get("paper", "?")), str(record.get("corpus", "?")), "—", "—", "—"]
-                    + _run_cells(record))
+        rows.append([str(record.get("paper", "?")), provenance.corpus_of(record), "—", "—", "—"]
+                    + _run_cells(record, provenance))
     return rows
 
 
@@ -243,18 +259,29 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
     paths = ([experiments_dir / paper / REFERENCE_FILE] if paper
              else sorted(experiments_dir.glob(f"*/{REFERENCE_FILE}")))
     references = [load_reference(p) for p in paths if p.is_file()]
-    records = list(iter_run_records(results_dir, paper)) if results_dir.is_dir() else []
-    if paper and not references and not records:
+    from ser_tf.reporting.provenance import load_provenance
+
+    provenance = load_provenance(results_dir)
+    everything = list(iter_run_records(results_dir, paper)) if results_dir.is_dir() else []
+    superseded = [r for r in everything if provenance.superseded_reason(r)]
+    records = [r for r in everything if not provenance.superseded_reason(r)]
+    # Display copies: the corpus named with its copy wherever a run appears.
+    shown = [{**r, "corpus": provenance.corpus_of(r)} for r in records]
+    if paper and not references and not everything:
         known = sorted({p.parent.name for p in experiments_dir.glob(f"*/{REFERENCE_FILE}")})
         raise ValueError(f"no reference numbers and no runs for paper {paper!r} "
                          f"(papers with references: {', '.join(known) or 'none'})")
     lines = [f"# ser-tf results{f': {paper}' if paper else ''}", "",
-             f"{len(records)} run record(s) under {results_dir}; published numbers from "
-             f"{experiments_dir}/<paper>/{REFERENCE_FILE}. Measured: mean ± std over folds "
-             "(%, F1 = macro-F1); pooled: of the summed confusion matrix. A run that chose its epoch also reports its last epoch "
-             "(protocol `… (last)`, run id `…, last epoch`).", "",
-             markdown_table(report_rows(references, with_last_epoch_views(records)))]
-    tflite = tflite_rows(records)
+             f"{len(records)} run record(s) under {results_dir}"
+             + (f" (and {len(superseded)} superseded, listed apart below)" if superseded else "")
+             + f"; published numbers from {experiments_dir}/<paper>/{REFERENCE_FILE}. "
+             "Measured: mean ± std over folds (%, F1 = macro-F1); pooled: of the summed "
+             "confusion matrix (wF1 = weighted F1, as `classification_report` prints it). A run "
+             "that chose its epoch also reports its last epoch (protocol `… (last)`, run id "
+             "`…, last epoch`). Data: the corpus copy the run read.", "",
+             markdown_table(report_rows(references, with_last_epoch_views(records),
+                                        provenance))]
+    tflite = tflite_rows(shown)
     if tflite:
         lines += ["", "TFLite exports: every fold's model converted and scored on that fold's "
                   "test utterances; UA ± std over folds, pooled over all test utterances; "
@@ -263,7 +290,7 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
                   "record), timed when that fold was exported, on whatever host and load "
                   "there was; `make bench-lightsernet` times an idle machine.", "",
                   markdown_table(tflite, TFLITE_COLUMNS), "", *latency_host_lines(records)]
-    selection = selection_lines(records)
+    selection = selection_lines(shown)
     if selection:
         lines += ["", "Checkpoint selection (`ser_tf.reporting.selection`): how far each run's "
                   "chosen epochs stand above their neighbouring epochs on the series they were "
@@ -279,6 +306,17 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
               if isinstance(entry.get("source"), Mapping) and entry["source"].get("note")]
     if notes:
         lines += ["", "Sources:", "", *notes]
+    copies = provenance.copy_lines(everything)
+    if copies:
+        lines += ["", "Corpus copies of runs recorded before runs stored a data fingerprint "
+                  f"({results_dir}/provenance.yaml):", "", *copies]
+    if superseded:
+        lines += ["", "Superseded runs: kept for the history, not comparable with the runs "
+                  "above or the published numbers (their TFLite and selection figures are in "
+                  "their records).", "",
+                  markdown_table(report_rows([], with_last_epoch_views(superseded), provenance)),
+                  "", *(f"- `{r['run_id']}`: {provenance.superseded_reason(r)}"
+                        for r in superseded)]
     progress = in_progress_lines(results_dir, paper)
     if progress:
         lines += ["", "Runs in progress (no record yet; the same command resumes them):", "",
@@ -307,6 +345,10 @@ def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
         setting = ", ".join(f"{k} {_config_value(config, k)}"
                             for k in ("protocol", "loss", "duration", "checkpoint", "epochs")
                             if _config_value(config, k) is not None)
+        if config.get("data"):
+            from ser_tf.data.fingerprint import describe
+
+            setting += f"{', ' if setting else ''}data: {describe(config['data'])}"
         finished = [read_json(p) for p in done]
         uas = [r["metrics"]["UA"] for r in finished]
         so_far = f"; UA of the finished folds {', '.join(f'{u:.2f}' for u in uas)}" if uas else ""

@@ -1,0 +1,137 @@
+"""What run records cannot say about themselves: the corpus copy a run read, and whether the
+run is superseded.
+
+Records written since December 2026 carry a data fingerprint (``config["data"]``,
+:mod:`ser_tf.data.fingerprint`); older ones do not. ``<results>/provenance.yaml`` fills the
+gap and marks records that stay on disk but no longer stand for the project's numbers::
+
+    copies:                     # named corpus copies, described once
+      emodb-2s:
+        label: 2.00 s processed copy      # short: shown beside the corpus name everywhere
+        description: "EMO-DB processed copy: 535 files, 22.05 kHz, all 2.00 s ..."
+    runs:                       # <paper>/<corpus>/<run-id>
+      lightsernet/EMODB/paper-9d0a74b187:
+        data: emodb-2s          # a key of `copies`
+        superseded: "measured on the 2.00 s copy; rerun on the original release"
+
+The report names each record's corpus with its copy (``RAVDESS (2.39 s trimmed copy)``),
+shows its data (the fingerprint, else the copy's description, else "not recorded") and
+lists superseded records in a table of their own, with the reason. A fingerprinted record
+of a processed copy is labelled from its fingerprint's release check.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+PROVENANCE_FILE = "provenance.yaml"
+RUN_KEYS = ("data", "superseded")
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A corpus copy runs were measured on: a short label and what it is."""
+
+    label: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """The parsed ``provenance.yaml``: run key -> corpus copy / superseded reason."""
+
+    data: Mapping[str, Copy]
+    superseded: Mapping[str, str]
+
+    def data_of(self, record: Mapping) -> str:
+        """The record's data: its fingerprint, else the copy's description recorded here."""
+        from ser_tf.data.fingerprint import describe
+
+        fingerprint = (record.get("config") or {}).get("data")
+        if fingerprint:
+            return describe(fingerprint)
+        copy = self.data.get(run_key(record))
+        return copy.description if copy else "not recorded"
+
+    def corpus_of(self, record: Mapping) -> str:
+        """The corpus name, with the copy's label unless it is the original release:
+        ``RAVDESS (2.39 s trimmed copy)``, ``EMODB (processed copy (...))``, ``EMODB``."""
+        corpus = str(record.get("corpus", "?"))
+        fingerprint = (record.get("config") or {}).get("data")
+        if fingerprint:
+            release = fingerprint.get("release")
+            if fingerprint.get("same_duration"):
+                release = release or f"all files {fingerprint['duration_s']['min']:.2f} s"
+            return corpus if not release or release == "original release" else (
+                f"{corpus} ({release})")
+        copy = self.data.get(run_key(record))
+        return f"{corpus} ({copy.label})" if copy else corpus
+
+    def data_cell(self, record: Mapping) -> str:
+        """Short: the fingerprint's line, else the copy's label, else ``not recorded``."""
+        if (record.get("config") or {}).get("data"):
+            return self.data_of(record)
+        copy = self.data.get(run_key(record))
+        return copy.label if copy else "not recorded"
+
+    def copy_lines(self, records) -> list[str]:
+        """``- label: description`` for each copy some of ``records`` were measured on."""
+        used = {self.data[key].label: self.data[key].description
+                for key in map(run_key, records) if key in self.data}
+        return [f"- {label}: {description}" for label, description in sorted(used.items())]
+
+    def superseded_reason(self, record: Mapping) -> str | None:
+        return self.superseded.get(run_key(record))
+
+
+NONE = Provenance({}, {})
+
+
+def run_key(record: Mapping) -> str:
+    """``<paper>/<corpus>/<run-id>``: how ``provenance.yaml`` names a record (a view of a
+    record, such as its last-epoch scores, is named as the record: ``view_of``)."""
+    return (f"{record.get('paper')}/{record.get('corpus')}/"
+            f"{record.get('view_of') or record.get('run_id')}")
+
+
+def load_provenance(results_dir: str | os.PathLike) -> Provenance:
+    """Read ``<results_dir>/provenance.yaml`` (absent: nothing known beyond the records)."""
+    path = Path(results_dir) / PROVENANCE_FILE
+    if not path.is_file():
+        return NONE
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(raw, Mapping) or set(raw) - {"copies", "runs"}:
+        raise ValueError(f"{path}: expected the keys 'copies' and 'runs' only")
+    copies = raw.get("copies") or {}
+    runs = raw.get("runs") or {}
+    if not isinstance(copies, Mapping) or not isinstance(runs, Mapping):
+        raise ValueError(f"{path}: 'copies' and 'runs' must be mappings")
+    named = {}
+    for name, copy in copies.items():
+        if not isinstance(copy, Mapping) or not copy.get("label") or not copy.get("description"):
+            raise ValueError(f"{path}: copy {name!r} needs a 'label' and a 'description'")
+        named[str(name)] = Copy(str(copy["label"]), str(copy["description"]))
+    data, superseded = {}, {}
+    for key, entry in runs.items():
+        if str(key).count("/") != 2:
+            raise ValueError(f"{path}: run {key!r} must be <paper>/<corpus>/<run-id>")
+        if not isinstance(entry, Mapping) or not entry or set(entry) - set(RUN_KEYS):
+            raise ValueError(f"{path}: run {key} needs 'data' and/or 'superseded' only")
+        if entry.get("data") is not None:
+            if entry["data"] not in named:
+                raise ValueError(f"{path}: run {key}: data {entry['data']!r} is not one of the "
+                                 f"copies ({', '.join(named) or 'none'})")
+            data[str(key)] = named[entry["data"]]
+        if entry.get("superseded") is not None:
+            if not str(entry["superseded"]).strip():
+                raise ValueError(f"{path}: run {key}: 'superseded' needs a reason")
+            superseded[str(key)] = str(entry["superseded"])
+    return Provenance(data, superseded)

@@ -1,0 +1,108 @@
+"""Records older than data fingerprints: their corpus copy and superseded status come from
+provenance.yaml; the report labels copies and lists superseded runs apart."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ser_tf.reporting.provenance import load_provenance, run_key
+from ser_tf.reporting.records import iter_run_records
+from ser_tf.reporting.report import render_report
+from tests.test_records_report import config, experiments_with_references, write
+
+REPO = Path(__file__).resolve().parents[1]
+
+PROVENANCE = """
+copies:
+  emodb-2s: {{label: 2.00 s processed copy, description: "EMO-DB resampled, all 2.00 s"}}
+  ravdess-trim: {{label: 2.39 s trimmed copy, description: "RAVDESS, all cut to 2.39 s"}}
+runs:
+  {old}: {{data: emodb-2s, superseded: "measured on the 2.00 s copy"}}
+  {ravdess}: {{data: ravdess-trim}}
+"""
+
+
+def _records(tmp_path):
+    experiments = experiments_with_references(tmp_path)
+    results = experiments / "results"
+    old = json.loads((write(results, protocol="paper-time") / "record.json").read_text())
+    fingerprint = {"format": 1, "files": 535, "sample_rates": {"16000": 535},
+                   "duration_s": {"min": 1.226, "median": 2.59, "max": 8.978},
+                   "same_duration": False, "digest": "7912f6760cb70bd5",
+                   "release": "original release"}
+    new = json.loads((write(results, cfg=config(data=fingerprint), protocol="paper-time")
+                      / "record.json").read_text())
+    ravdess = json.loads((write(results, cfg={**config(), "paper": "timnet",
+                                              "corpus": "RAVDESS"}) / "record.json").read_text())
+    (results / "provenance.yaml").write_text(PROVENANCE.format(
+        old=run_key(old), ravdess=run_key(ravdess)))
+    return results, old, new, ravdess
+
+
+def test_superseded_runs_leave_the_published_rows_and_are_listed_apart(tmp_path):
+    results, old, new, _ = _records(tmp_path)
+    text = render_report(results, paper="lightsernet")
+    main, _, rest = text.partition("Superseded runs")
+    ce = next(r for r in main.splitlines() if "loss=cross-entropy" in r)
+    # Only the fingerprinted run sits beside the published figures, its data in the row.
+    assert new["run_id"] in ce and old["run_id"] not in main.split("Sources:")[0]
+    assert "535 files, 16 kHz, 1.23–8.98 s, original release (#7912f676)" in ce
+    assert f"`{old['run_id']}`: measured on the 2.00 s copy" in rest
+    row = next(r for r in rest.splitlines() if old["run_id"] in r and r.startswith("|"))
+    assert "EMODB (2.00 s processed copy)" in row
+    assert "- 2.00 s processed copy: EMO-DB resampled, all 2.00 s" in text
+    assert "1 superseded" in text
+
+
+def test_trimmed_copies_are_named_wherever_their_runs_appear(tmp_path):
+    results, *_, ravdess = _records(tmp_path)
+    text = render_report(results, paper="timnet")
+    row = next(r for r in text.splitlines() if ravdess["run_id"] in r)
+    assert "2.39 s trimmed copy" in row
+    assert "Superseded" not in text
+
+
+def test_fingerprinted_processed_copies_are_labelled_from_the_fingerprint():
+    from ser_tf.reporting.provenance import NONE
+
+    record = {"corpus": "EMODB", "config": {"data": {
+        "files": 535, "sample_rates": {"22050": 535}, "same_duration": True,
+        "duration_s": {"min": 2.0, "median": 2.0, "max": 2.0}, "digest": "ab",
+        "release": "processed copy (535 of 535 files differ)"}}}
+    assert NONE.corpus_of(record) == "EMODB (processed copy (535 of 535 files differ))"
+    del record["config"]["data"]["release"]
+    assert NONE.corpus_of(record) == "EMODB (all files 2.00 s)"
+    assert NONE.data_cell({"corpus": "EMODB", "run_id": "x"}) == "not recorded"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("copies: {}\nruns:\n  a/b: {data: nope}\n", "must be <paper>/<corpus>/<run-id>"),
+    ("copies: {}\nruns:\n  a/b/c: {data: nope}\n", "'nope' is not one of the copies"),
+    ("copies: {x: {label: l}}\n", "copy 'x' needs a 'label' and a 'description'"),
+    ("runs:\n  a/b/c: {superseded: ''}\n", "needs a reason"),
+    ("runs:\n  a/b/c: {why: x}\n", "'data' and/or 'superseded' only"),
+    ("other: 1\n", "'copies' and 'runs' only"),
+    ("runs: [\n", "not valid YAML"),
+])
+def test_bad_provenance_files_are_refused_with_the_file_and_reason(tmp_path, text, message):
+    (tmp_path / "provenance.yaml").write_text(text)
+    with pytest.raises(ValueError, match=message) as err:
+        load_provenance(tmp_path)
+    assert "provenance.yaml" in str(err.value)
+
+
+def test_every_committed_record_without_a_fingerprint_has_its_copy_recorded():
+    """The project's own records: none measured before fingerprints may show up unlabelled,
+    and every EMO-DB record of the 2.00 s copy is superseded."""
+    results = REPO / "experiments" / "results"
+    provenance = load_provenance(results)
+    raw = yaml.safe_load((results / "provenance.yaml").read_text())
+    for record in iter_run_records(results):
+        if record["config"].get("data"):
+            continue
+        key = run_key(record)
+        assert key in provenance.data, f"{key}: no fingerprint and no copy in provenance.yaml"
+        if raw["runs"][key]["data"] == "emodb-2s":
+            assert provenance.superseded_reason(record), f"{key} should be superseded"
