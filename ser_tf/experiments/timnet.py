@@ -108,13 +108,13 @@ def _data(args, corpus: str):
     return manifest, feature_set, source
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Run the experiment described by parsed arguments; returns ``run_experiment``'s dict."""
+def _setup(args: argparse.Namespace) -> dict:
+    """Everything a run of ``args`` needs, before anything is trained: manifest, features
+    (the authors' file) or None, recipe, model builder, fit and ``run_experiment`` keywords."""
     from ser_tf.features.recipes import get_recipe
     from ser_tf.models.timnet import build_timnet
-    from ser_tf.training.classifier import FitConfig, run_experiment
+    from ser_tf.training.classifier import FitConfig
     from ser_tf.training.protocols import TIMNET_PAPER_SEEDS
-    from ser_tf.training.seeding import get_strategy
 
     cfg = load_config()
     corpus = args.dataset
@@ -141,6 +141,34 @@ def run(args: argparse.Namespace) -> dict:
                             kernel_size=cfg["kernel_size"], n_blocks=n_blocks,
                             dropout=cfg["dropout"])
 
+    experiment = dict(
+        paper=PAPER, protocol=args.protocol, fit=fit, results_dir=args.results_dir,
+        n_folds=args.folds, fold_seed=args.fold_seed, paper_style="timnet",
+        fingerprint_data=source is None,
+        config_extra={"checkpoint": checkpoint, "n_blocks": n_blocks, "filters": cfg["filters"],
+                      "kernel_size": cfg["kernel_size"], "dropout": cfg["dropout"],
+                      "input_shape": list(shape), "features": source})
+    return dict(manifest=manifest, feature_set=feature_set, recipe=recipe, build=build,
+                fit=fit, checkpoint=checkpoint, corpus=corpus, experiment=experiment)
+
+
+def plan(args: argparse.Namespace):
+    """The :class:`ExperimentPlan` (run id, folds, work folder) of the run ``args`` describe;
+    nothing is trained."""
+    from ser_tf.training.classifier import plan_experiment
+
+    setup = _setup(args)
+    return plan_experiment(setup["manifest"], setup["recipe"], **setup["experiment"])
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run the experiment described by parsed arguments; returns ``run_experiment``'s dict."""
+    from ser_tf.training.classifier import run_experiment
+    from ser_tf.training.seeding import get_strategy
+
+    setup = _setup(args)
+    build, recipe, fit = setup["build"], setup["recipe"], setup["fit"]
+    checkpoint, corpus = setup["checkpoint"], setup["corpus"]
     warning = _SELECTION_WARNING if checkpoint == "paper" and args.protocol != "paper" else None
     if warning and not args.quiet:
         print(f"NOTE: {warning}")
@@ -169,15 +197,10 @@ def run(args: argparse.Namespace) -> dict:
         return details, ({"tsne.png": tsne} if details["tsne"]["file"] else {})
 
     return run_experiment(
-        manifest, recipe, build, paper=PAPER, protocol=args.protocol, fit=fit,
-        results_dir=args.results_dir, cache_dir=args.cache_dir, n_folds=args.folds,
-        fold_seed=args.fold_seed, paper_style="timnet", strategy=get_strategy(args.strategy),
-        quiet=args.quiet, after_folds=after_folds, on_fold_done=on_fold_done,
-        train_only=args.train_folds,
-        feature_set=feature_set, fingerprint_data=source is None,
-        config_extra={"checkpoint": checkpoint, "n_blocks": n_blocks, "filters": cfg["filters"],
-                      "kernel_size": cfg["kernel_size"], "dropout": cfg["dropout"],
-                      "input_shape": list(shape), "features": source})
+        setup["manifest"], recipe, build, cache_dir=args.cache_dir,
+        strategy=get_strategy(args.strategy), quiet=args.quiet, after_folds=after_folds,
+        on_fold_done=on_fold_done, train_only=args.train_folds,
+        feature_set=setup["feature_set"], **setup["experiment"])
 
 
 EMBEDDING_FILE = "embedding.npz"

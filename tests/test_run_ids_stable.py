@@ -1,0 +1,106 @@
+"""Every committed run keeps its id: its config, rebuilt by today's code from the flags of
+the command that made it, hashes to the id it was stored under.
+
+The corpus is not read (the manifest, the folds and the data fingerprint are the stored
+ones): the test pins the code path from flags to config (paper settings, FitConfig fields,
+feature recipes, run-id hashing), so a refactor or a new setting that would rename a
+finished run, and strand its folds, fails here.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from ser_tf.reporting.records import run_id
+from ser_tf.training.kfold import read_json
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "experiments" / "results"
+
+
+def committed_configs():
+    """``(run id, stored config)`` of every run folder and work folder under results."""
+    found = {}
+    for path in sorted(RESULTS.glob("*/*/*.work/config.json")):
+        found[path.parent.name[: -len(".work")]] = read_json(path)
+    for path in sorted(RESULTS.glob("*/*/*/record.json")):
+        found.setdefault(path.parent.name, read_json(path)["config"])
+    return sorted(found.items())
+
+
+def lightsernet_argv(config):
+    fit = config["fit"]
+    argv = ["--dataset", config["corpus"], "--protocol", config["protocol"],
+            "--loss", config["loss"], "--duration", str(config["duration"]),
+            "--input", config["input"], "--epochs", str(fit["epochs"]),
+            "--batch-size", str(fit["batch_size"]), "--seed", str(fit["seed"]),
+            "--folds", str(config["n_folds"])]
+    if config.get("audio_type"):
+        argv += ["--audio-type", config["audio_type"]]
+    if not fit.get("full_batches", False):
+        argv.append("--partial-batches")
+    return argv
+
+
+def timnet_argv(config):
+    fit = config["fit"]
+    checkpoint = config["checkpoint"]
+    if config["protocol"] == "paper" and checkpoint == "paper":
+        checkpoint = "best-val"  # what the command said; the paper protocol makes it `paper`
+    argv = ["--dataset", config["corpus"], "--protocol", config["protocol"],
+            "--checkpoint", checkpoint, "--epochs", str(fit["epochs"]),
+            "--batch-size", str(fit["batch_size"]), "--seed", str(fit["seed"]),
+            "--folds", str(config["n_folds"]), "--check-every", str(fit["check_every"]),
+            "--min-epochs", str(fit["min_epochs"]), "--blocks", str(config["n_blocks"])]
+    if fit.get("patience") is not None:
+        argv += ["--patience", str(fit["patience"])]
+    return argv
+
+
+class StoredManifest:
+    """What plan_experiment reads of a manifest, from a stored config."""
+
+    def __init__(self, config):
+        self.corpus, self.labels = config["corpus"], tuple(config["labels"])
+        self.n = config["n_utterances"]
+        self.skipped = ()
+
+    def __len__(self):
+        return self.n
+
+
+def rebuild(config, monkeypatch):
+    import ser_tf.data
+    import ser_tf.data.fingerprint
+    import ser_tf.training.protocols
+    from ser_tf.experiments import lightsernet, timnet
+
+    monkeypatch.setattr(ser_tf.data, "load_manifest",
+                        lambda *a, **k: StoredManifest(config))
+    monkeypatch.setattr(ser_tf.data.fingerprint, "fingerprint",
+                        lambda manifest, **k: config.get("data"))
+    monkeypatch.setattr(ser_tf.training.protocols, "make_folds",
+                        lambda *a, **k: list(range(config["n_folds"])))
+    module, argv = {"lightsernet": (lightsernet, lightsernet_argv),
+                    "timnet": (timnet, timnet_argv)}[config["paper"]]
+    plan = module.plan(module.build_parser().parse_args(argv(config)))
+    rebuilt = dict(plan.config)
+    if "data" not in config:  # recorded before runs stored a fingerprint
+        rebuilt.pop("data", None)
+    return rebuilt
+
+
+RUNS = committed_configs()
+
+
+def test_there_are_committed_runs_to_check():
+    papers = {config["paper"] for _, config in RUNS}
+    assert {"lightsernet", "timnet"} <= papers and len(RUNS) >= 10
+
+
+@pytest.mark.parametrize("rid,config", RUNS, ids=[rid for rid, _ in RUNS])
+def test_committed_run_id_is_rebuilt_from_its_command(rid, config, monkeypatch):
+    assert run_id(config) == rid  # the stored config is the one its id was made from
+    rebuilt = rebuild(config, monkeypatch)
+    assert rebuilt == config
+    assert run_id(rebuilt) == rid
