@@ -100,4 +100,4 @@ clean-venv:
 # an idle machine. Record: experiments/results/bench/lightsernet-emodb-<date>.json.
 .PHONY: bench-lightsernet
 bench-lightsernet: install
-	$(PY) -m ser_tf.experiments.bench_lightsernet $(if $(wildcard $(EMODB_DIR)),--data-dir "$(EMODB_DIR)")
+	$(PY) -m ser_tf.bench.lightsernet $(if $(wildcard $(EMODB_DIR)),--data-dir "$(EMODB_DIR)")

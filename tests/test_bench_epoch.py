@@ -3,7 +3,7 @@
 import json
 
 from ser_tf.data.synthetic import make_emodb_like
-from ser_tf.experiments import bench_epoch
+from ser_tf.bench import epoch as bench_epoch
 
 
 def test_bench_epoch_writes_a_record_with_the_three_settings(tmp_path):

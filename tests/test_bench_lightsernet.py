@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from ser_tf.data.synthetic import make_emodb_like
-from ser_tf.experiments import bench_lightsernet as bench
+from ser_tf.bench import lightsernet as bench
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ser_tf.features import bench
-from ser_tf.features.bench import OtherLoad, contention_warning
+from ser_tf.bench import features as bench
+from ser_tf.bench.features import OtherLoad, contention_warning
 
 pytestmark = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs /proc/stat")
 

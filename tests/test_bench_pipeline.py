@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ser_tf.features.bench_pipeline import benchmark_stall, destruction_seconds, main
+from ser_tf.bench.pipeline import benchmark_stall, destruction_seconds, main
 
 
 def test_destruction_is_timed_once_per_epoch_for_both_settings():

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from ser_tf.data.synthetic import make_emodb_like
-from ser_tf.experiments import bench_swing
+from ser_tf.bench import swing as bench_swing
 from ser_tf.experiments import lightsernet as exp
 from ser_tf.experiments.common import fold_list
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ser_tf.data.synthetic import make_emodb_like
-from ser_tf.experiments import bench_timnet as bench
+from ser_tf.bench import timnet as bench
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ import pytest
 
 from ser_tf.data import AudioError, load_manifest, read_audio
 from ser_tf.data.synthetic import write_wav
-from ser_tf.features import bench, cache
+from ser_tf.bench import features as bench
+from ser_tf.features import cache
 from ser_tf.features.augment import LeakageError
 from ser_tf.features.cache import (cache_key, cache_path, content_hash, default_cache_dir,
                                    extract_augmented_features, extract_features)

@@ -1,6 +1,6 @@
-"""The CPU a time was measured on (ser_tf.reporting.machine)."""
+"""The CPU a time was measured on (ser_tf.util.machine)."""
 
-from ser_tf.reporting.machine import cpu_info, describe_cpu
+from ser_tf.util.machine import cpu_info, describe_cpu
 
 X86 = """processor\t: 0
 vendor_id\t: AuthenticAMD

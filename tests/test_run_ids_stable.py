@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ser_tf.reporting.records import run_id
-from ser_tf.training.kfold import read_json
+from ser_tf.util.jsonio import read_json
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "experiments" / "results"

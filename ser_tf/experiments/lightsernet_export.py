@@ -78,7 +78,7 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
     from ser_tf.export.model_card import write_model_card
     from ser_tf.export.tflite import export_variants
     from ser_tf.export.waveform import build_waveform_model, input_spec
-    from ser_tf.reporting.machine import cpu_info, describe_cpu
+    from ser_tf.util.machine import cpu_info, describe_cpu
     from ser_tf.training.protocols import paper_protocol_warning
 
     fold = next(f for f in plan.folds if int(f.index) == int(fold_index))
@@ -140,7 +140,7 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
                                f"latency on {describe_cpu(measured['latency_host'])}.")
     measured["shipped"] = shipped
     if record_path is not None:
-        from ser_tf.training.kfold import write_json_atomic
+        from ser_tf.util.jsonio import write_json_atomic
 
         write_json_atomic(record_path, measured)
     return measured

@@ -20,7 +20,7 @@ import numpy as np
 from ser_tf.export.tflite import ALL, export_variants
 from ser_tf.util.jsonio import content_hash
 from ser_tf.lite import LiteModel, sidecar_path
-from ser_tf.reporting.machine import cpu_info
+from ser_tf.util.machine import cpu_info
 
 SCORE_KEYS = ("UA", "WA", "macro_F1", "weighted_F1")
 WEIGHTS_FILE = "final.weights.h5"  # written by ser_tf.training.classifier.train_fold
@@ -185,7 +185,7 @@ def summarise_fold_exports(rows: list[dict], latency: dict, *, kept_fold=None,
 
     ``latency``: ``{variant: measure_latency(...)}`` of one fold's files, ``latency_fold``
     (default: the first fold, or ``kept_fold``), ``latency_host`` the
-    :func:`~ser_tf.reporting.machine.cpu_info` they were timed on. Per variant:
+    :func:`~ser_tf.util.machine.cpu_info` they were timed on. Per variant:
     ``size_bytes`` (that fold), ``size_bytes_max`` (over folds), ``folds``, ``mean`` and
     ``std`` (ddof 1) of the scores over folds, ``pooled``
     (the scores of the summed confusion matrix: every test utterance once),
@@ -295,14 +295,16 @@ def export_fold_scores(work_dir, fold, feature_set, build_model: Callable, *, re
 
     Loads ``work_dir/fold_XX/final.weights.h5``, runs :func:`export_fold` in a temporary
     folder, measures batch-1 latency of each variant and writes the row (plus ``latency``,
-    ``latency_host`` (:func:`~ser_tf.reporting.machine.cpu_info`),
+    ``latency_host`` (:func:`~ser_tf.util.machine.cpu_info`),
     ``representative_size`` and the weights' sha256) to ``work_dir/fold_XX/tflite.json``.
     Called when a fold finishes, this makes the run's TFLite scores independent of the
     weights files: they need not outlive the session that trained the fold.
     """
     import tempfile
 
-    from ser_tf.training.kfold import fold_dir_name, read_json, write_json_atomic
+    from ser_tf.training.kfold import fold_dir_name
+
+    from ser_tf.util.jsonio import read_json, write_json_atomic
 
     weights = _fold_weights(work_dir, [fold])[int(fold.index)]
     model = build_model(len(feature_set.label_names))
@@ -324,7 +326,8 @@ def export_fold_scores(work_dir, fold, feature_set, build_model: Callable, *, re
 def current_fold_export(work_dir, fold) -> dict | None:
     """The fold's stored ``tflite.json`` row if it describes the weights on disk (or no
     weights are left to compare with), else ``None`` (missing, or the fold was retrained)."""
-    from ser_tf.training.kfold import fold_dir_name, read_json
+    from ser_tf.training.kfold import fold_dir_name
+    from ser_tf.util.jsonio import read_json
 
     path = Path(work_dir) / fold_dir_name(fold) / FOLD_EXPORT_FILE
     if not path.is_file():

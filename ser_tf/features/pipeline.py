@@ -78,7 +78,7 @@ def _untuned_options() -> tf.data.Options:
 
     Keras makes a new iterator every epoch, and destroying one can wait for the
     autotuner's background thread while the CPU idles: up to ~3.4 s on some epochs here
-    (TF 2.21, 2 cores; ``python -m ser_tf.features.bench_pipeline`` measures it), which in
+    (TF 2.21, 2 cores; ``python -m ser_tf.bench.pipeline`` measures it), which in
     a Light-SERNet training of 5-7 s epochs is a large share. These pipelines are small
     (in-memory rows, or one ``.npy`` read per example), so fixed parallelism (``AUTOTUNE``
     maps then run a fixed number of parallel calls, bounded by the cores) should be enough;

@@ -40,9 +40,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ser_tf.reporting.machine import cpu_info
+from ser_tf.util.machine import cpu_info
 from ser_tf.reporting.plots import plot_confusion_matrix, plot_training_curves
-from ser_tf.training.kfold import json_default, read_json, write_json_atomic
+from ser_tf.util.jsonio import json_default, read_json, write_json_atomic
 
 RECORD_FORMAT = "ser_tf.run_record/1"
 RECORD_FILE = "record.json"

@@ -331,7 +331,7 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
 
 def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
     """One line per unfinished run (``<run-id>.work`` without a record): folds done so far."""
-    from ser_tf.training.kfold import read_json
+    from ser_tf.util.jsonio import read_json
 
     lines = []
     pattern = f"{paper}/*/*.work" if paper else "*/*/*.work"
@@ -366,7 +366,7 @@ def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
 def _int8_drops(done: Sequence[Path]) -> list[str]:
     """``"fold_XX: int8 minus float32 UA"`` of each finished fold (its ``result.json`` in
     ``done``) whose TFLite scores are there (``tflite.json`` beside it)."""
-    from ser_tf.training.kfold import read_json
+    from ser_tf.util.jsonio import read_json
 
     drops = []
     for result in done:

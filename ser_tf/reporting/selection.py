@@ -65,7 +65,7 @@ def record_selection_gaps(record: Mapping, *, key: str = KEY,
                           window: int = WINDOW) -> dict | None:
     """:func:`run_selection_gaps` of a loaded run record (``path`` set by
     ``load_run_record``); ``None`` when the record has no histories."""
-    from ser_tf.training.kfold import read_json
+    from ser_tf.util.jsonio import read_json
 
     path = Path(record["path"]) / "histories.json" if record.get("path") else None
     if path is None or not path.is_file():

@@ -87,7 +87,7 @@ def latency_host_lines(records: Sequence[Mapping]) -> list[str]:
     """A bullet per record with TFLite latency: the CPU it was timed on (records written
     before hosts were recorded say so), since the same file runs 3–10× slower on an
     AVX2-only host than on an AVX-512 one."""
-    from ser_tf.reporting.machine import describe_cpu
+    from ser_tf.util.machine import describe_cpu
 
     lines = []
     for record in records:

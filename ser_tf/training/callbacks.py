@@ -31,7 +31,7 @@ from pathlib import Path
 import keras
 
 from ser_tf.util.jsonio import content_hash
-from ser_tf.training.kfold import read_json, write_json_atomic
+from ser_tf.util.jsonio import read_json, write_json_atomic
 
 POLICIES = ("last", "best-val", "paper")
 WEIGHTS_SUFFIX = ".weights.h5"

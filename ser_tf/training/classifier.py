@@ -246,7 +246,8 @@ def plan_experiment(manifest: Manifest, recipe, *, paper: str, protocol: str, fi
 def _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done) -> None:
     """``on_fold_done`` for finished folds whose weights are still here (see run_experiment)."""
     from ser_tf.export.evaluate import WEIGHTS_FILE
-    from ser_tf.training.kfold import RESULT_FILE, fold_dir_name, read_json
+    from ser_tf.training.kfold import RESULT_FILE, fold_dir_name
+    from ser_tf.util.jsonio import read_json
 
     for fold in folds:
         fold_dir = Path(work_dir) / fold_dir_name(fold)
@@ -293,7 +294,8 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     """
     from ser_tf.features.cache import extract_features
     from ser_tf.reporting.records import write_run_record
-    from ser_tf.training.kfold import run_kfold, run_lock, write_json_atomic
+    from ser_tf.training.kfold import run_kfold, run_lock
+    from ser_tf.util.jsonio import write_json_atomic
     from ser_tf.training.protocols import paper_protocol_warning
 
     plan = plan_experiment(manifest, recipe, paper=paper, protocol=protocol, fit=fit,
@@ -348,7 +350,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
             # Nothing trained in this call (a rerun of a finished run, e.g. by make): the
             # record is rebuilt from the same fold results, and keeps naming the commit, time,
             # machine and package versions of the process that trained them, not this one's.
-            from ser_tf.training.kfold import read_json
+            from ser_tf.util.jsonio import read_json
 
             old = read_json(previous)
             provenance = {"git": old.get("git", git), "created": old.get("created"),

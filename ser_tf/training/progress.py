@@ -10,7 +10,7 @@ from pathlib import Path
 
 import keras
 
-from ser_tf.training.kfold import read_json, write_json_atomic
+from ser_tf.util.jsonio import read_json, write_json_atomic
 
 
 class HistoryLog(keras.callbacks.Callback):

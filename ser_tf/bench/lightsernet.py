@@ -1,4 +1,4 @@
-"""How fast Light-SERNet trains and runs: ``python -m ser_tf.experiments.bench_lightsernet``.
+"""How fast Light-SERNet trains and runs: ``python -m ser_tf.bench.lightsernet``.
 
 Measures, on EMO-DB (3 s MFCC, 184 × 40; batch 32; the training split of one fold of the
 ``paper`` protocol, i.e. 9/10 of the corpus):
@@ -11,7 +11,7 @@ Measures, on EMO-DB (3 s MFCC, 184 × 40; batch 32; the training split of one fo
   ``jit_compile=True`` (XLA), and which is faster by the median timed epoch. The warm-up
   epochs are reported too: with XLA they are the compilation a real run pays per fold;
 - **feature extraction**: files per second with a cold and a warm cache
-  (:func:`ser_tf.features.bench.benchmark_extraction`, on a throw-away cache);
+  (:func:`ser_tf.bench.features.benchmark_extraction`, on a throw-away cache);
 - **TFLite**: size and batch-1 latency of every export variant
   (:func:`ser_tf.export.tflite.convert`, :func:`ser_tf.export.evaluate.measure_latency`),
   for the model trained above (latency does not depend on how well it is trained);
@@ -229,10 +229,10 @@ def benchmark(manifest, *, duration: float = 3.0, batch_size: int = 32, epochs: 
               extraction: bool = True, tflite: bool = True, profile: bool = True,
               tflite_runs: int = 50, tflite_threads=(1, 2), quiet: bool = True) -> dict:
     """Run every measurement on ``manifest`` and return the JSON-able record."""
-    from ser_tf.features.bench import (OtherLoad, _versions, benchmark_extraction,
+    from ser_tf.bench.features import (OtherLoad, _versions, benchmark_extraction,
                                        note_contention)
     from ser_tf.features.cache import extract_features
-    from ser_tf.reporting.machine import cpu_info
+    from ser_tf.util.machine import cpu_info
     from ser_tf.training.protocols import make_folds
 
     if epochs < 1 or warmup_epochs < 0:
@@ -343,7 +343,7 @@ def default_out(results_dir, corpus: str) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ser_tf.experiments.bench_lightsernet",
+        prog="python -m ser_tf.bench.lightsernet",
         description="Light-SERNet speed: s/epoch with and without XLA, feature throughput, "
                     "TFLite latency, input pipeline vs. train step.")
     parser.add_argument("--dataset", type=str.upper, default="EMODB", choices=sorted(DATASETS))
@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from ser_tf.data import load_manifest
-    from ser_tf.features.bench import write_record
+    from ser_tf.bench.features import write_record
 
     args = build_parser().parse_args(argv)
     corpus = DATASETS[args.dataset]

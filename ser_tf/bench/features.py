@@ -2,7 +2,7 @@
 
 ::
 
-    python -m ser_tf.features.bench --dataset EMODB --data-dir ../shared/data/emodb \\
+    python -m ser_tf.bench.features --dataset EMODB --data-dir ../shared/data/emodb \\
         --recipe lightsernet --out experiments/results/features/emodb-lightsernet-throughput.json
 
 The cold run uses a fresh temporary cache (deleted afterwards), so the user's cache is
@@ -29,7 +29,7 @@ import numpy as np
 
 from ser_tf.data import load_manifest
 from ser_tf.features.cache import extract_features
-from ser_tf.reporting.machine import cpu_info
+from ser_tf.util.machine import cpu_info
 
 
 def _versions() -> dict:
@@ -217,7 +217,7 @@ def run(dataset: str, data_dir, recipe_name: str, out=None, *, batch_size: int =
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ser_tf.features.bench",
+    parser = argparse.ArgumentParser(prog="python -m ser_tf.bench.features",
                                      description="Measure feature-extraction files/s "
                                                  "(cold and warm cache).")
     parser.add_argument("--dataset", required=True, help="corpus name, e.g. EMODB")
@@ -234,7 +234,7 @@ def main(argv=None) -> int:
                      batch_size=args.batch_size, warm_repeats=args.warm_repeats,
                      limit=args.limit, on_bad_audio=args.on_bad_audio)
     except (FileNotFoundError, ValueError, KeyError, OSError) as err:
-        print(f"ser_tf.features.bench: error: {err}", file=sys.stderr)
+        print(f"ser_tf.bench.features: error: {err}", file=sys.stderr)
         return 1
     print(f"{record['corpus']} / {args.recipe}: {record['files']} files; "
           f"cold {record['cold']['files_per_second']} files/s, "

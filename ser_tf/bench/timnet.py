@@ -1,4 +1,4 @@
-"""How fast TIM-Net trains, with and without XLA: ``python -m ser_tf.experiments.bench_timnet``.
+"""How fast TIM-Net trains, with and without XLA: ``python -m ser_tf.bench.timnet``.
 
 The TIM-Net issue asks to compile with XLA where it is faster, measured. This times
 ``model.fit`` epochs of TIM-Net compiled exactly as :func:`ser_tf.training.classifier.train_fold`
@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ser_tf.experiments.bench_lightsernet import _load, _threads, time_training
+from ser_tf.bench.lightsernet import _load, _threads, time_training
 from ser_tf.experiments.timnet import DATASETS, PAPER, load_config
 
 FORMAT = "ser_tf.bench.timnet/1"
@@ -55,10 +55,10 @@ def _compiler(feature_set, cfg: dict, n_blocks: int, seed: int):
 def benchmark(manifest, *, epochs: int = 5, warmup_epochs: int = 2, jit=(False, True),
               batch_size: int | None = None, cache_dir=None, quiet: bool = True) -> dict:
     """Time TIM-Net training epochs on ``manifest`` for each ``jit`` setting; the record."""
-    from ser_tf.features.bench import OtherLoad, _versions, note_contention
+    from ser_tf.bench.features import OtherLoad, _versions, note_contention
     from ser_tf.features.cache import extract_features
     from ser_tf.features.recipes import get_recipe
-    from ser_tf.reporting.machine import cpu_info
+    from ser_tf.util.machine import cpu_info
     from ser_tf.training.protocols import TIMNET_PAPER_SEEDS, make_folds
 
     if epochs < 1 or warmup_epochs < 0:
@@ -120,7 +120,7 @@ def benchmark(manifest, *, epochs: int = 5, warmup_epochs: int = 2, jit=(False, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ser_tf.experiments.bench_timnet",
+    parser = argparse.ArgumentParser(prog="python -m ser_tf.bench.timnet",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=str.upper, default="EMODB", choices=DATASETS)
     parser.add_argument("--data-dir", help="corpus folder (default: $SER_TF_DATA/<corpus>)")
@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from ser_tf.data import load_manifest
-    from ser_tf.training.kfold import write_json_atomic
+    from ser_tf.util.jsonio import write_json_atomic
 
     args = build_parser().parse_args(argv)
     options = {"merge_calm": False} if args.dataset == "RAVDESS" else {}

@@ -1,5 +1,5 @@
 """Do full batches remove Light-SERNet's epoch-to-epoch swings?
-``python -m ser_tf.experiments.bench_swing --train-folds 0,6``.
+``python -m ser_tf.bench.swing --train-folds 0,6``.
 
 With one pass per epoch and no ``drop_remainder``, every Light-SERNet epoch on EMO-DB ends
 on a batch of ``n_train % 32`` utterances (1 or 2 on some speaker folds): BatchNorm in
@@ -81,7 +81,8 @@ def benchmark(base: list[str], folds: list[int], *, from_epoch: int, train: bool
     """Train (or resume) ``folds`` with full and with partial batches, fold by fold (both
     settings of the first fold first), then summarise every finished one."""
     from ser_tf.experiments import lightsernet
-    from ser_tf.training.kfold import RESULT_FILE, fold_dir_name, read_json
+    from ser_tf.training.kfold import RESULT_FILE, fold_dir_name
+    from ser_tf.util.jsonio import read_json
 
     if train:
         for fold in folds:
@@ -105,7 +106,7 @@ def benchmark(base: list[str], folds: list[int], *, from_epoch: int, train: bool
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ser_tf.experiments.bench_swing",
+        prog="python -m ser_tf.bench.swing",
         description="Light-SERNet: validation-accuracy swings with full vs partial batches.",
         epilog="Other arguments go to python -m ser_tf.experiments.lightsernet (e.g. "
                "--data-dir, --epochs, --results-dir).")
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from ser_tf.data.fingerprint import fingerprint  # noqa: F401  (fails early if broken)
-    from ser_tf.training.kfold import write_json_atomic
+    from ser_tf.util.jsonio import write_json_atomic
 
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m ser_tf.features.bench_pipeline --out experiments/results/bench/pipeline-stall.json
+    python -m ser_tf.bench.pipeline --out experiments/results/bench/pipeline-stall.json
 
 Keras's ``fit`` makes a new iterator of the training set every epoch and destroys the old
 one; with the autotuner on, the destruction can wait for the autotuner's background
@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ser_tf.features.bench import _versions, write_record
-from ser_tf.reporting.machine import cpu_info
+from ser_tf.bench.features import _versions, write_record
+from ser_tf.util.machine import cpu_info
 
 
 def destruction_seconds(*, autotune: bool, epochs: int, n_examples: int, batch_size: int,
@@ -80,7 +80,7 @@ def benchmark_stall(*, epochs: int = 8, n_examples: int = 480, batch_size: int =
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ser_tf.features.bench_pipeline",
+    parser = argparse.ArgumentParser(prog="python -m ser_tf.bench.pipeline",
                                      description="Time the destruction of each epoch's "
                                                  "tf.data iterator, autotuner off and on.")
     parser.add_argument("--out", default=None, help="write the JSON record here")

@@ -1,4 +1,4 @@
-"""Where a training epoch's time goes: ``python -m ser_tf.experiments.bench_epoch``.
+"""Where a training epoch's time goes: ``python -m ser_tf.bench.epoch``.
 
 For Light-SERNet and TIM-Net on EMO-DB (fold 0 of the ``paper`` protocol: 9/10 of the
 corpus trains, the test fold validates), after ``--warmup`` untimed epochs:
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_tf.experiments.bench_lightsernet import _EpochTimer, _load, _threads, default_data_dir
-from ser_tf.reporting.machine import cpu_info
+from ser_tf.bench.lightsernet import _EpochTimer, _load, _threads, default_data_dir
+from ser_tf.util.machine import cpu_info
 
 FORMAT = "ser_tf.bench.epoch/1"
 PAPERS = ("lightsernet", "timnet")
@@ -151,7 +151,7 @@ def benchmark(paper: str, manifest, *, epochs: int = 6, warmup: int = 2, cache_d
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ser_tf.experiments.bench_epoch",
+    parser = argparse.ArgumentParser(prog="python -m ser_tf.bench.epoch",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--paper", choices=PAPERS, default="lightsernet")
     parser.add_argument("--data-dir", help="EMO-DB folder (default: $SER_TF_DATA/emodb, else "
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from ser_tf.data import load_manifest
-    from ser_tf.training.kfold import write_json_atomic
+    from ser_tf.util.jsonio import write_json_atomic
 
     args = build_parser().parse_args(argv)
     if args.epochs < 1 or args.warmup < 0:

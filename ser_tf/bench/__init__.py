@@ -1,0 +1,1 @@
+"""Benchmarks: speed, feature throughput, TFLite latency, training-behaviour checks. Each module is a command (``python -m ser_tf.bench.<name>``) that writes a record under ``experiments/results/bench/``."""
