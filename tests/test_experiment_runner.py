@@ -8,8 +8,10 @@ import pytest
 from ser_tf.data import load_manifest
 from ser_tf.data.synthetic import make_emodb_like
 from ser_tf.features.recipes import get_recipe
+from ser_tf.experiments import runner
 from ser_tf.training import classifier
-from ser_tf.training.classifier import FitConfig, run_experiment
+from ser_tf.training.classifier import FitConfig
+from ser_tf.experiments.runner import run_experiment
 from ser_tf.training.kfold import RunLockedError
 
 
@@ -64,7 +66,7 @@ def killed_in_fold_1_once(monkeypatch):
             raise KeyboardInterrupt("killed")
         return real(fold, fold_dir, **kw)
 
-    monkeypatch.setattr(classifier, "train_fold", flaky)
+    monkeypatch.setattr(runner, "train_fold", flaky)
     return calls
 
 

@@ -120,7 +120,8 @@ def test_data_check_verify_names_what_differs(release, tmp_path, capsys, monkeyp
 
 def test_plan_records_the_fingerprint_and_a_new_copy_gets_a_new_run_id(release, tmp_path):
     from ser_tf.features.recipes import get_recipe
-    from ser_tf.training.classifier import FitConfig, plan_experiment
+    from ser_tf.training.classifier import FitConfig
+    from ser_tf.experiments.runner import plan_experiment
 
     root, _ = release
     copy = tmp_path / "copy"

@@ -81,7 +81,7 @@ def benchmark(base: list[str], folds: list[int], *, from_epoch: int, train: bool
     """Train (or resume) ``folds`` with full and with partial batches, fold by fold (both
     settings of the first fold first), then summarise every finished one."""
     from ser_tf.experiments import lightsernet
-    from ser_tf.training.kfold import RESULT_FILE, fold_dir_name
+    from ser_tf.training.rundir import RESULT_FILE, fold_dir_name
     from ser_tf.util.jsonio import read_json
 
     if train:

@@ -128,7 +128,7 @@ def _setup(args: argparse.Namespace):
 def plan(args: argparse.Namespace):
     """The :class:`ExperimentPlan` (run id, folds, work folder) of the run ``args`` describe;
     nothing is trained."""
-    from ser_tf.training.classifier import plan_experiment
+    from ser_tf.experiments.runner import plan_experiment
 
     manifest, recipe, _, experiment = _setup(args)
     return plan_experiment(manifest, recipe, **experiment)
@@ -136,7 +136,7 @@ def plan(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> dict:
     """Run the experiment described by parsed arguments; returns ``run_experiment``'s dict."""
-    from ser_tf.training.classifier import run_experiment
+    from ser_tf.experiments.runner import run_experiment
     from ser_tf.training.seeding import get_strategy
 
     manifest, recipe, build, experiment = _setup(args)
@@ -165,7 +165,7 @@ def _ship(args, manifest, recipe, build, experiment) -> dict:
     """``--ship-fold N``: export a finished fold of the run these flags describe."""
     from ser_tf.experiments.lightsernet_export import ship_fold
     from ser_tf.features.cache import extract_features
-    from ser_tf.training.classifier import plan_experiment
+    from ser_tf.experiments.runner import plan_experiment
 
     plan = plan_experiment(manifest, recipe, **experiment)
     weights = plan.work_dir / f"fold_{args.ship_fold:02d}" / "final.weights.h5"

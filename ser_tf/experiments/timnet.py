@@ -155,7 +155,7 @@ def _setup(args: argparse.Namespace) -> dict:
 def plan(args: argparse.Namespace):
     """The :class:`ExperimentPlan` (run id, folds, work folder) of the run ``args`` describe;
     nothing is trained."""
-    from ser_tf.training.classifier import plan_experiment
+    from ser_tf.experiments.runner import plan_experiment
 
     setup = _setup(args)
     return plan_experiment(setup["manifest"], setup["recipe"], **setup["experiment"])
@@ -163,7 +163,7 @@ def plan(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> dict:
     """Run the experiment described by parsed arguments; returns ``run_experiment``'s dict."""
-    from ser_tf.training.classifier import run_experiment
+    from ser_tf.experiments.runner import run_experiment
     from ser_tf.training.seeding import get_strategy
 
     setup = _setup(args)
@@ -203,17 +203,17 @@ def run(args: argparse.Namespace) -> dict:
         feature_set=setup["feature_set"], **setup["experiment"])
 
 
-EMBEDDING_FILE = "embedding.npz"
+from ser_tf.training.rundir import EMBEDDING_FILE  # noqa: E402
 
 
 def store_fold_embedding(work_dir, fold, feature_set, build_model) -> Path:
     """``fold_XX/embedding.npz``: the fused embedding of the fold's test utterances by its
     chosen weights, with their class indices, ids and the weights' sha256. Written when the
     fold ends, so the run's t-SNE does not need the weights to outlive that session."""
-    from ser_tf.export.evaluate import WEIGHTS_FILE
+    from ser_tf.training.rundir import WEIGHTS_FILE
     from ser_tf.util.jsonio import content_hash
     from ser_tf.models.timnet import embedding_model
-    from ser_tf.training.kfold import fold_dir_name
+    from ser_tf.training.rundir import fold_dir_name
 
     fold_dir = Path(work_dir) / fold_dir_name(fold)
     model = build_model(len(feature_set.label_names))
@@ -236,9 +236,9 @@ def store_fold_embedding(work_dir, fold, feature_set, build_model) -> Path:
 def ensure_fold_embedding(work_dir, fold, feature_set, build_model) -> dict:
     """The fold's ``embedding.npz`` contents, (re)computed from its weights when missing or
     stale (other test ids, or weights on disk with another hash); idempotent."""
-    from ser_tf.export.evaluate import WEIGHTS_FILE
+    from ser_tf.training.rundir import WEIGHTS_FILE
     from ser_tf.util.jsonio import content_hash
-    from ser_tf.training.kfold import fold_dir_name
+    from ser_tf.training.rundir import fold_dir_name
 
     path = Path(work_dir) / fold_dir_name(fold) / EMBEDDING_FILE
     weights = path.with_name(WEIGHTS_FILE)

@@ -21,9 +21,9 @@ from ser_tf.export.tflite import ALL, export_variants
 from ser_tf.util.jsonio import content_hash
 from ser_tf.lite import LiteModel, sidecar_path
 from ser_tf.util.machine import cpu_info
+from ser_tf.training.rundir import TFLITE_FILE, WEIGHTS_FILE, fold_dir_name
 
 SCORE_KEYS = ("UA", "WA", "macro_F1", "weighted_F1")
-WEIGHTS_FILE = "final.weights.h5"  # written by ser_tf.training.classifier.train_fold
 
 
 def _probabilities(path, features, batch_size: int = 64, num_threads: int = 1) -> np.ndarray:
@@ -220,7 +220,6 @@ def summarise_fold_exports(rows: list[dict], latency: dict, *, kept_fold=None,
 
 
 def _fold_weights(work_dir, folds) -> dict:
-    from ser_tf.training.kfold import fold_dir_name
 
     weights = {int(f.index): Path(work_dir) / fold_dir_name(f) / WEIGHTS_FILE for f in folds}
     missing = [str(p) for p in weights.values() if not p.is_file()]
@@ -245,7 +244,7 @@ def export_fold_models(work_dir, folds, feature_set, build_model: Callable, out_
     scored. Latency is measured on the kept fold's files (the first fold's with ``"all"``).
     Returns :func:`summarise_fold_exports` of the folds, with ``files`` the kept ones.
     """
-    from ser_tf.training.kfold import as_folds, fold_dir_name
+    from ser_tf.training.kfold import as_folds
 
     folds = as_folds(folds)
     if not folds:
@@ -285,7 +284,6 @@ def export_fold_models(work_dir, folds, feature_set, build_model: Callable, out_
                                   latency_host=host)
 
 
-FOLD_EXPORT_FILE = "tflite.json"
 
 
 def export_fold_scores(work_dir, fold, feature_set, build_model: Callable, *, recipe,
@@ -302,7 +300,6 @@ def export_fold_scores(work_dir, fold, feature_set, build_model: Callable, *, re
     """
     import tempfile
 
-    from ser_tf.training.kfold import fold_dir_name
 
     from ser_tf.util.jsonio import read_json, write_json_atomic
 
@@ -318,7 +315,7 @@ def export_fold_scores(work_dir, fold, feature_set, build_model: Callable, *, re
         row["latency_host"] = cpu_info()
     row["representative_size"] = int(min(representative_size, len(fold.train_ids)))
     row["weights_sha256"] = content_hash(weights)
-    path = Path(work_dir) / fold_dir_name(fold) / FOLD_EXPORT_FILE
+    path = Path(work_dir) / fold_dir_name(fold) / TFLITE_FILE
     write_json_atomic(path, row)
     return read_json(path)
 
@@ -326,10 +323,9 @@ def export_fold_scores(work_dir, fold, feature_set, build_model: Callable, *, re
 def current_fold_export(work_dir, fold) -> dict | None:
     """The fold's stored ``tflite.json`` row if it describes the weights on disk (or no
     weights are left to compare with), else ``None`` (missing, or the fold was retrained)."""
-    from ser_tf.training.kfold import fold_dir_name
     from ser_tf.util.jsonio import read_json
 
-    path = Path(work_dir) / fold_dir_name(fold) / FOLD_EXPORT_FILE
+    path = Path(work_dir) / fold_dir_name(fold) / TFLITE_FILE
     if not path.is_file():
         return None
     row = read_json(path)

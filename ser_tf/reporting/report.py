@@ -331,6 +331,7 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
 
 def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
     """One line per unfinished run (``<run-id>.work`` without a record): folds done so far."""
+    from ser_tf.training.rundir import RunDir
     from ser_tf.util.jsonio import read_json
 
     lines = []
@@ -339,9 +340,9 @@ def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
         if (work.parent / work.name[: -len(".work")] / "record.json").exists():
             continue
         done = sorted(work.glob("fold_*/result.json"))
-        total = len(read_json(work / "folds.json").get("folds", [])) if (
-            work / "folds.json").exists() else "?"
-        config = read_json(work / "config.json") if (work / "config.json").exists() else {}
+        run = RunDir(work)
+        total = len(read_json(run.folds).get("folds", [])) if run.folds.exists() else "?"
+        config = read_json(run.config) if run.config.exists() else {}
         setting = ", ".join(f"{k} {_config_value(config, k)}"
                             for k in ("protocol", "loss", "duration", "checkpoint", "epochs")
                             if _config_value(config, k) is not None)
@@ -366,11 +367,12 @@ def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
 def _int8_drops(done: Sequence[Path]) -> list[str]:
     """``"fold_XX: int8 minus float32 UA"`` of each finished fold (its ``result.json`` in
     ``done``) whose TFLite scores are there (``tflite.json`` beside it)."""
+    from ser_tf.training.rundir import TFLITE_FILE
     from ser_tf.util.jsonio import read_json
 
     drops = []
     for result in done:
-        path = result.parent / "tflite.json"
+        path = result.parent / TFLITE_FILE
         variants = read_json(path).get("variants", {}) if path.exists() else {}
         if "int8" in variants and "float32" in variants:
             # The folder name, not a number: fold_00 is "fold 1" elsewhere in the README.

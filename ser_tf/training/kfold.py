@@ -39,10 +39,8 @@ from typing import Any
 
 from ser_tf.util.jsonio import read_json, write_json_atomic
 
-FOLDS_FILE = "folds.json"
-RESULT_FILE = "result.json"
-BACKUP_DIR = "backup"
-LOCK_FILE = "run.lock"
+from ser_tf.training.rundir import (BACKUP_DIR, FOLDS_FILE, HISTORY_FILE, LOCK_FILE, RESULT_FILE,
+                                   fold_dir_name)
 
 try:
     import fcntl
@@ -55,11 +53,6 @@ def as_folds(folds: Sequence[Any]) -> list:
     from ser_tf.training.protocols import Fold
 
     return [f if isinstance(f, Fold) else Fold.from_dict(dict(f)) for f in folds]
-
-
-def fold_dir_name(fold) -> str:
-    """``fold_00`` for the fold with ``index`` 0 (protocols number folds from 0)."""
-    return f"fold_{int(fold.index):02d}"
 
 
 def write_folds(path: str | os.PathLike, folds: Sequence[Any]) -> Path:
@@ -260,7 +253,7 @@ def fold_callbacks(fold_dir: str | os.PathLike, *, policy=None, logger=None,
     if policy is not None:
         callbacks.append(policy)
     if history:
-        callbacks.append(HistoryLog(Path(fold_dir) / "history.json"))
+        callbacks.append(HistoryLog(Path(fold_dir) / HISTORY_FILE))
     if logger is not None:
         callbacks.append(logger)
     return callbacks

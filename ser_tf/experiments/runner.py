@@ -1,0 +1,180 @@
+"""A run of an experiment: features (cached) -> folds -> resumable k-fold -> atomic run record.
+
+:func:`plan_experiment` resolves what a run is (its config, whose hash is the run id, its
+folds and work folder) without training; :func:`run_experiment` trains the folds not done
+yet with :func:`ser_tf.training.classifier.train_fold` and writes the record when all are.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ser_tf.data.manifest import Manifest
+from ser_tf.training.classifier import FitConfig, train_fold
+from ser_tf.training.rundir import CONFIG_FILE, RESULT_FILE, WEIGHTS_FILE, fold_dir_name
+
+
+@dataclass
+class ExperimentPlan:
+    """What a run is before it runs: its resolved config (whose hash is the run id), its
+    folds and its work folder. Experiments use it to find a run's outputs again."""
+
+    config: dict
+    folds: list
+    fit: FitConfig
+    run_id: str
+    work_dir: Path
+
+
+def plan_experiment(manifest: Manifest, recipe, *, paper: str, protocol: str, fit: FitConfig,
+                    results_dir="experiments/results", n_folds: int | None = 10,
+                    fold_seed: int | None = None, paper_style: str = "lightsernet",
+                    val_fraction: float = 0.1, config_extra: dict | None = None,
+                    fingerprint_data: bool = True) -> ExperimentPlan:
+    """Resolve the config, the folds and the work folder of a run (nothing is trained).
+
+    ``fingerprint_data``: store the corpus copy's fingerprint (:mod:`ser_tf.data.fingerprint`:
+    file count, sample rates, durations, release check) in the config, so a run on another
+    copy of the corpus gets another run id. Off only for features that come with their own
+    digest (e.g. the TIM-Net authors' MFCC file) and manifests without audio files.
+    """
+    from ser_tf.data.fingerprint import fingerprint
+    from ser_tf.reporting.records import run_id
+    from ser_tf.training.protocols import TEST_SELECTING, make_folds
+
+    if protocol in TEST_SELECTING and fit.checkpoint == "best-val":
+        # Under the paper protocol the validation ids ARE the test ids; say so in the policy.
+        fit = FitConfig(**{**fit.to_dict(), "checkpoint": "paper"})
+    folds = make_folds(manifest, protocol, n_folds=n_folds, seed=fold_seed,
+                       val_fraction=val_fraction, paper_style=paper_style)
+    config = {"paper": paper, "corpus": manifest.corpus, "protocol": protocol,
+              "recipe": recipe.config(), "fit": fit.to_dict(), "n_folds": len(folds),
+              "fold_seed": fold_seed, "paper_style": paper_style, "val_fraction": val_fraction,
+              "labels": list(manifest.labels), "n_utterances": len(manifest),
+              **(config_extra or {})}
+    if fingerprint_data:
+        config["data"] = fingerprint(manifest)
+    rid = run_id(config)
+    work_dir = Path(results_dir) / paper / manifest.corpus / f"{rid}.work"
+    return ExperimentPlan(config, folds, fit, rid, work_dir)
+
+
+def _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done) -> None:
+    """``on_fold_done`` for finished folds whose weights are still here (see run_experiment)."""
+    from ser_tf.util.jsonio import read_json
+
+    for fold in folds:
+        fold_dir = Path(work_dir) / fold_dir_name(fold)
+        if (fold_dir / RESULT_FILE).is_file() and (fold_dir / WEIGHTS_FILE).is_file():
+            on_fold_done(work_dir, fold, feature_set, read_json(fold_dir / RESULT_FILE))
+
+
+def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: str,
+                   protocol: str, fit: FitConfig, results_dir="experiments/results",
+                   cache_dir=None, n_folds: int | None = 10, fold_seed: int | None = None,
+                   paper_style: str = "lightsernet", val_fraction: float = 0.1,
+                   config_extra: dict | None = None, fingerprint_data: bool = True,
+                   strategy=None, quiet: bool = False,
+                   after_folds: Callable | None = None, on_fold_done: Callable | None = None,
+                   feature_set=None, train_only=None) -> dict:
+    """Features -> folds -> resumable k-fold training -> run record.
+
+    The work folder ``<results_dir>/<paper>/<corpus>/<run-id>.work/`` holds each finished
+    fold's ``result.json`` (and, mid-fold, the Keras backup): the same call after a kill
+    resumes at the first unfinished fold. When every fold is done, the record is written
+    atomically to ``<results_dir>/<paper>/<corpus>/<run-id>/``.
+
+    ``after_folds(work_dir, folds, feature_set, results) -> (details, extra_files)`` runs
+    once all folds are done (e.g. TFLite export of every fold's model); ``details`` become
+    sections of ``record.json`` and ``extra_files`` ({name: path}) are copied into the record.
+    It is not part of the config, so adding it does not change the run id.
+
+    ``on_fold_done(work_dir, fold, feature_set, result)`` runs right after each fold that
+    trains in this call has stored its result (e.g. score that fold's TFLite variants or
+    store its test embeddings while its weights are on disk), and, when a run resumes, for
+    every finished fold whose weights file is on this machine: it must be idempotent (skip
+    what is already done), and it makes what an earlier session left undone while the
+    weights still exist. ``after_folds`` should still cope with folds lacking its outputs.
+
+    ``feature_set``: features computed elsewhere (e.g. the TIM-Net authors' MFCC files,
+    :mod:`ser_tf.data.timnet_features`) instead of extracting them from the manifest's audio;
+    its ids must be the manifest's. Say where they came from in ``config_extra``.
+
+    ``train_only``: train just these fold indices in this call (the others wait); the
+    record is written only once every fold has finished, so until then ``record`` is None.
+
+    Returns ``{"run_id", "work_dir", "record" (its folder or None), "n_folds",
+    "folds_done" (indices), "feature_stats"}``.
+    """
+    from ser_tf.features.cache import extract_features
+    from ser_tf.reporting.records import write_run_record
+    from ser_tf.training.kfold import run_kfold, run_lock
+    from ser_tf.util.jsonio import write_json_atomic
+    from ser_tf.training.protocols import paper_protocol_warning
+
+    plan = plan_experiment(manifest, recipe, paper=paper, protocol=protocol, fit=fit,
+                           results_dir=results_dir, n_folds=n_folds, fold_seed=fold_seed,
+                           paper_style=paper_style, val_fraction=val_fraction,
+                           config_extra=config_extra, fingerprint_data=fingerprint_data)
+    folds, work_dir = plan.folds, plan.work_dir
+    warning = paper_protocol_warning(protocol, plan.fit.checkpoint, plan.fit.patience)
+    if warning and not quiet:
+        print(f"NOTE: {warning}")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    # One process per run: a second one (another terminal, a make reaching this run) stops
+    # here, before it writes anything the first is writing.
+    with run_lock(work_dir):
+        # config.json tells a later session what this run is
+        write_json_atomic(work_dir / CONFIG_FILE, plan.config)
+        if feature_set is None:
+            feature_set = extract_features(manifest, recipe, cache_dir, progress=not quiet)
+        elif list(feature_set.ids) != [u.utterance_id for u in manifest]:
+            raise ValueError("feature_set ids differ from the manifest's utterance ids")
+        from ser_tf.reporting.records import git_info
+
+        # The code this process runs: commits landing during a long run do not change it.
+        git = git_info()
+        if on_fold_done is not None:
+            _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done)
+        start = time.perf_counter()
+        trained = []
+
+        def train(fold, fold_dir):
+            trained.append(fold.index)
+            return train_fold(fold, fold_dir, feature_set=feature_set, build_model=build_model,
+                              fit=plan.fit, strategy=strategy, n_folds=len(folds), quiet=quiet)
+
+        results = run_kfold(work_dir, folds, train, train_only=train_only,
+            on_fold_done=None if on_fold_done is None else
+            lambda fold, result: on_fold_done(work_dir, fold, feature_set, result))
+        done = [int(r["fold"]) for r in results]
+        if len(results) < len(folds):
+            return {"run_id": plan.run_id, "work_dir": work_dir, "record": None,
+                    "n_folds": len(folds), "folds_done": done,
+                    "feature_stats": feature_set.stats}
+        wall = sum(float(r.get("seconds", 0.0)) for r in results) or time.perf_counter() - start
+        details, extra_files = {}, None
+        if after_folds is not None:
+            details, extra_files = after_folds(work_dir, folds, feature_set, results)
+        if manifest.skipped:
+            details = {**details, "skipped_audio": list(manifest.skipped)}
+        provenance = {"git": git}
+        previous = plan.work_dir.parent / plan.run_id / "record.json"
+        if not trained and previous.is_file():
+            # Nothing trained in this call (a rerun of a finished run, e.g. by make): the
+            # record is rebuilt from the same fold results, and keeps naming the commit, time,
+            # machine and package versions of the process that trained them, not this one's.
+            from ser_tf.util.jsonio import read_json
+
+            old = read_json(previous)
+            provenance = {"git": old.get("git", git), "created": old.get("created"),
+                          "machine": old.get("machine"), "versions": old.get("versions")}
+        record = write_run_record(results_dir, config=plan.config, protocol=protocol, folds=folds,
+                                  fold_results=results, wall_time=wall, labels=manifest.labels,
+                                  extra_files=extra_files, details=details, overwrite=True,
+                                  **provenance)
+    return {"run_id": plan.run_id, "work_dir": work_dir, "record": record,
+            "n_folds": len(folds), "folds_done": done, "feature_stats": feature_set.stats}
