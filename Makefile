@@ -17,7 +17,7 @@ help:
 	@echo "make test     - install (if needed) and run the test suite"
 	@echo "make install  - create .venv (Python $(PYTHON_VERSION)) with the pinned dependencies"
 	@echo "make test-unit / test-integration - the tests without / with the shared corpora"
-	@echo "make reproduce-lightsernet - Light-SERNet on EMO-DB: 4 runs x 10 folds (hours; resumes)"
+	@echo "make reproduce-lightsernet - Light-SERNet on EMO-DB: 6 runs x 10 folds (hours; resumes)"
 	@echo "make reproduce-timnet      - TIM-Net on EMO-DB and RAVDESS (TIMNET_RUNS, TIMNET_EPOCHS)"
 	@echo "make bench-lightsernet     - seconds per epoch, feature throughput, TFLite latency"
 
@@ -57,7 +57,7 @@ demo: install
 # speaker-independent one, cross-entropy first (the shipped models come from its speaker
 # run). Hours on 2 cores; every run resumes where it stopped.
 EMODB_DIR ?= $(if $(SER_TF_DATA),$(SER_TF_DATA)/emodb,data/emodb)
-LIGHTSERNET_RUNS ?= cross_entropy:paper cross_entropy:speaker focal:paper focal:speaker
+LIGHTSERNET_RUNS ?= cross_entropy:paper-time focal:paper-time cross_entropy:paper cross_entropy:speaker focal:paper focal:speaker
 # The shipped models: fold 0 of this run (speaker-independent, chosen on validation speakers).
 LIGHTSERNET_SHIP ?= cross_entropy:speaker
 reproduce-lightsernet: install
@@ -71,7 +71,7 @@ reproduce-lightsernet: install
 	$(PY) -m ser_tf.experiments.lightsernet --dataset EMODB --duration 3 --input mfcc \
 	  --loss $(firstword $(subst :, ,$(LIGHTSERNET_SHIP))) --protocol $(lastword $(subst :, ,$(LIGHTSERNET_SHIP))) \
 	  --data-dir "$(EMODB_DIR)" --ship-fold 0
-	$(VENV)/bin/ser-tf report --paper lightsernet --readme README.md
+	$(VENV)/bin/ser-tf report --paper lightsernet --readme ser_tf/papers/lightsernet/README.md
 
 # TIM-Net benchmarks: EMO-DB and RAVDESS under the paper protocol (authors' KFold seeds,
 # epoch chosen on the test fold) and the speaker-independent one. Every run also scores its
@@ -90,7 +90,7 @@ reproduce-timnet: install
 	  $(PY) -m ser_tf.experiments.timnet --dataset $$corpus --protocol $$protocol \
 	    --epochs $(TIMNET_EPOCHS) --data-dir "$$dir" || exit 1; \
 	done
-	$(VENV)/bin/ser-tf report --paper timnet --readme README.md
+	$(VENV)/bin/ser-tf report --paper timnet --readme ser_tf/papers/timnet/README.md
 
 clean-venv:
 	rm -rf $(VENV)

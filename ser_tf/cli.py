@@ -25,6 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_cli(data_commands)
     check.add_cli(data_commands)
 
+    from ser_tf.papers import paper_names
+
+    train = commands.add_parser(
+        "train", help="train and evaluate a paper's model (resumable k-fold run)",
+        description="ser-tf train PAPER [flags]: the paper's run; `ser-tf train PAPER --help` "
+                    "lists its flags.", add_help=False)
+    train.add_argument("paper", choices=paper_names(), nargs="?", help="the paper")
+    train.add_argument("rest", nargs=argparse.REMAINDER, help="the paper's flags")
+    train.set_defaults(handler=_train, train_parser=train)
+
     from ser_tf.reporting import report
 
     report.add_cli(commands)
@@ -33,6 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict.add_cli(commands)
     return parser
+
+
+def _train(args) -> int:
+    from ser_tf.experiments import runner
+    from ser_tf.papers import get_paper
+
+    if args.paper is None:
+        args.train_parser.print_help()
+        return 2
+    spec = get_paper(args.paper)
+    return runner.main(spec, args.rest, prog=f"ser-tf train {args.paper}")
 
 
 def main(argv: list[str] | None = None) -> int:

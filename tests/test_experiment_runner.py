@@ -11,6 +11,7 @@ from ser_tf.features.recipes import get_recipe
 from ser_tf.experiments import runner
 from ser_tf.training import classifier
 from ser_tf.training.classifier import FitConfig
+from ser_tf.training.protocols import PaperSplit, kfold_test_folds
 from ser_tf.experiments.runner import run_experiment
 from ser_tf.training.kfold import RunLockedError
 
@@ -107,8 +108,13 @@ def test_a_run_another_process_is_training_is_refused_untouched(corpus, tmp_path
     assert calls == [0, 1, 1] and (out["record"] / "record.json").is_file()
 
 
+#: A paper's own split for the tests: the shared shuffled KFold, chosen on the test fold.
+TINY_SPLIT = PaperSplit("tiny", {"paper": kfold_test_folds}, lambda manifest, protocol: 0)
+
+
 def test_paper_protocol_selects_on_test_and_says_so(corpus, tmp_path, capsys):
     out = run_experiment(corpus, RECIPE, tiny_model, paper="tiny", protocol="paper", fit=FIT,
+                         paper_split=TINY_SPLIT,
                          results_dir=tmp_path / "r", cache_dir=tmp_path / "c", n_folds=2,
                          fold_seed=3, quiet=False)
     record = json.loads((out["record"] / "record.json").read_text())
@@ -123,6 +129,7 @@ def test_paper_protocol_with_the_last_epoch_chooses_nothing_on_test(corpus, tmp_
     from dataclasses import replace
 
     out = run_experiment(corpus, RECIPE, tiny_model, paper="tiny", protocol="paper",
+                         paper_split=TINY_SPLIT,
                          fit=replace(FIT, checkpoint="last"), results_dir=tmp_path / "r",
                          cache_dir=tmp_path / "c", n_folds=2, fold_seed=3, quiet=True)
     record = json.loads((out["record"] / "record.json").read_text())

@@ -9,9 +9,21 @@ import pytest
 from sklearn.model_selection import KFold
 
 from ser_tf.data.manifest import Manifest, Utterance
+from ser_tf.papers.lightsernet.folds import CODE_SPEAKER_SPLIT as CODE_SPEAKER
+from ser_tf.papers.lightsernet.folds import PAPER_SEED as LIGHTSERNET_PAPER_SEED
+from ser_tf.papers.lightsernet.folds import SPLIT as LIGHTSERNET
+from ser_tf.papers.timnet.folds import PAPER_SEEDS as TIMNET_PAPER_SEEDS
+from ser_tf.papers.timnet.folds import SPLIT as TIMNET
 from ser_tf.training.protocols import (
-    LIGHTSERNET_PAPER_SEED, TIMNET_PAPER_SEEDS, Fold, check_folds, folds_digest, load_folds,
-    make_folds, paper_protocol_warning, save_folds)
+    Fold, check_folds, folds_digest, load_folds, paper_protocol_warning, save_folds)
+from ser_tf.training.protocols import make_folds as shared_make_folds
+
+
+def make_folds(manifest, protocol, **kwargs):
+    """The shared make_folds, with Light-SERNet's split for the paper protocols unless a
+    test names another."""
+    kwargs.setdefault("paper_split", LIGHTSERNET)
+    return shared_make_folds(manifest, protocol, **kwargs)
 
 LABELS = ("anger", "boredom", "neutral", "sadness")
 
@@ -54,7 +66,7 @@ def test_same_seed_same_folds_different_seed_different(protocol):
     assert folds_digest(a) != folds_digest(c)
 
 
-@pytest.mark.parametrize("protocol,kwargs", [("paper", {}), ("paper", {"paper_style": "timnet"}),
+@pytest.mark.parametrize("protocol,kwargs", [("paper", {}), ("paper", {"paper_split": TIMNET}),
                                              ("clean", {}), ("speaker", {}),
                                              ("speaker", {"n_folds": 3})])
 def test_no_leakage_and_test_folds_partition(protocol, kwargs):
@@ -121,7 +133,7 @@ def test_iemocap_is_leave_one_session_out():
 
 def test_paper_timnet_equals_sklearn_kfold_over_the_authors_file_order():
     m = corpus(n=535, n_speakers=10)  # EMO-DB has 535 utterances
-    folds = make_folds(m, "paper", paper_style="timnet")  # seed from TIMNET_PAPER_SEEDS
+    folds = make_folds(m, "paper", paper_split=TIMNET)  # seed from TIMNET_PAPER_SEEDS
     assert TIMNET_PAPER_SEEDS["EMODB"] == 46
     # The authors' feature file: class by class (anger, boredom, ..., sadness), names in
     # order inside a class; KFold splits positions in that file.
@@ -132,10 +144,10 @@ def test_paper_timnet_equals_sklearn_kfold_over_the_authors_file_order():
         assert set(f.test_ids) == {rows[i].utterance_id for i in test}
         assert set(f.train_ids) == {rows[i].utterance_id for i in train}
         assert f.val_ids == f.test_ids and f.selection_on_test
-    other = make_folds(m, "paper", paper_style="timnet", seed=45)
+    other = make_folds(m, "paper", paper_split=TIMNET, seed=45)
     assert as_ids(other) != as_ids(folds)
     # Light-SERNet's paper folds keep the manifest order.
-    plain = make_folds(m, "paper", paper_style="lightsernet", seed=46)
+    plain = make_folds(m, "paper", paper_split=LIGHTSERNET, seed=46)
     ids = np.array([u.utterance_id for u in m])
     assert [f.test_ids for f in plain] == [list(ids[t]) for _, t in expected]
 
@@ -144,7 +156,7 @@ def test_timnet_paper_folds_do_not_depend_on_the_listing_order():
     # RAVDESS-like: files in actor folders; the authors' class folders mix actors, so the
     # file name alone orders a class ("...-02.wav" of actor 2 before "...-10.wav").
     from ser_tf.data import get_corpus
-    from ser_tf.data.timnet_features import AUTHORS_CLASS_ORDER, authors_file_order
+    from ser_tf.papers.timnet.authors_features import AUTHORS_CLASS_ORDER, authors_file_order
     labels = tuple(get_corpus("RAVDESS").labels)
     assert labels != AUTHORS_CLASS_ORDER["RAVDESS"]  # ours: neutral, calm, happiness, ...
     utts = [Utterance(f"a{a:02d}_{e}_{k}", f"/r/Actor_{a:02d}/03-01-0{e}-01-0{k}-01-{a:02d}.wav",
@@ -152,8 +164,8 @@ def test_timnet_paper_folds_do_not_depend_on_the_listing_order():
             for a in (10, 2, 1) for e in (4, 2, 1, 3) for k in (1, 2)]
     shuffled = Manifest("RAVDESS", labels, utts)
     listed = Manifest("RAVDESS", labels, sorted(utts, key=lambda u: u.path))
-    a = make_folds(shuffled, "paper", paper_style="timnet", n_folds=4)
-    b = make_folds(listed, "paper", paper_style="timnet", n_folds=4)
+    a = make_folds(shuffled, "paper", paper_split=TIMNET, n_folds=4)
+    b = make_folds(listed, "paper", paper_split=TIMNET, n_folds=4)
     assert [set(f.test_ids) for f in a] == [set(f.test_ids) for f in b]
     order = [listed[i] for i in authors_file_order(listed)]
     # Classes in the authors' order (anger, calm, ..., sadness), not ours.
@@ -168,7 +180,7 @@ def test_timnet_paper_folds_do_not_depend_on_the_listing_order():
 def test_timnet_file_order_on_emodb_labels_puts_neutral_before_sadness():
     # Our EMO-DB label order ends sadness, neutral; the authors' file ends neutral, sad.
     from ser_tf.data import get_corpus
-    from ser_tf.data.timnet_features import authors_file_order
+    from ser_tf.papers.timnet.authors_features import authors_file_order
     labels = tuple(get_corpus("EMODB").labels)
     assert labels.index("sadness") < labels.index("neutral")
     utts = [Utterance(f"03a0{k}{c}a", f"/e/03a0{k}{c}a.wav", label, "03", "EMODB")
@@ -181,19 +193,19 @@ def test_timnet_file_order_on_emodb_labels_puts_neutral_before_sadness():
 
 def test_paper_seed_defaults():
     m = corpus(name="RAVDESS")
-    assert as_ids(make_folds(m, "paper", paper_style="timnet")) == \
-        as_ids(make_folds(m, "paper", paper_style="timnet", seed=46))
+    assert as_ids(make_folds(m, "paper", paper_split=TIMNET)) == \
+        as_ids(make_folds(m, "paper", paper_split=TIMNET, seed=46))
     assert as_ids(make_folds(m, "paper")) == as_ids(make_folds(m, "paper",
                                                                seed=LIGHTSERNET_PAPER_SEED))
     with pytest.raises(ValueError, match="seed"):
-        make_folds(corpus(name="TESS"), "paper", paper_style="timnet")
+        make_folds(corpus(name="TESS"), "paper", paper_split=TIMNET)
 
 
 def test_lightsernet_speaker_style_groups_like_released_code():
-    folds = make_folds(corpus(n_speakers=10), "paper", paper_style="lightsernet_speaker")
+    folds = make_folds(corpus(n_speakers=10), "paper", paper_split=CODE_SPEAKER)
     assert len(folds) == 10 and all(f.selection_on_test for f in folds)
     m = iemocap()
-    folds = make_folds(m, "paper", paper_style="lightsernet_speaker")
+    folds = make_folds(m, "paper", paper_split=CODE_SPEAKER)
     # one fold per dialog prefix Ses0xF / Ses0xM (not per speaker)
     assert [f.test_groups[0] for f in folds] == [f"Ses0{s}{g}" for s in range(1, 6) for g in "FM"]
     assert all({i[:6] for i in f.test_ids} == set(f.test_groups) for f in folds)
@@ -267,7 +279,7 @@ def test_bad_inputs():
 def test_paper_time_pairs_are_the_authors_draw():
     # np.random.seed(42); np.random.permutation(list(combinations(range(10), 2)))[:10] in the
     # Light-SERNet code of October 2021: parts 2 and 8 are never tested, 5 and 6 four times.
-    from ser_tf.training.protocols import paper_time_pairs
+    from ser_tf.papers.lightsernet.folds import paper_time_pairs
 
     assert paper_time_pairs() == [(6, 7), (3, 5), (3, 6), (7, 9), (5, 6), (6, 9), (0, 5),
                                   (1, 5), (0, 9), (0, 4)]
@@ -307,3 +319,13 @@ def test_check_folds_allows_overlapping_tests_only_when_told():
     with pytest.raises(AssertionError, match="already tested"):
         check_folds(folds, m, partition=False)
     check_folds(folds, m, partition=False, disjoint_tests=False)
+
+
+def test_a_papers_own_protocol_needs_its_split():
+    m = corpus()
+    with pytest.raises(ValueError, match="pass the paper's PaperSplit"):
+        shared_make_folds(m, "paper")
+    with pytest.raises(ValueError, match=r"offers \['paper'\]"):
+        shared_make_folds(m, "paper-time", paper_split=TIMNET)
+    # The shared protocols need none.
+    assert len(shared_make_folds(m, "clean", n_folds=3)) == 3

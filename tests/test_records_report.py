@@ -118,7 +118,7 @@ def experiments_with_references(tmp_path):
     experiments = tmp_path / "experiments"
     for paper in ("lightsernet", "timnet"):
         (experiments / paper).mkdir(parents=True)
-        shutil.copy(REPO / "experiments" / paper / "reference.yaml", experiments / paper)
+        shutil.copy(REPO / "ser_tf" / "papers" / paper / "reference.yaml", experiments / paper)
     return experiments
 
 
@@ -205,12 +205,12 @@ def test_one_run_sits_beside_both_the_best_epoch_and_the_last_epoch_figures(tmp_
 
 
 def test_reference_files_hold_the_published_numbers():
-    light = load_reference(REPO / "experiments" / "lightsernet" / "reference.yaml")
+    light = load_reference(REPO / "ser_tf" / "papers" / "lightsernet" / "reference.yaml")
     cells = {(e["corpus"], e["setting"].get("loss")): e["metrics"] for e in light["entries"]}
     assert cells[("EMODB", "cross-entropy")] == {"UA": 94.15, "WA": 94.21, "F1": 94.16}
     assert cells[("EMODB", "focal")] == {"UA": 92.88, "WA": 93.08, "F1": 93.05}
     assert cells[("IEMOCAP", "focal")] == {"UA": 70.76, "WA": 70.23}
-    tim = load_reference(REPO / "experiments" / "timnet" / "reference.yaml")
+    tim = load_reference(REPO / "ser_tf" / "papers" / "timnet" / "reference.yaml")
     kinds = {(e["corpus"], e["source"]["kind"]): e["metrics"] for e in tim["entries"]}
     assert kinds[("SAVEE", "published")] == {"UA": 86.31, "WA": 87.71}
     assert kinds[("SAVEE", "corrected")] == {"UA": 77.26, "WA": 79.36}

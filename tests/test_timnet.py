@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ser_tf.reporting import embeddings
 from ser_tf.data.synthetic import make_emodb_like
-from ser_tf.data.timnet_features import (AUTHORS_CLASS_ORDER, TimnetFeaturesError,
+from ser_tf.papers.timnet.authors_features import (AUTHORS_CLASS_ORDER, TimnetFeaturesError,
                                          load_timnet_features, read_timnet_npy)
 from ser_tf.experiments import timnet as exp
 from ser_tf.models.timnet import DynamicFusion, build_timnet, embedding_model
@@ -223,13 +224,14 @@ def test_tsne_skips_folds_too_small_for_it_and_says_so(tmp_path):
         ids = [f"f{index}-u{i}" for i in range(n)]
         folds.append(Fold(index, [], [], ids, selection_on_test=False))
         (tmp_path / f"fold_{index:02d}").mkdir()
-        np.savez(tmp_path / f"fold_{index:02d}" / exp.EMBEDDING_FILE,
+        np.savez(tmp_path / f"fold_{index:02d}" / embeddings.EMBEDDING_FILE,
                  embedding=rng.normal(size=(n, 5)), labels=np.arange(n) % 2, ids=np.asarray(ids))
     features = SimpleNamespace(label_names=("anger", "neutral"))
-    about = exp.write_tsne(tmp_path, folds, features, None, tmp_path / "tsne.png")
+    about = embeddings.write_tsne(tmp_path, folds, features, None, None, tmp_path / "tsne.png")
     assert (about["file"], about["points"], about["folds"]) == ("tsne.png", 6, 2)
     assert about["folds_without_panel"] == [2] and (tmp_path / "tsne.png").stat().st_size > 0
-    about = exp.write_tsne(tmp_path, folds[1:], features, None, tmp_path / "none.png")
+    about = embeddings.write_tsne(tmp_path, folds[1:], features, None, None,
+                                  tmp_path / "none.png")
     assert about["file"] is None and not (tmp_path / "none.png").exists()
 
 
@@ -248,8 +250,9 @@ def test_features_loader_maps_the_authors_columns_to_our_label_order(tmp_path):
     assert features.stats["rows"] == 14 and len(features.stats["sha256"]) == 64
     # The file's rows are already in the authors' order: their KFold splits them as they are.
     from sklearn.model_selection import KFold
+    from ser_tf.papers.timnet.folds import SPLIT
     from ser_tf.training.protocols import make_folds
-    folds = make_folds(manifest, "paper", paper_style="timnet", n_folds=7)
+    folds = make_folds(manifest, "paper", paper_split=SPLIT, n_folds=7)
     expected = KFold(n_splits=7, shuffle=True, random_state=46).split(np.zeros(14))
     assert [f.test_ids for f in folds] == [[f"{i:04d}" for i in sorted(t)] for _, t in expected]
     # An explicit column order wins.

@@ -41,7 +41,7 @@ def paper_setup(paper: str, manifest):
     from ser_tf.training.classifier import FitConfig
 
     if paper == "lightsernet":
-        from ser_tf.experiments import lightsernet as exp
+        from ser_tf.papers.lightsernet import experiment as exp
         from ser_tf.models.lightsernet import build_lightsernet
 
         cfg, recipe = exp.load_config(), exp.feature_recipe("mfcc", 3.0)
@@ -52,17 +52,17 @@ def paper_setup(paper: str, manifest):
                         jit_compile=cfg["jit_compile"], full_batches=cfg["full_batches"])
         return recipe, (lambda n: build_lightsernet(n, shape)), fit
     if paper == "timnet":
-        from ser_tf.experiments import timnet as exp
+        from ser_tf.papers.timnet import experiment as exp
         from ser_tf.features.recipes import get_recipe
         from ser_tf.models.timnet import build_timnet
-        from ser_tf.training.protocols import TIMNET_PAPER_SEEDS
+        from ser_tf.papers.timnet.folds import PAPER_SEEDS
 
         cfg, recipe = exp.load_config(), get_recipe(f"timnet-{manifest.corpus}")
         shape = recipe.feature_shape()
         fit = FitConfig(batch_size=cfg["batch_size"], learning_rate=cfg["learning_rate"],
                         beta_1=cfg["beta_1"], beta_2=cfg["beta_2"], epsilon=cfg["epsilon"],
                         label_smoothing=cfg["label_smoothing"], checkpoint="paper",
-                        monitor=cfg["monitor_paper"], seed=TIMNET_PAPER_SEEDS[manifest.corpus],
+                        monitor=cfg["monitor_paper"], seed=PAPER_SEEDS[manifest.corpus],
                         jit_compile=cfg["jit_compile"])
         return recipe, (lambda n: build_timnet(n, shape, filters=cfg["filters"],
                                                kernel_size=cfg["kernel_size"],
@@ -118,8 +118,11 @@ def benchmark(paper: str, manifest, *, epochs: int = 6, warmup: int = 2, cache_d
     recipe, build, fit = paper_setup(paper, manifest)
     fit = replace(fit, epochs=warmup + epochs)
     features = extract_features(manifest, recipe, cache_dir, progress=not quiet)
+    from ser_tf.papers.lightsernet.folds import SPLIT as LIGHTSERNET
+    from ser_tf.papers.timnet.folds import SPLIT as TIMNET
+
     fold = make_folds(manifest, "paper", n_folds=10,
-                      paper_style="timnet" if paper == "timnet" else "lightsernet")[0]
+                      paper_split=TIMNET if paper == "timnet" else LIGHTSERNET)[0]
     load_before = _load()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

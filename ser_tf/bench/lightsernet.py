@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_tf.experiments.lightsernet import DATASETS, PAPER, feature_recipe, load_config
+from ser_tf.papers.lightsernet.experiment import DATASETS, PAPER, feature_recipe, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 FORMAT = "ser_tf.bench.lightsernet/1"
@@ -233,6 +233,7 @@ def benchmark(manifest, *, duration: float = 3.0, batch_size: int = 32, epochs: 
                                        note_contention)
     from ser_tf.features.cache import extract_features
     from ser_tf.util.machine import cpu_info
+    from ser_tf.papers.lightsernet.folds import SPLIT
     from ser_tf.training.protocols import make_folds
 
     if epochs < 1 or warmup_epochs < 0:
@@ -245,7 +246,7 @@ def benchmark(manifest, *, duration: float = 3.0, batch_size: int = 32, epochs: 
     other_load = OtherLoad()
     started = time.perf_counter()
     recipe = feature_recipe("mfcc", duration)
-    folds = make_folds(manifest, protocol, n_folds=n_folds, paper_style=PAPER)
+    folds = make_folds(manifest, protocol, n_folds=n_folds, paper_split=SPLIT)
     if not 0 <= fold < len(folds):
         raise ValueError(f"fold must be in [0, {len(folds)}), got {fold}")
     train_ids = list(folds[fold].train_ids)

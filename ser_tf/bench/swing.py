@@ -59,16 +59,19 @@ def swing(accuracy, *, from_epoch: int = 1) -> dict:
 
 
 def _experiment_args(base: list[str], setting: str, folds: list[int]) -> argparse.Namespace:
-    from ser_tf.experiments import lightsernet
+    from ser_tf.papers.lightsernet import experiment as lightsernet
 
     argv = [*base, *SETTINGS[setting], "--train-folds", ",".join(map(str, folds))]
     return lightsernet.build_parser().parse_args(argv)
 
 
-def fold_summary(result: dict, n_train: int, batch_size: int, *, from_epoch: int) -> dict:
-    """One finished fold's swing figures, training size and chosen epoch."""
+def fold_summary(result: dict, n_train: int, batch_size: int, *, from_epoch: int,
+                 full_batches: bool = False) -> dict:
+    """One finished fold's swing figures, training size, size of the batch that ends each
+    epoch (always a full one with ``full_batches``) and chosen epoch."""
     acc = result["history"]["val_accuracy"]
-    return {"n_train": n_train, "last_batch": n_train % batch_size or batch_size,
+    last = batch_size if full_batches else (n_train % batch_size or batch_size)
+    return {"n_train": n_train, "last_batch": last,
             "chosen_epoch": result.get("chosen_epoch"),
             "test_accuracy": result["metrics"].get("WA"),
             "swing": swing(acc, from_epoch=from_epoch),
@@ -80,7 +83,7 @@ def benchmark(base: list[str], folds: list[int], *, from_epoch: int, train: bool
               ) -> dict:
     """Train (or resume) ``folds`` with full and with partial batches, fold by fold (both
     settings of the first fold first), then summarise every finished one."""
-    from ser_tf.experiments import lightsernet
+    from ser_tf.papers.lightsernet import experiment as lightsernet
     from ser_tf.training.rundir import RESULT_FILE, fold_dir_name
     from ser_tf.util.jsonio import read_json
 
@@ -97,7 +100,8 @@ def benchmark(base: list[str], folds: list[int], *, from_epoch: int, train: bool
         for index in folds:
             path = plan.work_dir / fold_dir_name(by_index[index]) / RESULT_FILE
             summary[str(index)] = (fold_summary(read_json(path), len(by_index[index].train_ids),
-                                                batch, from_epoch=from_epoch)
+                                                batch, from_epoch=from_epoch,
+                                                full_batches=plan.fit.full_batches)
                                    if path.is_file() else "not run")
         runs[setting] = {"run_id": plan.run_id, "full_batches": plan.fit.full_batches,
                          "batch_size": batch, "folds": summary}
@@ -154,7 +158,7 @@ def main(argv=None) -> int:
 
 
 def _plan_for_record(base: list[str]):
-    from ser_tf.experiments import lightsernet
+    from ser_tf.papers.lightsernet import experiment as lightsernet
 
     return lightsernet.plan(lightsernet.build_parser().parse_args(base))
 

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ser_tf.bench.lightsernet import _load, _threads, time_training
-from ser_tf.experiments.timnet import DATASETS, PAPER, load_config
+from ser_tf.papers.timnet.experiment import DATASETS, PAPER, load_config
 
 FORMAT = "ser_tf.bench.timnet/1"
 
@@ -59,7 +59,8 @@ def benchmark(manifest, *, epochs: int = 5, warmup_epochs: int = 2, jit=(False, 
     from ser_tf.features.cache import extract_features
     from ser_tf.features.recipes import get_recipe
     from ser_tf.util.machine import cpu_info
-    from ser_tf.training.protocols import TIMNET_PAPER_SEEDS, make_folds
+    from ser_tf.papers.timnet.folds import PAPER_SEEDS, SPLIT
+    from ser_tf.training.protocols import make_folds
 
     if epochs < 1 or warmup_epochs < 0:
         raise ValueError(f"need epochs >= 1 and warmup_epochs >= 0, got {epochs}, {warmup_epochs}")
@@ -69,13 +70,13 @@ def benchmark(manifest, *, epochs: int = 5, warmup_epochs: int = 2, jit=(False, 
     corpus = manifest.corpus
     batch_size = int(batch_size or cfg["batch_size"])
     n_blocks = cfg["n_blocks_iemocap" if corpus == "IEMOCAP" else "n_blocks"]
-    seed = TIMNET_PAPER_SEEDS[corpus]
+    seed = PAPER_SEEDS[corpus]
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     load_before = _load()
     other_load = OtherLoad()
     started = time.perf_counter()
     recipe = get_recipe(f"timnet-{corpus}")
-    folds = make_folds(manifest, "paper", n_folds=10, seed=seed, paper_style="timnet")
+    folds = make_folds(manifest, "paper", n_folds=10, seed=seed, paper_split=SPLIT)
     train_ids = list(folds[0].train_ids)
     feature_set = extract_features(manifest, recipe, cache_dir, progress=not quiet)
     compile_model = _compiler(feature_set, cfg, n_blocks, seed)

@@ -74,11 +74,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
     it alone. Anything else keeps its traceback: it is a bug to report."""
     from ser_tf.data import AudioError, BadAudioError, CorpusLayoutError
     from ser_tf.data.download import DownloadError
-    from ser_tf.data.timnet_features import TimnetFeaturesError
     from ser_tf.training.kfold import FoldSelectionError, RunLockedError
+    from ser_tf.util.errors import UserError
 
     return (FileNotFoundError, AudioError, BadAudioError, CorpusLayoutError, DownloadError,
-            TimnetFeaturesError, RunLockedError, FoldSelectionError)
+            RunLockedError, FoldSelectionError, UserError)
 
 
 def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict],

@@ -14,7 +14,7 @@ from typing import Callable
 
 from ser_tf.data.manifest import Manifest
 from ser_tf.training.classifier import FitConfig, train_fold
-from ser_tf.training.rundir import CONFIG_FILE, RESULT_FILE, WEIGHTS_FILE, fold_dir_name
+from ser_tf.training.rundir import CONFIG_FILE, RESULT_FILE, WEIGHTS_FILE, RunDir, fold_dir_name
 
 
 @dataclass
@@ -31,7 +31,7 @@ class ExperimentPlan:
 
 def plan_experiment(manifest: Manifest, recipe, *, paper: str, protocol: str, fit: FitConfig,
                     results_dir="experiments/results", n_folds: int | None = 10,
-                    fold_seed: int | None = None, paper_style: str = "lightsernet",
+                    fold_seed: int | None = None, paper_split=None,
                     val_fraction: float = 0.1, config_extra: dict | None = None,
                     fingerprint_data: bool = True) -> ExperimentPlan:
     """Resolve the config, the folds and the work folder of a run (nothing is trained).
@@ -49,16 +49,19 @@ def plan_experiment(manifest: Manifest, recipe, *, paper: str, protocol: str, fi
         # Under the paper protocol the validation ids ARE the test ids; say so in the policy.
         fit = FitConfig(**{**fit.to_dict(), "checkpoint": "paper"})
     folds = make_folds(manifest, protocol, n_folds=n_folds, seed=fold_seed,
-                       val_fraction=val_fraction, paper_style=paper_style)
+                       val_fraction=val_fraction, paper_split=paper_split)
     config = {"paper": paper, "corpus": manifest.corpus, "protocol": protocol,
               "recipe": recipe.config(), "fit": fit.to_dict(), "n_folds": len(folds),
-              "fold_seed": fold_seed, "paper_style": paper_style, "val_fraction": val_fraction,
+              "fold_seed": fold_seed,
+              # The paper's split by name: part of what a run is (and of its id).
+              "paper_style": paper_split.name if paper_split is not None else None,
+              "val_fraction": val_fraction,
               "labels": list(manifest.labels), "n_utterances": len(manifest),
               **(config_extra or {})}
     if fingerprint_data:
         config["data"] = fingerprint(manifest)
     rid = run_id(config)
-    work_dir = Path(results_dir) / paper / manifest.corpus / f"{rid}.work"
+    work_dir = RunDir.of(results_dir, paper, manifest.corpus, rid).work
     return ExperimentPlan(config, folds, fit, rid, work_dir)
 
 
@@ -75,7 +78,7 @@ def _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done) -> None
 def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: str,
                    protocol: str, fit: FitConfig, results_dir="experiments/results",
                    cache_dir=None, n_folds: int | None = 10, fold_seed: int | None = None,
-                   paper_style: str = "lightsernet", val_fraction: float = 0.1,
+                   paper_split=None, val_fraction: float = 0.1,
                    config_extra: dict | None = None, fingerprint_data: bool = True,
                    strategy=None, quiet: bool = False,
                    after_folds: Callable | None = None, on_fold_done: Callable | None = None,
@@ -100,7 +103,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     weights still exist. ``after_folds`` should still cope with folds lacking its outputs.
 
     ``feature_set``: features computed elsewhere (e.g. the TIM-Net authors' MFCC files,
-    :mod:`ser_tf.data.timnet_features`) instead of extracting them from the manifest's audio;
+    :mod:`ser_tf.papers.timnet.authors_features`) instead of extracting them from the manifest's audio;
     its ids must be the manifest's. Say where they came from in ``config_extra``.
 
     ``train_only``: train just these fold indices in this call (the others wait); the
@@ -117,7 +120,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
 
     plan = plan_experiment(manifest, recipe, paper=paper, protocol=protocol, fit=fit,
                            results_dir=results_dir, n_folds=n_folds, fold_seed=fold_seed,
-                           paper_style=paper_style, val_fraction=val_fraction,
+                           paper_split=paper_split, val_fraction=val_fraction,
                            config_extra=config_extra, fingerprint_data=fingerprint_data)
     folds, work_dir = plan.folds, plan.work_dir
     warning = paper_protocol_warning(protocol, plan.fit.checkpoint, plan.fit.patience)
@@ -178,3 +181,89 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
                                   **provenance)
     return {"run_id": plan.run_id, "work_dir": work_dir, "record": record,
             "n_folds": len(folds), "folds_done": done, "feature_stats": feature_set.stats}
+
+
+# --- the command line every paper shares --------------------------------------------------
+
+def build_parser(spec, prog: str | None = None):
+    """The paper's flags (``spec.add_arguments``), then the shared ones
+    (:func:`~ser_tf.experiments.common.add_common_arguments`)."""
+    import argparse
+
+    from ser_tf.experiments.common import add_common_arguments
+
+    config = spec.config()
+    parser = argparse.ArgumentParser(prog=prog or f"ser-tf train {spec.name}",
+                                     description=spec.description or spec.title)
+    spec.add_arguments(parser, config)
+    add_common_arguments(parser, default_protocol=spec.default_protocol,
+                         default_seed=spec.default_seed, protocols=spec.protocols)
+    parser.set_defaults(**spec.parser_defaults(config))
+    return parser
+
+
+def _settings(spec, args, experiment) -> dict:
+    """``plan_experiment`` keywords of ``experiment`` under ``args``."""
+    return dict(paper=spec.name, protocol=args.protocol, fit=experiment.fit,
+                results_dir=args.results_dir, n_folds=args.folds, fold_seed=args.fold_seed,
+                paper_split=experiment.paper_split, config_extra=experiment.config_extra,
+                fingerprint_data=experiment.fingerprint_data)
+
+
+def plan(spec, args) -> ExperimentPlan:
+    """The plan (run id, folds, work folder) of the run ``args`` describe; nothing trains."""
+    experiment = spec.setup(args, spec.config())
+    return plan_experiment(experiment.manifest, experiment.recipe,
+                           **_settings(spec, args, experiment))
+
+
+def run(spec, args) -> dict:
+    """Train (or resume) the run ``args`` describe; returns :func:`run_experiment`'s dict,
+    or the paper's ``intercept`` result when it replaces training (e.g. ``--ship-fold``)."""
+    from ser_tf.training.seeding import get_strategy
+
+    experiment = spec.setup(args, spec.config())
+    settings = _settings(spec, args, experiment)
+    if spec.intercept is not None:
+        result = spec.intercept(args, experiment,
+                                plan_experiment(experiment.manifest, experiment.recipe,
+                                                **settings))
+        if result is not None:
+            return result
+    quiet = bool(getattr(args, "quiet", False))
+    for note in experiment.notes:
+        if not quiet:
+            print(f"NOTE: {note}")
+    return run_experiment(experiment.manifest, experiment.recipe, experiment.build_model,
+                          cache_dir=args.cache_dir, strategy=get_strategy(args.strategy),
+                          quiet=quiet, after_folds=experiment.after_folds,
+                          on_fold_done=experiment.on_fold_done, train_only=args.train_folds,
+                          feature_set=experiment.feature_set, **settings)
+
+
+def main(spec, argv=None, prog: str | None = None) -> int:
+    """``ser-tf train NAME ...`` (and the papers' ``python -m`` commands)."""
+    from ser_tf.experiments.common import run_cli
+
+    return run_cli(build_parser(spec, prog), lambda args: run(spec, args), argv)
+
+
+def commands(spec, prog: str):
+    """``(build_parser(), plan(args), run(args), main(argv=None))`` bound to ``spec``: a
+    paper module's public entry points (``python -m`` commands, notebooks, tests)."""
+
+    def build_parser_():
+        return build_parser(spec, prog=prog)
+
+    def plan_(args):
+        """The plan (run id, folds, work folder) of the run ``args`` describe."""
+        return plan(spec, args)
+
+    def run_(args):
+        """Train (or resume) the run ``args`` describe; :func:`run`'s dict."""
+        return run(spec, args)
+
+    def main_(argv=None) -> int:
+        return main(spec, argv, prog=prog)
+
+    return build_parser_, plan_, run_, main_

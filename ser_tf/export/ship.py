@@ -1,14 +1,9 @@
-"""TFLite side of the Light-SERNet experiment (issue: float32 / float16 / int8 and a
-waveform-in model for a Raspberry Pi).
+"""Shipping a model: one fold's models, ready for a device.
 
-- :func:`export_fold` (when a fold finishes) and :func:`export_all_folds` (when the run
-  finishes): every fold's chosen weights are converted to float32, float16, dynamic-range
-  int8 and full-integer int8 (calibrated on that fold's training split only) and scored on
-  that fold's test utterances: the numbers in the run record's ``tflite`` section describe
-  exactly the models the Keras scores describe.
-- :func:`ship_fold`: one fold's models (the four feature-in variants and the waveform-in
-  float32 model, MFCC inside the graph) copied to ``tflite_models/`` with model cards, and
-  a JSON record of their measured size, scores, parity and latency.
+:func:`ship_fold` copies one finished fold's models (the four feature-in variants and the
+waveform-in float32 model, front-end inside the graph) to ``tflite_models/`` with model
+cards, and writes a JSON record of their measured size, scores, parity and latency. Files
+are named ``<prefix>-mfcc-<variant>.tflite`` and ``<prefix>-waveform-float32.tflite``.
 """
 
 from __future__ import annotations
@@ -19,40 +14,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
-SHIP_PREFIX = "lightsernet-emodb"
-
-
-def export_fold(work_dir, fold, feature_set, build_model, recipe, *,
-                name: str = SHIP_PREFIX + "-mfcc") -> dict:
-    """Right after a fold finishes (or on resume, for a finished fold whose weights are
-    here but whose scores are not): convert and score its four TFLite variants into
-    ``fold_XX/tflite.json`` (:func:`ser_tf.export.evaluate.ensure_fold_export`)."""
-    from ser_tf.export.evaluate import ensure_fold_export
-
-    return ensure_fold_export(work_dir, fold, feature_set, build_model, recipe=recipe, name=name)
-
-
-def export_all_folds(work_dir, folds, feature_set, build_model, recipe, *,
-                     name: str = SHIP_PREFIX + "-mfcc") -> dict:
-    """The four TFLite variants of every fold, scored on that fold's test utterances: each
-    fold's ``tflite.json`` (exported from its weights where missing), summarised. Any
-    feature-in model works; ``name`` is the model name written into the files' sidecars."""
-    from ser_tf.export.evaluate import collect_fold_exports
-
-    result = collect_fold_exports(work_dir, folds, feature_set, build_model, recipe=recipe,
-                                  name=name)
-    result.pop("files", None)  # nothing is kept: the files lived in temporary folders
-    # The issue's bound (int8 within 1.0 UA of float32), both ways: the mean of the per-fold
-    # drops, and the drop of the pooled scores. On EMO-DB a fold has 53-54 test utterances
-    # and some classes only 3 of them, so one changed answer moves that fold's UA by up to
-    # 100 / (7 x 3) = 4.8 points.
-    float32, int8 = result["variants"]["float32"], result["variants"]["int8"]
-    result["int8_ua_drop_vs_float32"] = round(float32["mean"]["UA"] - int8["mean"]["UA"], 4)
-    result["int8_ua_drop_vs_float32_pooled"] = round(
-        float32["pooled"]["UA"] - int8["pooled"]["UA"], 4)
-    return result
-
 
 def waveform_parity(feature_model, waveform_path, recipe, audio_paths) -> dict:
     """Max probability difference between the waveform-in TFLite model and the Keras
@@ -71,7 +32,7 @@ def waveform_parity(feature_model, waveform_path, recipe, audio_paths) -> dict:
 
 
 def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe, *,
-              dest="tflite_models", record_path=None) -> dict:
+              prefix: str, dest="tflite_models", record_path=None) -> dict:
     """Export one fold's models into ``dest`` with model cards; returns the measurements."""
     from ser_tf.export.evaluate import (evaluate_tflite, export_fold_models,
                                         measure_frontend_latency, measure_latency)
@@ -80,6 +41,7 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
     from ser_tf.export.waveform import build_waveform_model, input_spec
     from ser_tf.util.machine import cpu_info, describe_cpu
     from ser_tf.training.protocols import paper_protocol_warning
+    from ser_tf.training.rundir import RunDir
 
     fold = next(f for f in plan.folds if int(f.index) == int(fold_index))
     dest = Path(dest)
@@ -90,13 +52,13 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
         tmp = Path(tmp)
         features = export_fold_models(plan.work_dir, [fold], feature_set, build_model, tmp,
                                       recipe=recipe, keep_fold=int(fold.index),
-                                      name=SHIP_PREFIX + "-mfcc")
+                                      name=prefix + "-mfcc")
         model = build_model(len(manifest.labels))
-        model.load_weights(plan.work_dir / f"fold_{int(fold.index):02d}" / "final.weights.h5")
+        model.load_weights(RunDir(plan.work_dir).fold(fold).weights)
         waveform = build_waveform_model(model, recipe)
         samples = int(waveform.input_shape[1])
         wave_paths = export_variants(waveform, tmp / "waveform", labels=list(manifest.labels),
-                                     variants=("float32",), name=SHIP_PREFIX + "-waveform",
+                                     variants=("float32",), name=prefix + "-waveform",
                                      input_spec=input_spec(recipe, "waveform", (samples,)))
         wave_path = wave_paths["float32"]
         segments = np.stack([recipe.segment_audio(_read(p, recipe)) for p in test_paths])

@@ -1,8 +1,8 @@
 """``ser-tf report``: the measured runs in a markdown table, beside the published numbers.
 
 Measured runs are the run records under ``experiments/results/<paper>/<corpus>/<run-id>/``
-(:mod:`ser_tf.reporting.records`). Published numbers live in
-``experiments/<paper>/reference.yaml``::
+(:mod:`ser_tf.reporting.records`). Published numbers live in each paper's package,
+``ser_tf/papers/<paper>/reference.yaml`` (read as files: the report imports no paper)::
 
     paper: lightsernet          # = the results folder name, experiments/results/<paper>/
     title: Light-SERNet
@@ -44,6 +44,8 @@ from typing import Any
 import yaml
 
 REFERENCE_FILE = "reference.yaml"
+#: Where the papers' packages (and their reference.yaml files) are.
+PAPERS_DIR = Path(__file__).resolve().parents[1] / "papers"
 COLUMNS = ("paper", "corpus", "setting", "published UA / WA / F1", "source", "protocol", "loss",
            "epochs", "folds", "UA", "WA", "F1", "pooled UA / WA / wF1", "data", "date",
            "run id")
@@ -255,7 +257,8 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
     from ser_tf.reporting.tflite_table import latency_host_lines, tflite_rows
 
     results_dir = Path(results_dir)
-    experiments_dir = Path(experiments_dir) if experiments_dir else results_dir.parent
+    experiments_dir = Path(experiments_dir) if experiments_dir else PAPERS_DIR
+    shown_dir = "ser_tf/papers" if experiments_dir == PAPERS_DIR else str(experiments_dir)
     paths = ([experiments_dir / paper / REFERENCE_FILE] if paper
              else sorted(experiments_dir.glob(f"*/{REFERENCE_FILE}")))
     references = [load_reference(p) for p in paths if p.is_file()]
@@ -274,7 +277,7 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
     lines = [f"# ser-tf results{f': {paper}' if paper else ''}", "",
              f"{len(records)} run record(s) under {results_dir}"
              + (f" (and {len(superseded)} superseded, listed apart below)" if superseded else "")
-             + f"; published numbers from {experiments_dir}/<paper>/{REFERENCE_FILE}. "
+             + f"; published numbers from {shown_dir}/<paper>/{REFERENCE_FILE}. "
              "Measured: mean ± std over folds (%, F1 = macro-F1); pooled: of the summed "
              "confusion matrix (wF1 = weighted F1, as `classification_report` prints it). A run "
              "that chose its epoch also reports its last epoch (protocol `… (last)`, run id "
@@ -399,11 +402,12 @@ def add_cli(subparsers) -> None:
     parser = subparsers.add_parser(
         "report", help="table of measured runs beside the published numbers",
         description="Render a markdown table of the run records under --results beside the "
-                    "published numbers in <experiments>/<paper>/reference.yaml.")
+                    "published numbers in ser_tf/papers/<paper>/reference.yaml.")
     parser.add_argument("--results", default="experiments/results", metavar="DIR",
                         help="run records root (default: experiments/results)")
     parser.add_argument("--experiments", metavar="DIR",
-                        help="folder holding <paper>/reference.yaml (default: parent of --results)")
+                        help="folder holding <paper>/reference.yaml (default: the papers' "
+                             "packages, ser_tf/papers)")
     parser.add_argument("--paper", metavar="NAME", help="only this paper (e.g. lightsernet, timnet)")
     parser.add_argument("--output", metavar="FILE", help="also write the markdown to FILE")
     parser.add_argument("--readme", metavar="FILE",

@@ -3,46 +3,13 @@
 Every experiment names its protocol and every run record stores it, because the same model
 scores very differently under each:
 
-``paper``
-    What the original code did. Both papers pick the best epoch *on the test fold*
-    (validation = test), which is optimistic; :func:`paper_protocol_warning` gives the
-    sentence every output must print.
-
-    * ``paper_style="timnet"`` (Ye et al., ICASSP 2023, ``Code/Model.py`` of
-      github.com/Jiaxin-Ye/TIM-Net_SER): ``sklearn.model_selection.KFold(n_splits=10,
-      shuffle=True, random_state=seed)`` over the utterances in the order of the authors'
-      feature file (:func:`~ser_tf.data.timnet_features.authors_file_order`: class by
-      class, file names in natural order inside a class); the checkpoint with the best
-      ``val_accuracy`` on the test fold is kept. Seeds per corpus from the README:
-      :data:`TIMNET_PAPER_SEEDS`.
-    * ``paper_style="lightsernet"`` (Aftab et al., ICASSP 2022): random, non-stratified,
-      shuffled 10-fold; the best epoch is chosen on the test fold (``BestModelWeights`` /
-      ``ReturnBestEarlyStopping`` monitoring ``val_accuracy`` on the test set). Seed
-      :data:`LIGHTSERNET_PAPER_SEED` (``hyperparameters.SEED``).
-    * ``paper_style="lightsernet_speaker"``: the split of the *released* Light-SERNet code
-      (``filter_dataset.seperate_speaker_id_emodb`` / ``..._iemocap``): one fold per speaker,
-      and for IEMOCAP one fold per dialog prefix (``Ses01F``, ``Ses01M``, ...). The IEMOCAP
-      prefix names who leads the dialog, not who speaks, so those folds are *not* speaker
-      independent. Test-fold selection as above. Caveat: the released code's segmentation
-      step renames every file to the name of another file of the same class (an unseeded
-      shuffle), so its "speaker" folds in effect held random files, sized like each
-      speaker's share; this style applies the *intended* speaker split, which is harder
-      than what that code measured. ``"lightsernet"`` (random folds) is the closer match
-      to the published numbers, which the released code also reports pooled over folds
-      (``summary.pooled`` in our records) rather than as a mean of per-fold scores.
-
-``paper-time``
-    Light-SERNet's code as it stood when the paper was written (October 2021; replaced in
-    January 2022 by speaker splits): the utterances are shuffled (the authors used
-    ``tf.random.shuffle`` under global seed 42; here a NumPy permutation with the seed, so
-    not their order) and cut into 10 contiguous parts (``KFold(10)`` without shuffling);
-    each of ``n_folds`` repetitions tests on the union of two parts (≈ 20 %), the pairs
-    being the first ``n_folds`` rows of ``np.random.RandomState(seed).permutation`` of the
-    45 pairs ``itertools.combinations(range(10), 2)`` (as the authors drew them), and
-    trains on the rest; no validation split, the best epoch is chosen on the test set.
-    Test sets overlap across repetitions (a part can be tested 0 to 4 times) and the
-    published figures are of all predictions pooled into one confusion matrix (weighted
-    F1 from ``classification_report``): read ``summary.pooled`` of such a run.
+``paper`` (and other protocols of a paper's own code, such as ``paper-time``)
+    What the original code did, as the paper's :class:`PaperSplit` (in
+    ``ser_tf/papers/<name>/folds.py``) defines it. Original code typically picks the best
+    epoch *on the test fold* (validation = test), which is optimistic;
+    :func:`paper_protocol_warning` gives the sentence every output must print. Shared
+    building blocks: :func:`kfold_test_folds` (shuffled ``KFold`` over an utterance order)
+    and :func:`group_test_folds` (one fold per group).
 
 ``clean``
     ``StratifiedKFold(n_folds, shuffle=True, random_state=seed)``; a stratified validation
@@ -61,8 +28,8 @@ Folds are deterministic functions of (manifest order, protocol, n_folds, seed).
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,21 +39,12 @@ from sklearn.model_selection import train_test_split
 
 from ser_tf.data.manifest import Manifest
 from ser_tf.data.manifest import natural_key as _natural_key
-from ser_tf.data.timnet_features import authors_file_order
 
 PROTOCOLS = ("paper", "paper-time", "clean", "speaker")
+#: Protocols every corpus has; the others come from a paper's :class:`PaperSplit`.
+SHARED_PROTOCOLS = ("clean", "speaker")
 #: Protocols whose epoch is chosen on the test set (validation = test), as original code did.
 TEST_SELECTING = ("paper", "paper-time")
-#: ``paper-time``: the number of contiguous parts; each repetition tests on two of them.
-PAPER_TIME_PARTS = 10
-PAPER_STYLES = ("lightsernet", "timnet", "lightsernet_speaker")
-
-#: ``--random_seed`` of the TIM-Net README per corpus (keys are ser_tf corpus names;
-#: TIM-Net calls RAVDESS ``RAVDE``).
-TIMNET_PAPER_SEEDS = {"CASIA": 32, "EMODB": 46, "EMOVO": 1, "IEMOCAP": 16, "RAVDESS": 46,
-                      "SAVEE": 44}
-#: ``hyperparameters.SEED`` of the Light-SERNet code.
-LIGHTSERNET_PAPER_SEED = 42
 #: Seed of the ``clean`` and ``speaker`` protocols when none is given.
 DEFAULT_SEED = 0
 
@@ -95,8 +53,8 @@ FOLDS_FORMAT = "ser_tf.folds/1"
 _PAPER_WARNING = ("Protocol 'paper': the best epoch was chosen on the test fold itself "
                   "(validation = test), as in the original code; these scores are optimistic "
                   "and not comparable with the 'clean' or 'speaker' protocols.")
-_PAPER_TIME_WARNING = ("Protocol 'paper-time' (Light-SERNet's code of October 2021): the best "
-                       "epoch was chosen on the test set itself, and the test sets are pairs "
+_PAPER_TIME_WARNING = ("Protocol 'paper-time' (the original code as the paper was written): the "
+                       "best epoch was chosen on the test set itself, and the test sets are pairs "
                        "of random parts that overlap across repetitions, pooled into one "
                        "confusion matrix; these scores are optimistic and not comparable "
                        "with the 'clean' or 'speaker' protocols.")
@@ -142,21 +100,38 @@ class Fold:
                    val_groups=[str(g) for g in data.get("val_groups", [])])
 
 
+@dataclass(frozen=True)
+class PaperSplit:
+    """How a paper's original code split a corpus: its own protocols and seed.
+
+    ``name`` is stored in run configs (as ``paper_style``) and so in run ids;
+    ``protocols`` maps each protocol of that code (``paper``, ``paper-time``, ...) to
+    ``folds(manifest, n_folds, seed) -> list[Fold]``; ``default_seed(manifest, protocol)``
+    is the code's seed; test sets of the protocols in ``overlapping`` may overlap across
+    folds (repetitions of a random split), those of the others partition the corpus.
+    """
+
+    name: str
+    protocols: Mapping[str, Callable[[Manifest, int | None, int], list]]
+    default_seed: Callable[[Manifest, str], int]
+    overlapping: tuple[str, ...] = ()
+
+
 def make_folds(manifest: Manifest, protocol: str, *, n_folds: int | None = 10,
                seed: int | None = None, val_fraction: float = 0.1,
-               paper_style: str = "lightsernet") -> list[Fold]:
+               paper_split: PaperSplit | None = None) -> list[Fold]:
     """Split a manifest into folds under an evaluation protocol (see the module docstring).
 
     Args:
         manifest: the corpus; ids are listed in manifest order inside every fold.
-        protocol: ``"paper"``, ``"paper-time"``, ``"clean"`` or ``"speaker"``.
-        n_folds: number of folds (``paper-time``: repetitions, at most 45). ``speaker``: ``None`` or ≥ the number of speakers
-            (sessions for IEMOCAP) means leave-one-out. Ignored by ``lightsernet_speaker``.
-        seed: shuffling seed. ``None`` = the paper's seed for ``paper`` (per corpus for
-            TIM-Net), :data:`DEFAULT_SEED` otherwise.
+        protocol: ``"clean"``, ``"speaker"``, or a protocol of ``paper_split``.
+        n_folds: number of folds (repetitions for a repeated random split). ``speaker``:
+            ``None`` or ≥ the number of speakers (sessions for IEMOCAP) means leave-one-out.
+        seed: shuffling seed. ``None`` = the paper's seed for its own protocols,
+            :data:`DEFAULT_SEED` otherwise.
         val_fraction: share of the training part held out for validation (``clean``,
             ``speaker``; for ``speaker`` whole speakers are added until it is reached).
-        paper_style: ``"lightsernet"``, ``"timnet"`` or ``"lightsernet_speaker"``.
+        paper_split: the paper's :class:`PaperSplit`, needed for its protocols.
 
     Returns:
         Folds with disjoint train/val/test ids (val = test for ``paper`` and ``paper-time``),
@@ -166,8 +141,11 @@ def make_folds(manifest: Manifest, protocol: str, *, n_folds: int | None = 10,
         raise TypeError(f"manifest must be a Manifest, got {type(manifest).__name__}")
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    if paper_style not in PAPER_STYLES:
-        raise ValueError(f"paper_style must be one of {PAPER_STYLES}, got {paper_style!r}")
+    if protocol not in SHARED_PROTOCOLS and (paper_split is None
+                                             or protocol not in paper_split.protocols):
+        offered = sorted(paper_split.protocols) if paper_split is not None else []
+        raise ValueError(f"protocol {protocol!r} is a paper's own split: pass the paper's "
+                         f"PaperSplit (this one offers {offered or 'none'})")
     if len(manifest) == 0:
         raise ValueError(f"{manifest.corpus}: empty manifest, nothing to split")
     if n_folds is not None and (isinstance(n_folds, bool) or not isinstance(n_folds, int)
@@ -175,34 +153,25 @@ def make_folds(manifest: Manifest, protocol: str, *, n_folds: int | None = 10,
         raise ValueError(f"n_folds must be an integer >= 2 (or None), got {n_folds!r}")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-    seed = _resolve_seed(manifest, protocol, paper_style, seed)
+    seed = _resolve_seed(manifest, protocol, paper_split, seed)
 
-    if protocol == "paper":
-        folds = _paper_folds(manifest, n_folds, seed, paper_style)
-    elif protocol == "paper-time":
-        folds = _paper_time_folds(manifest, n_folds, seed)
-    elif protocol == "clean":
+    if protocol == "clean":
         folds = _clean_folds(manifest, n_folds, seed, val_fraction)
-    else:
+    elif protocol == "speaker":
         folds = _speaker_folds(manifest, n_folds, seed, val_fraction)
-    overlapping = protocol == "paper-time"
+    else:
+        folds = paper_split.protocols[protocol](manifest, n_folds, seed)
+    overlapping = paper_split is not None and protocol in paper_split.overlapping
     check_folds(folds, manifest, speaker_independent=protocol == "speaker",
                 partition=not overlapping, disjoint_tests=not overlapping)
     return folds
 
 
-def _resolve_seed(manifest: Manifest, protocol: str, paper_style: str, seed) -> int:
+def _resolve_seed(manifest: Manifest, protocol: str, paper_split, seed) -> int:
     if seed is None:
-        if protocol == "paper-time":
-            return LIGHTSERNET_PAPER_SEED
-        if protocol != "paper":
+        if protocol in SHARED_PROTOCOLS:
             return DEFAULT_SEED
-        if paper_style == "timnet":
-            if manifest.corpus not in TIMNET_PAPER_SEEDS:
-                raise ValueError(f"TIM-Net has no paper seed for {manifest.corpus}; pass seed= "
-                                 f"(known: {TIMNET_PAPER_SEEDS})")
-            return TIMNET_PAPER_SEEDS[manifest.corpus]
-        return LIGHTSERNET_PAPER_SEED
+        return int(paper_split.default_seed(manifest, protocol))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     return int(seed)
@@ -227,69 +196,49 @@ def _check_n_folds(manifest: Manifest, n_folds) -> int:
     return n_folds
 
 
-def _paper_folds(manifest: Manifest, n_folds, seed: int, style: str) -> list[Fold]:
-    if style == "lightsernet_speaker":
-        groups = _lightsernet_code_groups(manifest)
-        order = sorted({str(g) for g in groups}, key=_natural_key)
-        splits = [np.flatnonzero(groups == g) for g in order]
-        names = [[g] for g in order]
-    else:
-        # Both papers: plain KFold(shuffle) over the utterance order, no stratification;
-        # for TIM-Net the order of the authors' feature file, so the folds are theirs.
-        n_folds = _check_n_folds(manifest, n_folds)
-        order = (authors_file_order(manifest) if style == "timnet"
-                 else np.arange(len(manifest)))
-        kfold = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        splits = [order[test] for _, test in kfold.split(np.zeros(len(manifest)))]
-        names = [[] for _ in splits]
+def check_n_folds(manifest: Manifest, n_folds) -> int:
+    """``n_folds`` (10 when ``None``), checked against the corpus size."""
+    return _check_n_folds(manifest, n_folds)
+
+
+def ids_of(manifest: Manifest, indices) -> list[str]:
+    """Utterance ids of manifest positions ``indices``, in manifest order."""
+    return _ids(manifest, indices)
+
+
+def test_selected_folds(manifest: Manifest, tests, names=None) -> list[Fold]:
+    """Folds that test (and choose the epoch) on each of ``tests`` (arrays of manifest
+    positions) and train on everything else: how original code without a validation split
+    evaluated. ``names``: the held-out groups of each fold (e.g. a speaker)."""
     everything = np.arange(len(manifest))
     folds = []
-    for i, test in enumerate(splits):
+    for i, test in enumerate(tests):
         test_ids = _ids(manifest, test)
+        held = list(names[i]) if names is not None else []
         folds.append(Fold(index=i, train_ids=_ids(manifest, np.setdiff1d(everything, test)),
                           val_ids=list(test_ids), test_ids=test_ids, selection_on_test=True,
-                          test_groups=names[i], val_groups=list(names[i])))
+                          test_groups=held, val_groups=list(held)))
     return folds
 
 
-def paper_time_pairs(n_repeats: int = 10, seed: int = LIGHTSERNET_PAPER_SEED,
-                     n_parts: int = PAPER_TIME_PARTS) -> list[tuple[int, int]]:
-    """The pairs of parts tested by each repetition of ``paper-time``: the first
-    ``n_repeats`` rows of a seeded permutation of all pairs (distinct pairs; a part may be
-    in several or none)."""
-    pairs = list(itertools.combinations(range(n_parts), 2))
-    if not 1 <= n_repeats <= len(pairs):
-        raise ValueError(f"paper-time: {n_repeats} repetitions; there are {len(pairs)} pairs "
-                         f"of {n_parts} parts")
-    chosen = np.random.RandomState(seed).permutation(pairs)[:n_repeats]
-    return [(int(a), int(b)) for a, b in chosen]
+def kfold_test_folds(manifest: Manifest, n_folds, seed: int, order=None) -> list[Fold]:
+    """``KFold(n_folds, shuffle=True, random_state=seed)`` over the utterances in ``order``
+    (manifest positions; default the manifest order), no stratification, the epoch chosen
+    on the test fold: the split of much original SER code."""
+    n_folds = _check_n_folds(manifest, n_folds)
+    order = np.arange(len(manifest)) if order is None else np.asarray(order)
+    kfold = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return test_selected_folds(manifest, [order[test] for _, test in
+                                          kfold.split(np.zeros(len(manifest)))])
 
 
-def _paper_time_folds(manifest: Manifest, n_folds, seed: int) -> list[Fold]:
-    n_repeats = 10 if n_folds is None else n_folds
-    if len(manifest) < 2 * PAPER_TIME_PARTS:
-        raise ValueError(f"{manifest.corpus}: paper-time needs at least {2 * PAPER_TIME_PARTS} "
-                         f"utterances ({PAPER_TIME_PARTS} parts), the manifest has "
-                         f"{len(manifest)}")
-    order = np.random.default_rng(seed).permutation(len(manifest))
-    parts = [order[test] for _, test in KFold(n_splits=PAPER_TIME_PARTS).split(order)]
-    everything = np.arange(len(manifest))
-    folds = []
-    for i, (a, b) in enumerate(paper_time_pairs(n_repeats, seed)):
-        test = np.concatenate([parts[a], parts[b]])
-        test_ids = _ids(manifest, test)
-        names = [f"part{a}", f"part{b}"]
-        folds.append(Fold(index=i, train_ids=_ids(manifest, np.setdiff1d(everything, test)),
-                          val_ids=list(test_ids), test_ids=test_ids, selection_on_test=True,
-                          test_groups=names, val_groups=list(names)))
-    return folds
-
-
-def _lightsernet_code_groups(manifest: Manifest) -> np.ndarray:
-    if manifest.corpus == "IEMOCAP":
-        # seperate_speaker_id_iemocap: basename[:6] = dialog prefix "Ses01F".
-        return np.asarray([u.utterance_id[:6] for u in manifest])
-    return np.asarray([str(u.speaker) for u in manifest])
+def group_test_folds(manifest: Manifest, groups) -> list[Fold]:
+    """One fold per value of ``groups`` (one per utterance), in natural order, the epoch
+    chosen on the test fold."""
+    groups = np.asarray(groups)
+    order = sorted({str(g) for g in groups}, key=_natural_key)
+    return test_selected_folds(manifest, [np.flatnonzero(groups == g) for g in order],
+                               [[g] for g in order])
 
 
 def _clean_folds(manifest: Manifest, n_folds, seed: int, val_fraction: float) -> list[Fold]:

@@ -1,6 +1,7 @@
-"""Light-SERNet experiment: ``python -m ser_tf.experiments.lightsernet --dataset EMODB``.
+"""Light-SERNet experiment: ``ser-tf train lightsernet --dataset EMODB`` (or
+``python -m ser_tf.experiments.lightsernet``).
 
-Defaults are the paper's (``experiments/lightsernet/config.yaml``): 3 s MFCC input,
+Defaults are the paper's (``config.yaml`` beside this file): 3 s MFCC input,
 300 epochs, batch 32, Adam 1e-4 decayed by e^-0.15 every 20 epochs from epoch 60, seed 42,
 10 folds. The original script's flags work too: ``-dn EMO-DB -id 3 -at all -ln focal
 -v 1 -it mfcc``.
@@ -9,15 +10,18 @@ Defaults are the paper's (``experiments/lightsernet/config.yaml``): 3 s MFCC inp
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import yaml
 
-from ser_tf.experiments.common import add_common_arguments, run_cli
+from ser_tf.experiments import runner
+from ser_tf.experiments.spec import Experiment, PaperSpec
 
 PAPER = "lightsernet"
-CONFIG = Path(__file__).resolve().parents[2] / "experiments" / PAPER / "config.yaml"
+CONFIG = Path(__file__).resolve().parent / "config.yaml"
+PROG = "python -m ser_tf.experiments.lightsernet"
+#: Prefix of the shipped files (``tflite_models/lightsernet-emodb-...``).
+SHIP_PREFIX = "lightsernet-emodb"
 DATASETS = {"EMODB": "EMODB", "EMO-DB": "EMODB", "IEMOCAP": "IEMOCAP"}
 INPUTS = ("mfcc", "spectrogram", "mel_spectrogram")
 LOSSES = {"cross_entropy": "cross_entropy", "categorical_crossentropy": "cross_entropy",
@@ -54,11 +58,8 @@ def feature_recipe(input_type: str = "mfcc", duration: float = 3.0):
                          segment=dict(recipe.segment), frontend=front)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    cfg = load_config()
-    parser = argparse.ArgumentParser(
-        prog="python -m ser_tf.experiments.lightsernet",
-        description="Light-SERNet (Aftab et al., ICASSP 2022) on EMO-DB or IEMOCAP.")
+def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
+    """Light-SERNet's own flags (the original script's short forms work too)."""
     parser.add_argument("--dataset", "-dn", type=str.upper, default="EMODB",
                         choices=sorted(DATASETS), help="EMODB (EMO-DB) or IEMOCAP (4 classes)")
     parser.add_argument("--duration", "-id", type=float, default=3.0, choices=(3.0, 7.0),
@@ -81,10 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not train: export fold N (0-based) of this run's finished "
                              "folds to --ship-dest with model cards")
     parser.add_argument("--ship-dest", default="tflite_models", help="(default: tflite_models)")
-    add_common_arguments(parser, default_protocol="paper", default_seed=cfg["seed"],
-                         protocols=("paper-time", "paper", "clean", "speaker"))
-    parser.set_defaults(folds=cfg["folds"])
-    return parser
 
 
 def fit_config(args: argparse.Namespace, cfg: dict | None = None):
@@ -102,11 +99,13 @@ def fit_config(args: argparse.Namespace, cfg: dict | None = None):
         full_batches=cfg["full_batches"] and not args.partial_batches)
 
 
-def _setup(args: argparse.Namespace):
-    """``(manifest, recipe, build_model, experiment keyword arguments)`` for ``args``."""
+def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
+    """The :class:`Experiment` ``args`` describe."""
     from ser_tf.data import load_manifest
     from ser_tf.models.lightsernet import build_lightsernet
+    from ser_tf.papers.lightsernet.folds import SPLIT
 
+    args.quiet = args.quiet or args.verbose == 0  # the original script's -v 0
     corpus = DATASETS[args.dataset]
     options = {"subset": args.audio_type} if corpus == "IEMOCAP" else {}
     manifest = load_manifest(corpus, args.data_dir, on_bad_audio=args.on_bad_audio, **options)
@@ -116,72 +115,60 @@ def _setup(args: argparse.Namespace):
     def build(num_classes):
         return build_lightsernet(num_classes, shape)
 
-    experiment = dict(paper=PAPER, protocol=args.protocol, fit=fit_config(args),
-                      results_dir=args.results_dir, n_folds=args.folds,
-                      fold_seed=args.fold_seed, paper_style="lightsernet",
-                      config_extra={"loss": LOSSES[args.loss], "duration": args.duration,
-                                    "input": args.input_type,
-                                    "audio_type": args.audio_type if corpus == "IEMOCAP" else None})
-    return manifest, recipe, build, experiment
+    experiment = Experiment(
+        manifest=manifest, recipe=recipe, build_model=build, fit=fit_config(args, cfg),
+        paper_split=SPLIT,
+        config_extra={"loss": LOSSES[args.loss], "duration": args.duration,
+                      "input": args.input_type,
+                      "audio_type": args.audio_type if corpus == "IEMOCAP" else None})
+    if not args.no_export:
+        experiment.on_fold_done = lambda work_dir, fold, features, result: _export_fold(
+            work_dir, fold, features, build, recipe)
+        experiment.after_folds = lambda work_dir, folds, features, results: (
+            {"tflite": _export_all(work_dir, folds, features, build, recipe)}, None)
+    return experiment
 
 
-def plan(args: argparse.Namespace):
-    """The :class:`ExperimentPlan` (run id, folds, work folder) of the run ``args`` describe;
-    nothing is trained."""
-    from ser_tf.experiments.runner import plan_experiment
+def _export_fold(work_dir, fold, feature_set, build, recipe):
+    from ser_tf.export.folds import export_fold
 
-    manifest, recipe, _, experiment = _setup(args)
-    return plan_experiment(manifest, recipe, **experiment)
+    export_fold(work_dir, fold, feature_set, build, recipe, name=SHIP_PREFIX + "-mfcc")
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Run the experiment described by parsed arguments; returns ``run_experiment``'s dict."""
-    from ser_tf.experiments.runner import run_experiment
-    from ser_tf.training.seeding import get_strategy
+def _export_all(work_dir, folds, feature_set, build, recipe):
+    from ser_tf.export.folds import export_all_folds
 
-    manifest, recipe, build, experiment = _setup(args)
-    quiet = args.quiet or args.verbose == 0
-    if args.ship_fold is not None:
-        return _ship(args, manifest, recipe, build, experiment)
-
-    def export(work_dir, folds, feature_set, results):
-        from ser_tf.experiments.lightsernet_export import export_all_folds
-
-        return {"tflite": export_all_folds(work_dir, folds, feature_set, build, recipe)}, None
-
-    def export_fold(work_dir, fold, feature_set, result):
-        from ser_tf.experiments.lightsernet_export import export_fold
-
-        export_fold(work_dir, fold, feature_set, build, recipe)
-
-    return run_experiment(manifest, recipe, build, cache_dir=args.cache_dir,
-                          strategy=get_strategy(args.strategy), quiet=quiet,
-                          after_folds=None if args.no_export else export,
-                          on_fold_done=None if args.no_export else export_fold,
-                          train_only=args.train_folds, **experiment)
+    return export_all_folds(work_dir, folds, feature_set, build, recipe,
+                            name=SHIP_PREFIX + "-mfcc")
 
 
-def _ship(args, manifest, recipe, build, experiment) -> dict:
-    """``--ship-fold N``: export a finished fold of the run these flags describe."""
-    from ser_tf.experiments.lightsernet_export import ship_fold
+def ship(args: argparse.Namespace, experiment: Experiment, plan) -> dict | None:
+    """``--ship-fold N``: export a finished fold of the run these flags describe (instead of
+    training); ``None`` without the flag."""
+    if args.ship_fold is None:
+        return None
+    from ser_tf.export.ship import ship_fold
     from ser_tf.features.cache import extract_features
-    from ser_tf.experiments.runner import plan_experiment
+    from ser_tf.training.rundir import RunDir
 
-    plan = plan_experiment(manifest, recipe, **experiment)
-    weights = plan.work_dir / f"fold_{args.ship_fold:02d}" / "final.weights.h5"
-    if not (plan.work_dir / f"fold_{args.ship_fold:02d}" / "result.json").is_file():
-        raise FileNotFoundError(f"{weights.parent}: fold {args.ship_fold} of run {plan.run_id} "
+    fold_dir = RunDir(plan.work_dir).fold(args.ship_fold)
+    if not fold_dir.finished:
+        raise FileNotFoundError(f"{fold_dir.path}: fold {args.ship_fold} of run {plan.run_id} "
                                 "has not finished; run the same command without --ship-fold")
-    feature_set = extract_features(manifest, recipe, args.cache_dir)
+    feature_set = extract_features(experiment.manifest, experiment.recipe, args.cache_dir)
     record = plan.work_dir.parent / f"shipped-{plan.run_id}-fold{args.ship_fold:02d}.json"
-    measured = ship_fold(plan, args.ship_fold, manifest, feature_set, build, recipe,
+    measured = ship_fold(plan, args.ship_fold, experiment.manifest, feature_set,
+                         experiment.build_model, experiment.recipe, prefix=SHIP_PREFIX,
                          dest=args.ship_dest, record_path=record)
     return {"run_id": plan.run_id, "record": record, "shipped": measured["shipped"]}
 
 
-def main(argv=None) -> int:
-    return run_cli(build_parser(), run, argv)
+SPEC = PaperSpec(
+    name=PAPER, title="Light-SERNet (Aftab et al., ICASSP 2022)",
+    description="Light-SERNet (Aftab et al., ICASSP 2022) on EMO-DB or IEMOCAP.",
+    package="ser_tf.papers.lightsernet", setup=setup, add_arguments=add_arguments,
+    protocols=("paper-time", "paper", "clean", "speaker"), default_protocol="paper",
+    default_seed=42, intercept=ship)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+build_parser, plan, run, main = runner.commands(SPEC, PROG)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_tf.data.manifest import Manifest, Utterance, natural_key
+from ser_tf.util.errors import UserError
 from ser_tf.util.jsonio import content_hash
 
 #: The one-hot column order of the authors' files, in ser_tf label names.
@@ -46,7 +47,7 @@ AUTHORS_CLASS_ORDER = {
 MFCC_COEFFICIENTS = 39
 
 
-class TimnetFeaturesError(ValueError):
+class TimnetFeaturesError(UserError, ValueError):
     """The file is not a TIM-Net feature file; the message names the file and the problem."""
 
 

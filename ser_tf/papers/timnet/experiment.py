@@ -1,6 +1,7 @@
-"""TIM-Net experiment: ``python -m ser_tf.experiments.timnet --dataset EMODB``.
+"""TIM-Net experiment: ``ser-tf train timnet --dataset EMODB`` (or
+``python -m ser_tf.experiments.timnet``).
 
-Defaults are the authors' released script (``experiments/timnet/config.yaml``): 39 MFCCs
+Defaults are the authors' released script (``config.yaml`` beside this file): 39 MFCCs
 at 22 050 Hz (recipe ``timnet-<CORPUS>``), 8 temporal-aware blocks (10 for IEMOCAP), Adam
 1e-3 with betas 0.93 / 0.98, batch 64, label smoothing 0.1, 500 epochs, 10 folds.
 
@@ -15,7 +16,7 @@ Protocols and model selection:
 - ``--checkpoint paper`` under any protocol: selection on the test fold (optimistic).
 
 ``--features FILE.npy`` trains on the authors' pre-extracted MFCC file instead of audio
-(:mod:`ser_tf.data.timnet_features`); it has no speakers, so no ``speaker`` protocol.
+(:mod:`ser_tf.papers.timnet.authors_features`); it has no speakers, so no ``speaker`` protocol.
 
 Besides the run record, every run writes the TFLite scores of every fold (float32,
 float16, dynamic-range and full-integer int8; ``--no-export`` skips them) and ``tsne.png``:
@@ -28,16 +29,16 @@ on another machine needs no weights files from the earlier sessions.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
-from ser_tf.experiments.common import add_common_arguments, run_cli
+from ser_tf.experiments import runner
+from ser_tf.experiments.spec import Experiment, PaperSpec
 
 PAPER = "timnet"
-CONFIG = Path(__file__).resolve().parents[2] / "experiments" / PAPER / "config.yaml"
+CONFIG = Path(__file__).resolve().parent / "config.yaml"
+PROG = "python -m ser_tf.experiments.timnet"
 DATASETS = ("CASIA", "EMODB", "EMOVO", "IEMOCAP", "RAVDESS", "SAVEE")
 CHECKPOINTS = ("last", "best-val", "paper")
 _SELECTION_WARNING = ("Checkpoint 'paper': the epoch was chosen on the test fold itself; "
@@ -50,13 +51,8 @@ def load_config(path=CONFIG) -> dict:
         return yaml.safe_load(f)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    cfg = load_config()
-    parser = argparse.ArgumentParser(
-        prog="python -m ser_tf.experiments.timnet",
-        description="TIM-Net (Ye et al., ICASSP 2023) on CASIA, EMODB, EMOVO, IEMOCAP, "
-                    "RAVDESS (8 classes, calm kept) or SAVEE. --seed defaults to the "
-                    "corpus's seed of the TIM-Net README.")
+def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
+    """TIM-Net's own flags."""
     parser.add_argument("--dataset", type=str.upper, default="EMODB", choices=DATASETS,
                         help="corpus (default EMODB)")
     parser.add_argument("--features", metavar="FILE.npy",
@@ -83,9 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{cfg['n_blocks_iemocap']} for IEMOCAP)")
     parser.add_argument("--no-export", action="store_true",
                         help="skip the TFLite export of every fold at the end of the run")
-    add_common_arguments(parser, default_protocol="clean")
-    parser.set_defaults(folds=cfg["folds"], seed=cfg["seed"])
-    return parser
 
 
 def _data(args, corpus: str):
@@ -96,7 +89,7 @@ def _data(args, corpus: str):
         options = {"merge_calm": False} if corpus == "RAVDESS" else {}  # TIM-Net: 8 classes
         return load_manifest(corpus, args.data_dir, on_bad_audio=args.on_bad_audio,
                              **options), None, None
-    from ser_tf.data.timnet_features import load_timnet_features
+    from ser_tf.papers.timnet.authors_features import load_timnet_features
 
     if args.protocol == "speaker":
         raise SystemExit("--features: the authors' MFCC files carry no speaker ids, so the "
@@ -108,15 +101,13 @@ def _data(args, corpus: str):
     return manifest, feature_set, source
 
 
-def _setup(args: argparse.Namespace) -> dict:
-    """Everything a run of ``args`` needs, before anything is trained: manifest, features
-    (the authors' file) or None, recipe, model builder, fit and ``run_experiment`` keywords."""
+def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
+    """The :class:`Experiment` ``args`` describe."""
     from ser_tf.features.recipes import get_recipe
     from ser_tf.models.timnet import build_timnet
+    from ser_tf.papers.timnet.folds import PAPER_SEEDS, SPLIT
     from ser_tf.training.classifier import FitConfig
-    from ser_tf.training.protocols import TIMNET_PAPER_SEEDS
 
-    cfg = load_config()
     corpus = args.dataset
     n_blocks = args.n_blocks if args.n_blocks is not None else \
         cfg["n_blocks_iemocap" if corpus == "IEMOCAP" else "n_blocks"]
@@ -133,7 +124,7 @@ def _setup(args: argparse.Namespace) -> dict:
         label_smoothing=cfg["label_smoothing"], checkpoint=checkpoint,
         monitor=cfg["monitor_paper"] if checkpoint == "paper" else cfg["monitor_clean"],
         check_every=args.check_every, patience=args.patience, min_epochs=args.min_epochs,
-        seed=TIMNET_PAPER_SEEDS[corpus] if args.seed is None else args.seed,
+        seed=PAPER_SEEDS[corpus] if args.seed is None else args.seed,
         deterministic=args.deterministic, jit_compile=cfg["jit_compile"])
 
     def build(num_classes):
@@ -141,165 +132,56 @@ def _setup(args: argparse.Namespace) -> dict:
                             kernel_size=cfg["kernel_size"], n_blocks=n_blocks,
                             dropout=cfg["dropout"])
 
-    experiment = dict(
-        paper=PAPER, protocol=args.protocol, fit=fit, results_dir=args.results_dir,
-        n_folds=args.folds, fold_seed=args.fold_seed, paper_style="timnet",
-        fingerprint_data=source is None,
-        config_extra={"checkpoint": checkpoint, "n_blocks": n_blocks, "filters": cfg["filters"],
-                      "kernel_size": cfg["kernel_size"], "dropout": cfg["dropout"],
-                      "input_shape": list(shape), "features": source})
-    return dict(manifest=manifest, feature_set=feature_set, recipe=recipe, build=build,
-                fit=fit, checkpoint=checkpoint, corpus=corpus, experiment=experiment)
-
-
-def plan(args: argparse.Namespace):
-    """The :class:`ExperimentPlan` (run id, folds, work folder) of the run ``args`` describe;
-    nothing is trained."""
-    from ser_tf.experiments.runner import plan_experiment
-
-    setup = _setup(args)
-    return plan_experiment(setup["manifest"], setup["recipe"], **setup["experiment"])
-
-
-def run(args: argparse.Namespace) -> dict:
-    """Run the experiment described by parsed arguments; returns ``run_experiment``'s dict."""
-    from ser_tf.experiments.runner import run_experiment
-    from ser_tf.training.seeding import get_strategy
-
-    setup = _setup(args)
-    build, recipe, fit = setup["build"], setup["recipe"], setup["fit"]
-    checkpoint, corpus = setup["checkpoint"], setup["corpus"]
     warning = _SELECTION_WARNING if checkpoint == "paper" and args.protocol != "paper" else None
-    if warning and not args.quiet:
-        print(f"NOTE: {warning}")
+    name = f"timnet-{corpus.lower()}-mfcc"
 
     def on_fold_done(work_dir, fold, features, result):
         # While this fold's weights are on disk: keep what the run's end needs (idempotent,
-        # as run_experiment also calls it for finished folds when a run resumes).
-        if not args.no_export:
-            from ser_tf.export.evaluate import ensure_fold_export
+        # as the runner also calls it for finished folds when a run resumes).
+        from ser_tf.models.timnet import embedding_model
+        from ser_tf.reporting.embeddings import ensure_fold_embedding
 
-            ensure_fold_export(work_dir, fold, features, build, recipe=recipe,
-                               name=f"timnet-{corpus.lower()}-mfcc")
-        ensure_fold_embedding(work_dir, fold, features, build)
+        if not args.no_export:
+            from ser_tf.export.folds import export_fold
+
+            export_fold(work_dir, fold, features, build, recipe, name=name)
+        ensure_fold_embedding(work_dir, fold, features, build, embedding_model)
 
     def after_folds(work_dir, folds, features, results):
+        from ser_tf.models.timnet import embedding_model
+        from ser_tf.reporting.embeddings import write_tsne
+
         details = {"checkpoint_warning": warning} if warning else {}
         if not args.no_export:
-            from ser_tf.experiments.lightsernet_export import export_all_folds
+            from ser_tf.export.folds import export_all_folds
 
             details["tflite"] = export_all_folds(work_dir, folds, features, build, recipe,
-                                                 name=f"timnet-{corpus.lower()}-mfcc")
+                                                 name=name)
         tsne = Path(work_dir) / "tsne.png"
-        details["tsne"] = write_tsne(work_dir, folds, features, build, tsne, seed=fit.seed,
+        details["tsne"] = write_tsne(work_dir, folds, features, build, embedding_model, tsne,
+                                     seed=fit.seed,
                                      title=f"TIM-Net {corpus}: fused embedding of each fold's "
                                            f"test utterances ({args.protocol}, {checkpoint})")
         return details, ({"tsne.png": tsne} if details["tsne"]["file"] else {})
 
-    return run_experiment(
-        setup["manifest"], recipe, build, cache_dir=args.cache_dir,
-        strategy=get_strategy(args.strategy), quiet=args.quiet, after_folds=after_folds,
-        on_fold_done=on_fold_done, train_only=args.train_folds,
-        feature_set=setup["feature_set"], **setup["experiment"])
+    return Experiment(
+        manifest=manifest, recipe=recipe, build_model=build, fit=fit, paper_split=SPLIT,
+        feature_set=feature_set, fingerprint_data=source is None,
+        config_extra={"checkpoint": checkpoint, "n_blocks": n_blocks, "filters": cfg["filters"],
+                      "kernel_size": cfg["kernel_size"], "dropout": cfg["dropout"],
+                      "input_shape": list(shape), "features": source},
+        on_fold_done=on_fold_done, after_folds=after_folds,
+        notes=(warning,) if warning else ())
 
 
-from ser_tf.training.rundir import EMBEDDING_FILE  # noqa: E402
+SPEC = PaperSpec(
+    name=PAPER, title="TIM-Net (Ye et al., ICASSP 2023)",
+    description="TIM-Net (Ye et al., ICASSP 2023) on CASIA, EMODB, EMOVO, IEMOCAP, RAVDESS "
+                "(8 classes, calm kept) or SAVEE. --seed defaults to the corpus's seed of the "
+                "TIM-Net README.",
+    package="ser_tf.papers.timnet", setup=setup, add_arguments=add_arguments,
+    parser_defaults=lambda cfg: {"folds": cfg["folds"], "seed": cfg["seed"]},
+    protocols=("paper", "clean", "speaker"), default_protocol="clean")
 
 
-def store_fold_embedding(work_dir, fold, feature_set, build_model) -> Path:
-    """``fold_XX/embedding.npz``: the fused embedding of the fold's test utterances by its
-    chosen weights, with their class indices, ids and the weights' sha256. Written when the
-    fold ends, so the run's t-SNE does not need the weights to outlive that session."""
-    from ser_tf.training.rundir import WEIGHTS_FILE
-    from ser_tf.util.jsonio import content_hash
-    from ser_tf.models.timnet import embedding_model
-    from ser_tf.training.rundir import fold_dir_name
-
-    fold_dir = Path(work_dir) / fold_dir_name(fold)
-    model = build_model(len(feature_set.label_names))
-    model.load_weights(fold_dir / WEIGHTS_FILE)
-    embed = embedding_model(model)
-    rows = feature_set.index_of(fold.test_ids)
-    x = np.asarray(feature_set.features[rows], np.float32)
-    # Plain eager calls: predict() would trace a new function for each fold's model.
-    embedding = np.concatenate([np.asarray(embed(x[i:i + 64], training=False))
-                                for i in range(0, len(x), 64)])
-    path = fold_dir / EMBEDDING_FILE
-    tmp = path.with_name(f".{EMBEDDING_FILE}.tmp.npz")
-    np.savez_compressed(tmp, embedding=embedding, labels=feature_set.labels[rows],
-                        ids=np.asarray(fold.test_ids),
-                        weights_sha256=np.asarray(content_hash(fold_dir / WEIGHTS_FILE)))
-    tmp.replace(path)  # complete or absent, like the fold's result.json
-    return path
-
-
-def ensure_fold_embedding(work_dir, fold, feature_set, build_model) -> dict:
-    """The fold's ``embedding.npz`` contents, (re)computed from its weights when missing or
-    stale (other test ids, or weights on disk with another hash); idempotent."""
-    from ser_tf.training.rundir import WEIGHTS_FILE
-    from ser_tf.util.jsonio import content_hash
-    from ser_tf.training.rundir import fold_dir_name
-
-    path = Path(work_dir) / fold_dir_name(fold) / EMBEDDING_FILE
-    weights = path.with_name(WEIGHTS_FILE)
-    if path.is_file():
-        with np.load(path) as stored:
-            data = {key: stored[key] for key in stored.files}
-        current = list(data["ids"]) == list(fold.test_ids) and (
-            not weights.is_file() or str(data.get("weights_sha256")) == content_hash(weights))
-        if current:
-            return data
-    with np.load(store_fold_embedding(work_dir, fold, feature_set, build_model)) as stored:
-        return {key: stored[key] for key in stored.files}
-
-
-def fold_embeddings(work_dir, folds, feature_set,
-                    build_model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The fused embedding of every fold's test utterances by that fold's chosen weights,
-    stacked over folds, their class indices and their fold numbers (1-based), via
-    :func:`ensure_fold_embedding` per fold."""
-    stored = [ensure_fold_embedding(work_dir, fold, feature_set, build_model) for fold in folds]
-    return (np.concatenate([s["embedding"] for s in stored]),
-            np.concatenate([s["labels"] for s in stored]),
-            np.concatenate([np.full(len(s["labels"]), number)
-                            for number, s in enumerate(stored, start=1)]))
-
-
-def write_tsne(work_dir, folds, feature_set, build_model, path, *, seed: int = 0,
-               title: str | None = None) -> dict:
-    """``tsne.png`` of :func:`fold_embeddings`, one panel per fold; returns what the record
-    says about it.
-
-    The folds' models are different networks whose embeddings share no coordinate system:
-    one t-SNE of all folds together separated the folds (ten islands of mixed classes), so
-    each fold's test utterances get their own t-SNE, each showing how well that fold's
-    model separates the classes."""
-    from ser_tf.reporting.plots import TSNE_MIN_SAMPLES, plot_tsne
-
-    from threadpoolctl import threadpool_limits
-
-    x, y, fold_numbers = fold_embeddings(work_dir, folds, feature_set, build_model)
-    # A fold with fewer test utterances than t-SNE accepts (tiny corpora) gets no panel,
-    # and the record says so, rather than the finished run losing its record.
-    numbers, counts = np.unique(fold_numbers, return_counts=True)
-    too_small = [int(n) for n, c in zip(numbers, counts) if c < TSNE_MIN_SAMPLES]
-    keep = ~np.isin(fold_numbers, too_small)
-    about = {"layer": "fused", "points": int(keep.sum()), "dims": int(x.shape[1]),
-             "folds": len(folds), "seed": int(seed), "panels": "one t-SNE per fold",
-             **({"folds_without_panel": too_small} if too_small else {})}
-    if not keep.any():
-        return {"file": None, **about}
-    # One OpenMP thread: the embedding does not depend on the thread count, and on a busy
-    # machine sklearn's spinning OpenMP workers made a 14-point t-SNE take 5 s, not 0.1 s.
-    with threadpool_limits(1):
-        plot_tsne(x[keep], y[keep], list(feature_set.label_names), path, seed=seed,
-                  title=title, groups=fold_numbers[keep], group_title="fold {}")
-    return {"file": Path(path).name, **about}
-
-
-def main(argv=None) -> int:
-    return run_cli(build_parser(), run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+build_parser, plan, run, main = runner.commands(SPEC, PROG)

@@ -1,0 +1,11 @@
+"""TIM-Net (J. Ye, X.-C. Wen, Y. Wei, Y. Xu, K. Liu, H. Shan, ICASSP 2023): temporal-aware
+bi-direction multi-scale network for speech emotion recognition.
+
+``experiment.py`` (the run), ``folds.py`` (the authors' KFold and seeds),
+``authors_features.py`` (the authors' pre-extracted MFCC files), ``config.yaml``,
+``reference.yaml``, ``README.md`` (results). The model is :mod:`ser_tf.models.timnet`.
+"""
+
+from ser_tf.papers.timnet.experiment import SPEC
+
+__all__ = ["SPEC"]
