@@ -347,7 +347,8 @@ def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
         total = len(read_json(run.folds).get("folds", [])) if run.folds.exists() else "?"
         config = read_json(run.config) if run.config.exists() else {}
         setting = ", ".join(f"{k} {_config_value(config, k)}"
-                            for k in ("protocol", "loss", "duration", "checkpoint", "epochs")
+                            for k in ("protocol", "loss", "duration", "checkpoint", "epochs",
+                                      "full_batches")
                             if _config_value(config, k) is not None)
         if config.get("data"):
             from ser_tf.data.fingerprint import describe
