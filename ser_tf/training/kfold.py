@@ -30,7 +30,6 @@ system drops the lock when the process dies, so a killed run never leaves a stal
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
