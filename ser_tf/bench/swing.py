@@ -129,7 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from ser_tf.data.fingerprint import fingerprint  # noqa: F401  (fails early if broken)
     from ser_tf.util.jsonio import write_json_atomic
 
     parser = build_parser()

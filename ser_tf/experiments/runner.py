@@ -14,7 +14,7 @@ from typing import Callable
 
 from ser_tf.data.manifest import Manifest
 from ser_tf.training.classifier import FitConfig, train_fold
-from ser_tf.training.rundir import CONFIG_FILE, RESULT_FILE, WEIGHTS_FILE, RunDir, fold_dir_name
+from ser_tf.training.rundir import CONFIG_FILE, RunDir
 
 
 @dataclass
@@ -70,9 +70,9 @@ def _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done) -> None
     from ser_tf.util.jsonio import read_json
 
     for fold in folds:
-        fold_dir = Path(work_dir) / fold_dir_name(fold)
-        if (fold_dir / RESULT_FILE).is_file() and (fold_dir / WEIGHTS_FILE).is_file():
-            on_fold_done(work_dir, fold, feature_set, read_json(fold_dir / RESULT_FILE))
+        fold_dir = RunDir(Path(work_dir)).fold(fold)
+        if fold_dir.finished and fold_dir.weights.is_file():
+            on_fold_done(work_dir, fold, feature_set, read_json(fold_dir.result))
 
 
 def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: str,
