@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := espeak-ng libespeak-ng-libespeak-dev ffmpeg festival-dev libestools-dev
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-EXTRAS ?= dev,lite,align
+EXTRAS ?= dev,lite,align,tuning
 
 .PHONY: install system-deps test test-unit test-integration demo clean-venv help reproduce-lightsernet reproduce-timnet bench-lightsernet
 

@@ -81,17 +81,12 @@ def _bare_fit(build, fit, feature_set, fold, *, epochs: int, warmup: int, valida
     import keras
 
     from ser_tf.features.pipeline import dataset_for_split
-    from ser_tf.training.losses import get_loss
-    from ser_tf.training.metrics import UnweightedAccuracy
     from ser_tf.training.seeding import set_seed
+    from ser_tf.training.tasks import ClassificationTask
 
     n = len(feature_set.label_names)
     set_seed(fit.seed)
-    model = build(n)
-    model.compile(optimizer=fit.optimizer(),
-                  loss=get_loss(fit.loss, gamma=fit.focal_gamma,
-                                label_smoothing=fit.label_smoothing),
-                  metrics=["accuracy", UnweightedAccuracy(n)], jit_compile=fit.jit_compile)
+    model = fit.compile(build(n), ClassificationTask(tuple(feature_set.label_names)))
     split = dict(batch_size=fit.batch_size, one_hot=True, num_classes=n)
     train = dataset_for_split(feature_set, fold.train_ids, training=True, seed=fit.seed,
                               repeat=fit.full_batches, **split)

@@ -93,19 +93,17 @@ class _EpochTimer:
 
 
 def _compiled_model(num_classes: int, shape, *, jit_compile, learning_rate: float, seed: int):
-    """Light-SERNet compiled as ``train_fold`` does (Adam, cross-entropy, accuracy + UA)."""
-    import keras
-
+    """Light-SERNet compiled as ``train_fold`` does (:meth:`FitConfig.compile`: Adam,
+    cross-entropy, accuracy + UA)."""
     from ser_tf.models.lightsernet import build_lightsernet
-    from ser_tf.training.losses import get_loss
-    from ser_tf.training.metrics import UnweightedAccuracy
+    from ser_tf.training.classifier import FitConfig
     from ser_tf.training.seeding import set_seed
+    from ser_tf.training.tasks import ClassificationTask
 
     set_seed(seed)
     model = build_lightsernet(num_classes, tuple(shape))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=get_loss("cross_entropy"),
-                  metrics=["accuracy", UnweightedAccuracy(num_classes)], jit_compile=jit_compile)
-    return model
+    task = ClassificationTask(tuple(f"class_{i}" for i in range(num_classes)))
+    return FitConfig(learning_rate=learning_rate, jit_compile=jit_compile).compile(model, task)
 
 
 def _stats(seconds: list[float]) -> dict:

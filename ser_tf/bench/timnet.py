@@ -33,9 +33,8 @@ def _compiler(feature_set, cfg: dict, n_blocks: int, seed: int):
     def compile_model(jit_compile: bool):
         from ser_tf.models.timnet import build_timnet
         from ser_tf.training.classifier import FitConfig
-        from ser_tf.training.losses import get_loss
-        from ser_tf.training.metrics import UnweightedAccuracy
         from ser_tf.training.seeding import set_seed
+        from ser_tf.training.tasks import ClassificationTask
 
         set_seed(seed)
         k = len(feature_set.label_names)
@@ -43,11 +42,9 @@ def _compiler(feature_set, cfg: dict, n_blocks: int, seed: int):
                              kernel_size=cfg["kernel_size"], n_blocks=n_blocks,
                              dropout=cfg["dropout"])
         fit = FitConfig(learning_rate=cfg["learning_rate"], beta_1=cfg["beta_1"],
-                        beta_2=cfg["beta_2"], epsilon=cfg["epsilon"])
-        model.compile(optimizer=fit.optimizer(),
-                      loss=get_loss(cfg["loss"], label_smoothing=cfg["label_smoothing"]),
-                      metrics=["accuracy", UnweightedAccuracy(k)], jit_compile=jit_compile)
-        return model
+                        beta_2=cfg["beta_2"], epsilon=cfg["epsilon"], loss=cfg["loss"],
+                        label_smoothing=cfg["label_smoothing"], jit_compile=jit_compile)
+        return fit.compile(model, ClassificationTask(tuple(feature_set.label_names)))
 
     return compile_model
 

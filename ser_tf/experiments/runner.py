@@ -82,7 +82,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
                    config_extra: dict | None = None, fingerprint_data: bool = True,
                    strategy=None, quiet: bool = False,
                    after_folds: Callable | None = None, on_fold_done: Callable | None = None,
-                   feature_set=None, train_only=None) -> dict:
+                   feature_set=None, train_only=None, source=None, task=None) -> dict:
     """Features -> folds -> resumable k-fold training -> run record.
 
     The work folder ``<results_dir>/<paper>/<corpus>/<run-id>.work/`` holds each finished
@@ -105,6 +105,14 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     ``feature_set``: features computed elsewhere (e.g. the TIM-Net authors' MFCC files,
     :mod:`ser_tf.papers.timnet.authors_features`) instead of extracting them from the manifest's audio;
     its ids must be the manifest's. Say where they came from in ``config_extra``.
+
+    ``source``: where the folds' examples come from (:mod:`ser_tf.training.sources`: a
+    waveform or TFRecord source; or a function ``(cache_dir, quiet) -> source``, called
+    once the run is locked), instead of features extracted from the manifest with ``recipe``;
+    its ids must be the manifest's. The hooks then get the source where they would get the
+    feature set. ``task`` (:mod:`ser_tf.training.tasks`): classification over the
+    manifest's labels by default; it also summarises the record. A task other than
+    classification is part of the config (``config_extra``), so say it there.
 
     ``train_only``: train just these fold indices in this call (the others wait); the
     record is written only once every fold has finished, so until then ``record`` is None.
@@ -132,10 +140,24 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     with run_lock(work_dir):
         # config.json tells a later session what this run is
         write_json_atomic(work_dir / CONFIG_FILE, plan.config)
-        if feature_set is None:
+        if source is not None:
+            if callable(source) and not hasattr(source, "dataset"):
+                source = source(cache_dir, quiet)
+            feature_set = source  # what the hooks get
+            if sorted(source.ids) != sorted(u.utterance_id for u in manifest):
+                raise ValueError("the data source's ids differ from the manifest's utterance ids")
+        elif feature_set is None:
             feature_set = extract_features(manifest, recipe, cache_dir, progress=not quiet)
         elif list(feature_set.ids) != [u.utterance_id for u in manifest]:
             raise ValueError("feature_set ids differ from the manifest's utterance ids")
+        if source is None:
+            from ser_tf.training.sources import CachedFeatureSource
+
+            source = CachedFeatureSource(feature_set)
+        if task is None:
+            from ser_tf.training.tasks import ClassificationTask
+
+            task = ClassificationTask(tuple(manifest.labels))
         from ser_tf.reporting.records import git_info
 
         # The code this process runs: commits landing during a long run do not change it.
@@ -147,7 +169,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
 
         def train(fold, fold_dir):
             trained.append(fold.index)
-            return train_fold(fold, fold_dir, feature_set=feature_set, build_model=build_model,
+            return train_fold(fold, fold_dir, source=source, task=task, build_model=build_model,
                               fit=plan.fit, strategy=strategy, n_folds=len(folds), quiet=quiet)
 
         results = run_kfold(work_dir, folds, train, train_only=train_only,
@@ -157,7 +179,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
         if len(results) < len(folds):
             return {"run_id": plan.run_id, "work_dir": work_dir, "record": None,
                     "n_folds": len(folds), "folds_done": done,
-                    "feature_stats": feature_set.stats}
+                    "feature_stats": source.stats}
         wall = sum(float(r.get("seconds", 0.0)) for r in results) or time.perf_counter() - start
         details, extra_files = {}, None
         if after_folds is not None:
@@ -178,9 +200,9 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
         record = write_run_record(results_dir, config=plan.config, protocol=protocol, folds=folds,
                                   fold_results=results, wall_time=wall, labels=manifest.labels,
                                   extra_files=extra_files, details=details, overwrite=True,
-                                  **provenance)
+                                  summarize=task.summarize, **provenance)
     return {"run_id": plan.run_id, "work_dir": work_dir, "record": record,
-            "n_folds": len(folds), "folds_done": done, "feature_stats": feature_set.stats}
+            "n_folds": len(folds), "folds_done": done, "feature_stats": source.stats}
 
 
 # --- the command line every paper shares --------------------------------------------------
@@ -204,9 +226,13 @@ def build_parser(spec, prog: str | None = None):
 
 def _settings(spec, args, experiment) -> dict:
     """``plan_experiment`` keywords of ``experiment`` under ``args``."""
+    config_extra = dict(experiment.config_extra)
+    task_config = experiment.task.config() if experiment.task is not None else None
+    if task_config is not None:  # classification adds nothing: old run ids stay
+        config_extra["task"] = task_config
     return dict(paper=spec.name, protocol=args.protocol, fit=experiment.fit,
                 results_dir=args.results_dir, n_folds=args.folds, fold_seed=args.fold_seed,
-                paper_split=experiment.paper_split, config_extra=experiment.config_extra,
+                paper_split=experiment.paper_split, config_extra=config_extra,
                 fingerprint_data=experiment.fingerprint_data)
 
 
@@ -238,7 +264,8 @@ def run(spec, args) -> dict:
                           cache_dir=args.cache_dir, strategy=get_strategy(args.strategy),
                           quiet=quiet, after_folds=experiment.after_folds,
                           on_fold_done=experiment.on_fold_done, train_only=args.train_folds,
-                          feature_set=experiment.feature_set, **settings)
+                          feature_set=experiment.feature_set, source=experiment.source,
+                          task=experiment.task, **settings)
 
 
 def main(spec, argv=None, prog: str | None = None) -> int:

@@ -28,7 +28,9 @@ class Experiment:
     ``config_extra`` are the paper's settings that enter the run's config (and so its id);
     ``paper_split`` its own protocols (:class:`~ser_tf.training.protocols.PaperSplit`);
     ``feature_set`` features computed elsewhere (else extracted from ``manifest`` with
-    ``recipe``); ``fingerprint_data`` stores the corpus copy's fingerprint in the config.
+    ``recipe``); ``source`` a data source instead of cached features (or a function
+    ``(cache_dir, quiet) -> source``; :mod:`ser_tf.training.sources`); ``task`` what is
+    learnt (:mod:`ser_tf.training.tasks`; default: classification over the manifest's labels); ``fingerprint_data`` stores the corpus copy's fingerprint in the config.
     ``on_fold_done(work_dir, fold, feature_set, result)`` and ``after_folds(work_dir, folds,
     feature_set, results) -> (details, extra_files)`` are the runner's hooks
     (:func:`~ser_tf.experiments.runner.run_experiment`); ``notes`` are printed before training.
@@ -41,6 +43,8 @@ class Experiment:
     config_extra: dict = field(default_factory=dict)
     paper_split: Any = None
     feature_set: Any = None
+    source: Any = None
+    task: Any = None
     fingerprint_data: bool = True
     on_fold_done: Callable | None = None
     after_folds: Callable | None = None

@@ -138,9 +138,11 @@ def _build(folder: Path, *, record: dict, folds, fold_results, labels, extras) -
     write_json_atomic(folder / "histories.json", histories, indent=None)
     files = ["folds.json", "histories.json"]
     title = f"{record['paper']} {record['corpus']} ({record['protocol']}, {len(folds)} folds)"
-    plot_confusion_matrix(record["summary"]["confusion_matrix"], labels,
-                          folder / "confusion_matrix.png", title=f"{title}: pooled over folds")
-    files.append("confusion_matrix.png")
+    if "confusion_matrix" in record["summary"]:  # classification tasks
+        plot_confusion_matrix(record["summary"]["confusion_matrix"], labels,
+                              folder / "confusion_matrix.png",
+                              title=f"{title}: pooled over folds")
+        files.append("confusion_matrix.png")
     if any(h.get("loss") for h in histories):
         val_label = "test fold (selection)" if record["folds"]["selection_on_test"] else "validation"
         plot_training_curves(histories, folder / "training_curves.png", title=title,
@@ -175,11 +177,9 @@ def _move_into_place(tmp: Path, final: Path, overwrite: bool) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _last_epoch_summary(fold_results: Sequence[Mapping]) -> dict:
+def _last_epoch_summary(fold_results: Sequence[Mapping], summarize) -> dict:
     """``{"summary_last_epoch": ...}`` when every fold also scored its last epoch's weights
     (``train_fold``'s ``last_epoch``), else nothing: a mean over some folds would mislead."""
-    from ser_tf.training.metrics import summarize
-
     if not all(isinstance(r.get("last_epoch"), Mapping) for r in fold_results):
         return {}
     return {"summary_last_epoch": summarize([r["last_epoch"]["metrics"] for r in fold_results])}
@@ -190,7 +190,7 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
                      extra_files=None, details: Mapping | None = None,
                      overwrite: bool = False, git: Mapping | None = None,
                      created: str | None = None, machine: Mapping | None = None,
-                     versions: Mapping | None = None) -> Path:
+                     versions: Mapping | None = None, summarize=None) -> Path:
     """Write the run record atomically and return its folder (see the module docstring).
 
     Args:
@@ -214,9 +214,11 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
         created: the record's ``created`` time (ISO 8601); default: now.
         machine, versions: where and with which packages the folds ran; default: this
             process's (a record rebuilt from finished folds passes the old record's).
+        summarize: fold metrics -> the run summary (the task's ``summarize``); default:
+            :func:`ser_tf.training.metrics.summarize` (classification).
     """
     from ser_tf.training.kfold import as_folds
-    from ser_tf.training.metrics import summarize
+    from ser_tf.training.metrics import summarize as summarize_classification
     from ser_tf.training.protocols import folds_digest, paper_protocol_warning
 
     for key in ("paper", "corpus"):
@@ -238,6 +240,7 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
         raise FileExistsError(f"run record {final} already exists (same config); pass "
                               "overwrite=True to replace it")
     extras = _extra_file_map(extra_files)
+    summarize = summarize or summarize_classification
     summary = summarize([r["metrics"] for r in fold_results])
     record = {
         "format": RECORD_FORMAT, "run_id": rid, "paper": str(config["paper"]),
@@ -253,7 +256,7 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
                   "selection_on_test": any(f.selection_on_test for f in folds),
                   "sizes": _fold_sizes(folds)},
         "summary": summary,
-        **_last_epoch_summary(fold_results),
+        **_last_epoch_summary(fold_results, summarize),
         "per_fold": [{"fold": f.index, **{k: v for k, v in r.items() if k != "history"}}
                      for f, r in zip(folds, fold_results)],
     }

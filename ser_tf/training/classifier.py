@@ -75,6 +75,14 @@ class FitConfig:
                 del config[name]
         return config
 
+    def compile(self, model, task):
+        """Compile ``model`` for ``task`` with these settings: the one place a model meets
+        its optimiser, loss and metrics (runner, benchmarks and tuners all call it).
+        Returns the model."""
+        model.compile(optimizer=self.optimizer(), loss=task.loss(self), metrics=task.metrics(),
+                      jit_compile=self.jit_compile)
+        return model
+
     def optimizer(self):
         """The Adam optimiser these settings describe (constant ``learning_rate``; a
         schedule is a callback)."""
@@ -98,43 +106,43 @@ def _schedule_callback(config: dict):
     return lr_scheduler_callback(step_exp_decay(**params))
 
 
-def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitConfig,
-               strategy=None, n_folds: int | None = None, quiet: bool = False) -> dict:
+def train_fold(fold, fold_dir, *, build_model: Callable, fit: FitConfig, feature_set=None,
+               source=None, task=None, strategy=None, n_folds: int | None = None,
+               quiet: bool = False) -> dict:
     """Train one fold and evaluate its test part once; returns the fold's result dict.
 
-    ``build_model(num_classes)`` returns an uncompiled Keras model taking the feature
-    arrays of ``feature_set``. Validation data: ``fold.val_ids``, or ``fold.test_ids`` with
+    Data come from ``source`` (:mod:`ser_tf.training.sources`), or from ``feature_set``
+    (cached features, the classification case); ``task`` (:mod:`ser_tf.training.tasks`)
+    defaults to classification over the source's labels. ``build_model(num_outputs)``
+    returns an uncompiled Keras model taking the source's inputs; :meth:`FitConfig.compile`
+    compiles it. Validation data: ``fold.val_ids``, or ``fold.test_ids`` with
     ``fit.checkpoint == "paper"`` (selection on the test fold, flagged in the result).
     """
-    import keras
     import tensorflow as tf
 
-    from ser_tf.features.pipeline import dataset_for_split
     from ser_tf.training.callbacks import CheckpointPolicy, LastEpochPredictions
     from ser_tf.training.progress import EpochLogger
     from ser_tf.training.kfold import fold_callbacks
-    from ser_tf.training.losses import get_loss
-    from ser_tf.training.metrics import UnweightedAccuracy, classification_metrics
     from ser_tf.training.seeding import set_seed
+    from ser_tf.training.sources import CachedFeatureSource
+    from ser_tf.training.tasks import ClassificationTask
 
+    if (source is None) == (feature_set is None):
+        raise ValueError("give exactly one of feature_set and source")
+    source = source if source is not None else CachedFeatureSource(feature_set)
+    task = task if task is not None else ClassificationTask(tuple(source.label_names))
     fold_dir = Path(fold_dir)
-    labels = tuple(feature_set.label_names)
     val_ids = list(fold.test_ids if fit.checkpoint == "paper" else fold.val_ids)
     if fit.checkpoint == "best-val" and not val_ids:
         raise ValueError(f"fold {fold.index}: checkpoint 'best-val' needs validation ids")
     set_seed(fit.seed + int(fold.index), deterministic=fit.deterministic)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        model = build_model(len(labels))
-        model.compile(
-            optimizer=fit.optimizer(),
-            loss=get_loss(fit.loss, gamma=fit.focal_gamma, label_smoothing=fit.label_smoothing),
-            metrics=["accuracy", UnweightedAccuracy(len(labels))], jit_compile=fit.jit_compile)
+        model = fit.compile(build_model(task.num_outputs), task)
 
-    split = dict(batch_size=fit.batch_size, one_hot=True, num_classes=len(labels))
-    train_ds = dataset_for_split(feature_set, fold.train_ids, training=True,
-                                 seed=fit.seed + int(fold.index), repeat=fit.full_batches,
-                                 **split)
+    split = dict(task=task, batch_size=fit.batch_size)
+    train_ds = source.dataset(fold.train_ids, training=True, seed=fit.seed + int(fold.index),
+                              repeat=fit.full_batches, **split)
     steps_per_epoch = None
     if fit.full_batches:
         steps_per_epoch = len(fold.train_ids) // fit.batch_size
@@ -142,8 +150,9 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
             raise ValueError(f"fold {fold.index}: full batches of {fit.batch_size} need at least "
                              f"that many training utterances, the fold has "
                              f"{len(fold.train_ids)}")
-    val_ds = dataset_for_split(feature_set, val_ids, training=False, **split) if val_ids else None
-    test_ds = dataset_for_split(feature_set, fold.test_ids, training=False, **split)
+    val_ds = source.dataset(val_ids, training=False, **split) if val_ids else None
+    test_ids = source.evaluation_order(fold.test_ids)
+    test_ds = source.dataset(test_ids, training=False, **split)
 
     policy = CheckpointPolicy(fit.checkpoint, monitor=fit.monitor,
                               path=fold_dir / CHOSEN_WEIGHTS_FILE, check_every=fit.check_every,
@@ -169,7 +178,7 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
     model.save_weights(fold_dir / WEIGHTS_FILE)  # the chosen weights, restored by the policy
 
     probabilities = model.predict(test_ds, verbose=0)
-    y_true = feature_set.labels[feature_set.index_of(fold.test_ids)]
+    y_true = source.targets(test_ids)
     history = next(c for c in callbacks if type(c).__name__ == "HistoryLog").history
     epochs_run = max((len(v) for v in history.values()), default=0)
     timed = history.get("epoch_seconds") or []
@@ -180,10 +189,9 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
     if last is not None and last.probabilities is not None:
         # Same training run, other weights: what `--checkpoint last` would have reported.
         extra["last_epoch"] = {"epoch": policy.epochs_done or epochs_run,
-                               "metrics": classification_metrics(y_true, last.probabilities,
-                                                                 labels)}
+                               "metrics": task.evaluate(y_true, last.probabilities)}
     return {
-        "metrics": classification_metrics(y_true, probabilities, labels),
+        "metrics": task.evaluate(y_true, probabilities),
         "history": history,
         "chosen_epoch": policy.chosen_epoch,
         "epochs_run": epochs_run,
@@ -193,7 +201,7 @@ def train_fold(fold, fold_dir, *, feature_set, build_model: Callable, fit: FitCo
         "selection_on_test": policy.selection_on_test or bool(
             fold.selection_on_test and (fit.checkpoint != "last" or fit.patience is not None)),
         "seconds": round(seconds, 3),
-        "test_ids": list(fold.test_ids),
+        "test_ids": list(test_ids),
         "test_probabilities": np.round(probabilities, 6).tolist(),
         **extra,
     }
