@@ -14,6 +14,7 @@ from ser_tf.features.augment import LeakageError
 from ser_tf.features.cache import (cache_key, cache_path, content_hash, default_cache_dir,
                                    extract_augmented_features, extract_features)
 from ser_tf.features.recipes import FeatureRecipe, get_recipe
+import ser_tf.papers.lightsernet  # noqa: F401 (registers the "lightsernet" recipe)
 
 NAMES = ["03a01Fa.wav", "03a01Wa.wav", "08a02Lb.wav", "08b10Wb.wav", "16a05Tc.wav", "16b01Nb.wav"]
 

@@ -8,6 +8,7 @@ import pytest
 from ser_tf.data import load_manifest
 from ser_tf.data.synthetic import make_emodb_like
 from ser_tf.features.recipes import get_recipe
+import ser_tf.papers.lightsernet  # noqa: F401 (registers the "lightsernet" recipe)
 from ser_tf.experiments import runner
 from ser_tf.training import classifier
 from ser_tf.training.classifier import FitConfig

@@ -17,9 +17,11 @@ from ser_tf.export.evaluate import evaluate_tflite, export_fold_models, measure_
 from ser_tf.export.tflite import VARIANTS, convert, export_variants, flex_ops
 from ser_tf.export.waveform import build_waveform_model, input_spec
 from ser_tf.features.recipes import get_recipe
-from ser_tf.features.segment import segment_lightsernet
 from ser_tf.lite import LiteModel
 from ser_tf.models.lightsernet import build_lightsernet
+# Importing the paper packages registers the "lightsernet" and "timnet-*" recipes.
+from ser_tf.papers.lightsernet.recipes import segment_lightsernet
+import ser_tf.papers.timnet  # noqa: F401,E402
 
 LABELS = ["W", "L", "E", "A", "F", "T", "N"]
 RECIPE_1S = get_recipe("lightsernet", segment={"duration": 1.0})
@@ -75,6 +77,9 @@ def test_every_variant_converts_and_loads(exported):
         meta = json.loads(path.with_suffix(".json").read_text())
         assert meta["variant"] == variant and meta["input"]["kind"] == "features"
         assert meta["input"]["shape"] == [59, 40] and meta["input"]["samples"] == 16000
+        assert meta["input"]["normalise"] == RECIPE_1S.window_normalisation() == {
+            "method": "percentile", "percentile": 99.9, "clip": 1.0}
+        assert "inputs" not in meta  # one input: the single "input" entry, as before
         expected = np.int8 if variant == "int8" else np.float32
         assert lite.input_dtype == expected and lite.output_dtype == expected
 

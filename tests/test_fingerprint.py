@@ -119,6 +119,7 @@ def test_data_check_verify_names_what_differs(release, tmp_path, capsys, monkeyp
 
 
 def test_plan_records_the_fingerprint_and_a_new_copy_gets_a_new_run_id(release, tmp_path):
+    import ser_tf.papers.lightsernet  # noqa: F401 (registers the "lightsernet" recipe)
     from ser_tf.features.recipes import get_recipe
     from ser_tf.training.classifier import FitConfig
     from ser_tf.experiments.runner import plan_experiment

@@ -61,6 +61,7 @@ def export_tiny_waveform_model(out_dir):
     returns (path of the .tflite, the Keras model)."""
     from ser_tf.export.tflite import export_variants
     from ser_tf.export.waveform import build_waveform_model, input_spec
+    import ser_tf.papers.lightsernet  # noqa: F401 (registers the "lightsernet" recipe)
     from ser_tf.features.recipes import get_recipe
 
     recipe = get_recipe("lightsernet")
@@ -81,6 +82,7 @@ def tiny(tmp_path_factory):
 def tf_mfcc(windows) -> np.ndarray:
     """The training pipeline's features for audio windows: the recipe's TF layer."""
     from ser_tf.features.frontends import compute_features
+    import ser_tf.papers.lightsernet  # noqa: F401 (registers the "lightsernet" recipe)
     from ser_tf.features.recipes import get_recipe
 
     recipe = get_recipe("lightsernet")
@@ -95,7 +97,8 @@ def tiny_features(tmp_path_factory):
     from ser_tf.export.tflite import export_variants
     from ser_tf.export.waveform import input_spec
     from ser_tf.features.recipes import get_recipe
-    from ser_tf.features.segment import segment_lightsernet
+    # Importing it registers the "lightsernet" recipe.
+    from ser_tf.papers.lightsernet.recipes import segment_lightsernet
 
     recipe = get_recipe("lightsernet")
     model = tiny_features_classifier()
@@ -326,6 +329,45 @@ def test_a_model_the_predictor_cannot_run_is_refused_clearly(tiny, tmp_path, aud
     copy.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="unknown input kind 'pictures'"):
         predict_file(audio["short"], LiteModel(copy))
+
+
+def test_windows_are_normalised_only_as_the_sidecar_says(tiny, tmp_path, audio):
+    """The runtime reads ``input.normalise`` and nothing else: not the recipe or segment
+    names. Null: raw windows; missing (a sidecar from before the key): a clear error."""
+    from ser_tf.data.audio import read_audio
+    from ser_tf.features.segment import sliding_windows
+    from ser_tf.lite.predict import predict_file
+    from ser_tf.lite.runtime import LiteModel
+
+    model_path, keras_model = tiny
+    meta = json.loads(model_path.with_suffix(".json").read_text())
+    assert meta["input"]["normalise"] == {"method": "percentile", "percentile": 99.9,
+                                          "clip": 1.0}
+    copy = tmp_path / model_path.name
+    shutil.copy(model_path, copy)
+    # A segment kind the runtime has never heard of changes nothing.
+    meta["input"]["segment"] = {"kind": "someone-elses", "duration": 3.0}
+    copy.with_suffix(".json").write_text(json.dumps(meta))
+    result = predict_file(audio["stereo"], LiteModel(copy))
+    np.testing.assert_allclose(list(result["probabilities"].values()),
+                               expected_probabilities(keras_model, audio["stereo"]), atol=1e-4)
+    meta["input"]["normalise"] = None
+    copy.with_suffix(".json").write_text(json.dumps(meta))
+    samples, sr = read_audio(audio["stereo"], 16000)
+    raw = sliding_windows(samples, sr, 3.0, 1.0, normalize=None)
+    result = predict_file(audio["stereo"], LiteModel(copy))
+    np.testing.assert_allclose(list(result["probabilities"].values()),
+                               keras_model.predict(raw, verbose=0).mean(axis=0), atol=1e-4)
+    del meta["input"]["normalise"]
+    copy.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"json: the input entry has no 'normalise' key.*"
+                                         r"Re-export the model") as err:
+        predict_file(audio["stereo"], LiteModel(copy))
+    assert str(copy.with_suffix(".json")) in str(err.value)
+    meta["input"]["normalise"] = {"method": "loudness"}
+    copy.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="window normalisation must be null or a dict"):
+        predict_file(audio["stereo"], LiteModel(copy))
 
 
 SHIPPED = sorted((REPO / "tflite_models").glob("*.tflite"))

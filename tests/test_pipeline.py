@@ -9,6 +9,7 @@ from ser_tf.features.augment import SpecAugment
 from ser_tf.features.cache import FeatureSet, extract_features, save_atomic
 from ser_tf.features.pipeline import dataset_for_split, make_dataset, stream_dataset
 from ser_tf.features.recipes import get_recipe
+import ser_tf.papers.lightsernet  # noqa: F401 (registers the "lightsernet" recipe)
 
 
 def toy(n=20, shape=(6, 4)):

@@ -15,8 +15,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from ser_tf.data.synthetic import class_signal  # noqa: E402
+# The paper packages register the "lightsernet" and "timnet-*" recipes.
+import ser_tf.papers.lightsernet  # noqa: E402, F401
 from ser_tf.features.recipes import RECIPES  # noqa: E402
-from ser_tf.features.segment import TIMNET_LENGTHS  # noqa: E402
+from ser_tf.papers.timnet.recipes import TIMNET_LENGTHS  # noqa: E402
 from ser_tf.features.spectral import check_frontend_config, numpy_features  # noqa: E402
 
 TOLERANCE = {"lightsernet": 2e-5, "cnn_mfcc": 3e-3, "cnn_logmel": 2e-4, "attention_fcn": 1.5e-2,

@@ -204,7 +204,10 @@ def run(dataset: str, data_dir, recipe_name: str, out=None, *, batch_size: int =
         warm_repeats: int = 1, limit: int | None = None, on_bad_audio: str = "fail") -> dict:
     """Load the corpus manifest and the named recipe, benchmark, and optionally save."""
     from ser_tf.features.recipes import get_recipe
+    from ser_tf.papers import get_paper, paper_names
 
+    for paper in paper_names():
+        get_paper(paper)  # importing a paper's package registers its recipes
     manifest = load_manifest(dataset, data_dir, on_bad_audio=on_bad_audio)
     if limit is not None:
         manifest = manifest.subset([u.utterance_id for u in manifest][:int(limit)])

@@ -32,8 +32,12 @@ def waveform_parity(feature_model, waveform_path, recipe, audio_paths) -> dict:
 
 
 def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe, *,
-              prefix: str, dest="tflite_models", record_path=None) -> dict:
-    """Export one fold's models into ``dest`` with model cards; returns the measurements."""
+              prefix: str, dest="tflite_models", record_path=None,
+              title: str | None = None) -> dict:
+    """Export one fold's models into ``dest`` with model cards; returns the measurements.
+
+    ``title``: what the model cards' titles say before the variant (default ``prefix``);
+    the caller, which knows the model and the corpus, names them."""
     from ser_tf.export.evaluate import (evaluate_tflite, export_fold_models,
                                         measure_frontend_latency, measure_latency)
     from ser_tf.export.model_card import write_model_card
@@ -85,12 +89,12 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
     warning = paper_protocol_warning(plan.config["protocol"])
     protocol_text = (f"{plan.config['protocol']} protocol, fold {int(fold.index) + 1} of "
                      f"{len(plan.folds)} (run {plan.run_id})" + (f"; {warning}" if warning else ""))
-    training = (f"EMO-DB ({len(fold.train_ids)} training utterances of this fold; "
+    training = (f"{manifest.corpus} ({len(fold.train_ids)} training utterances of this fold; "
                 f"{len(fold.test_ids)} held-out test utterances scored below)")
     for variant, path in shipped.items():
         info = (measured["waveform"] if variant == "waveform-float32"
                 else features["variants"][variant] | {"metrics": features["variants"][variant]["mean"]})
-        write_model_card(path, title=f"Light-SERNet EMO-DB 3 s ({variant})",
+        write_model_card(path, title=f"{title or prefix} ({variant})",
                          training_data=training, protocol=protocol_text,
                          metrics=info["metrics"], labels=list(manifest.labels),
                          input_spec=json.loads(Path(path).with_suffix(".json").read_text())["input"],
@@ -98,7 +102,7 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
                          latency=_card_latency(info["latency"], None if variant ==
                                                "waveform-float32" else
                                                measured["numpy_frontend_latency"]),
-                         notes="Measured by ser_tf.experiments.lightsernet --ship-fold; "
+                         notes="Measured by ser_tf.export.ship.ship_fold (--ship-fold); "
                                f"latency on {describe_cpu(measured['latency_host'])}.")
     measured["shipped"] = shipped
     if record_path is not None:

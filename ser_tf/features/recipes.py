@@ -1,9 +1,13 @@
-"""Feature recipes: segmentation + front-end, named after the paper that uses them.
+"""Feature recipes: segmentation + front-end, and the registry of named recipes.
 
 A :class:`FeatureRecipe` is plain data (its :meth:`config` is what the feature cache hashes
 and what run records store) plus two steps: :meth:`segment` (NumPy, per file) and
 :meth:`compute` (a batch of segments -> features; a TensorFlow front-end layer from
 :mod:`ser_tf.features.frontends`, or librosa where a recipe says so).
+
+The segmentation kinds live in :mod:`ser_tf.features.segment`'s registry. Recipes that
+belong to one paper are registered by the paper's package (``ser_tf.papers.<name>``, with
+:func:`register_recipe`) when it is imported; this module never imports a paper.
 """
 
 from __future__ import annotations
@@ -15,14 +19,13 @@ import numpy as np
 
 from ser_tf.features import segment as seg
 
-SEGMENT_KINDS = ("lightsernet", "timnet", "window", "none")
-
 
 @dataclass(frozen=True)
 class FeatureRecipe:
-    """``segment``: ``{"kind": "lightsernet", "duration": 3.0}``, ``{"kind": "timnet",
-    "corpus": "EMODB"}``, ``{"kind": "window", "offset": 0.5, "duration": 3.0}`` or
-    ``{"kind": "none"}``. ``frontend``: keyword arguments of
+    """``segment``: ``{"kind": <a registered segment kind>, **params}``, e.g.
+    ``{"kind": "window", "offset": 0.5, "duration": 3.0}``, ``{"kind":
+    "crop_normalise_pad", "duration": 3.0}`` or ``{"kind": "none"}`` (see
+    :mod:`ser_tf.features.segment`). ``frontend``: keyword arguments of
     :func:`ser_tf.features.frontends.build_frontend` (``{"kind": "mfcc", ...}``)."""
 
     name: str
@@ -31,26 +34,24 @@ class FeatureRecipe:
     frontend: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.segment.get("kind") not in SEGMENT_KINDS:
-            raise ValueError(f"recipe {self.name}: segment kind must be one of {SEGMENT_KINDS}, "
-                             f"got {self.segment.get('kind')!r}")
+        try:
+            seg.get_segmenter(self.segment.get("kind"))
+        except ValueError as error:
+            raise ValueError(f"recipe {self.name}: {error}") from None
 
     def config(self) -> dict:
         """JSON-able description; equal configs give equal features."""
         return {"name": self.name, "sample_rate": self.sample_rate,
                 "segment": copy.deepcopy(self.segment), "frontend": copy.deepcopy(self.frontend)}
 
+    def _segmenter(self) -> tuple[seg.Segmenter, dict]:
+        params = {k: v for k, v in self.segment.items() if k != "kind"}
+        return seg.get_segmenter(self.segment["kind"]), params
+
     def segment_audio(self, audio: np.ndarray) -> np.ndarray:
         """One file's audio (at ``sample_rate``) -> the model's fixed-length waveform."""
-        params = {k: v for k, v in self.segment.items() if k != "kind"}
-        kind = self.segment["kind"]
-        if kind == "lightsernet":
-            return seg.segment_lightsernet(audio, self.sample_rate, **params)
-        if kind == "timnet":
-            return seg.segment_timnet(audio, **params)
-        if kind == "window":
-            return seg.segment_window(audio, self.sample_rate, **params)
-        return np.asarray(audio, dtype=np.float32)
+        segmenter, params = self._segmenter()
+        return segmenter.segment(audio, self.sample_rate, **params)
 
     def compute(self, segments: np.ndarray) -> np.ndarray:
         """A batch of equal-length segments ``(n, samples)`` -> features ``(n, ...)`` float32."""
@@ -61,12 +62,19 @@ class FeatureRecipe:
 
     def num_samples(self) -> int:
         """The fixed number of samples the segmentation produces (the model's waveform input)."""
-        kind = self.segment["kind"]
-        if kind in ("lightsernet", "window"):
-            return int(round(float(self.segment.get("duration", 3.0)) * self.sample_rate))
-        if kind == "timnet":
-            return int(seg.TIMNET_LENGTHS[str(self.segment["corpus"]).upper()])
-        raise ValueError(f"recipe {self.name}: segment kind {kind!r} has no fixed length")
+        segmenter, params = self._segmenter()
+        samples = segmenter.num_samples(self.sample_rate, **params)
+        if samples is None:
+            raise ValueError(f"recipe {self.name}: segment kind {segmenter.kind!r} has no "
+                             "fixed length")
+        return int(samples)
+
+    def window_normalisation(self) -> dict | None:
+        """What a runtime must do to each inference window so it matches the training
+        segments (e.g. ``{"method": "percentile", "percentile": 99.9, "clip": 1.0}``), or
+        None; exported models state it in their sidecar (``input.normalise``)."""
+        segmenter, params = self._segmenter()
+        return seg.check_window_normalisation(segmenter.window_normalisation(**params))
 
     def feature_shape(self) -> tuple[int, ...]:
         """Shape of one example's features (e.g. ``(184, 40)``), from one silent segment."""
@@ -88,35 +96,23 @@ class FeatureRecipe:
 # config says exactly what was computed and a library upgrade cannot change it silently.
 
 #: librosa 0.11's ``melspectrogram`` + ``power_to_db`` defaults, in MFCC-layer names.
-_LIBROSA_LOG_MEL = {"frame_length": 2048, "frame_step": 512, "fft_length": 2048,
+LIBROSA_LOG_MEL = {"frame_length": 2048, "frame_step": 512, "fft_length": 2048,
                     "window": "hann", "power": 2.0, "center": True, "pad_mode": "constant",
                     "num_mel_bins": 128, "fmin": 0.0, "fmax": None, "mel_scale": "slaney",
                     "norm": "slaney", "log": "db", "ref": 1.0, "amin": 1e-10, "top_db": 80.0}
-_LIBROSA_MFCC = {**_LIBROSA_LOG_MEL, "dct_norm": "ortho"}
+LIBROSA_MFCC = {**LIBROSA_LOG_MEL, "dct_norm": "ortho"}
 
 
 def _builtin_recipes() -> dict[str, FeatureRecipe]:
     recipes = [
-        # Light-SERNet (Aftab et al. 2022, Sec. 3.1, and the authors' tf.signal code): 3 s at
-        # 16 kHz; |STFT| with 1024-sample Hann frames, hop 256, no centre padding; 128 HTK mel
-        # bands in 80-7600 Hz as tf.signal.linear_to_mel_weight_matrix builds them;
-        # ln(x + 1e-6); tf.signal.mfccs_from_log_mel_spectrograms' DCT; 40 MFCCs clipped to
-        # +-10. 48000 samples -> 1 + (48000 - 1024) // 256 = 184 frames x 40.
-        FeatureRecipe(
-            "lightsernet", 16000, {"kind": "lightsernet", "duration": 3.0},
-            {"kind": "mfcc", "frame_length": 1024, "frame_step": 256, "fft_length": 1024,
-             "window": "hann", "power": 1.0, "center": False, "pad_mode": "constant",
-             "num_mel_bins": 128, "fmin": 80.0, "fmax": 7600.0, "mel_scale": "htk",
-             "norm": None, "log": "log", "log_offset": 1e-6, "num_mfcc": 40,
-             "dct_norm": "tf", "clip": 10.0, "dft": "fft"}),
         # CNN recipes: 3 s from 0.5 s at 16 kHz with librosa's defaults. MFCC: hop 512,
         # centred -> 1 + 48000 // 512 = 94 frames x 128 coefficients (128 mels, full DCT).
         # Log-mel: the same with hop 256 -> 1 + 48000 // 256 = 188 frames x 128 mels.
         # Features are (frames, coefficients); a model wanting 128 x 94 transposes.
         FeatureRecipe("cnn_mfcc", 16000, {"kind": "window", "offset": 0.5, "duration": 3.0},
-                      {"kind": "mfcc", **_LIBROSA_MFCC, "num_mfcc": 128, "dft": "fft"}),
+                      {"kind": "mfcc", **LIBROSA_MFCC, "num_mfcc": 128, "dft": "fft"}),
         FeatureRecipe("cnn_logmel", 16000, {"kind": "window", "offset": 0.5, "duration": 3.0},
-                      {"kind": "log_mel", **_LIBROSA_LOG_MEL, "frame_step": 256, "dft": "fft"}),
+                      {"kind": "log_mel", **LIBROSA_LOG_MEL, "frame_step": 256, "dft": "fft"}),
         # Attention-FCN (Zhang et al. 2018, Sec. 3): 40 ms Hamming frames (640), 10 ms hop
         # (160), 800-point DFT, bins below 4 kHz (0..199 of 401, 20 Hz apiece), log
         # magnitude, 300-frame segments: 1 + (48480 - 640) // 160 = 300, so the window is
@@ -128,24 +124,31 @@ def _builtin_recipes() -> dict[str, FeatureRecipe]:
              "window": "hamming", "power": 1.0, "center": False, "pad_mode": "constant",
              "max_hz": 4000.0, "log": "log", "log_offset": 1e-6, "dft": "matmul"}),
     ]
-    # TIM-Net (Ye et al. 2023, the authors' code): librosa.feature.mfcc defaults at 22 050 Hz,
-    # 39 coefficients, on the per-corpus centre pad/crop length -- one recipe per corpus
-    # (timnet-EMODB: 96000 samples -> 1 + 96000 // 512 = 188 frames x 39). Computed with
-    # librosa itself (offline, exact); frontend={"kind": "mfcc"} runs the identical
-    # parameters through the TF layer instead (max |difference| <= 1e-3, see frontends.py).
-    for corpus in seg.TIMNET_LENGTHS:
-        recipes.append(FeatureRecipe(
-            f"timnet-{corpus}", seg.TIMNET_SAMPLE_RATE, {"kind": "timnet", "corpus": corpus},
-            {"kind": "librosa_mfcc", **_LIBROSA_MFCC, "num_mfcc": 39}))
     return {recipe.name: recipe for recipe in recipes}
 
 
 RECIPES: dict[str, FeatureRecipe] = _builtin_recipes()
 
 
+def register_recipe(recipe: FeatureRecipe) -> FeatureRecipe:
+    """Add a named recipe (a paper package registers its own when imported).
+
+    Registering the same config again is a no-op; a different config under a taken name
+    raises ``ValueError``, since the name stands for its config in run records."""
+    if not isinstance(recipe, FeatureRecipe):
+        raise TypeError(f"expected a FeatureRecipe, got {type(recipe).__name__}")
+    existing = RECIPES.get(recipe.name)
+    if existing is not None and existing.config() != recipe.config():
+        raise ValueError(f"feature recipe {recipe.name!r} is already registered with a "
+                         "different config")
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
 def get_recipe(name: str, **overrides) -> FeatureRecipe:
     """A fresh copy of a named recipe, with ``overrides`` applied by
-    :meth:`FeatureRecipe.replace` (``get_recipe("lightsernet", segment={"duration": 7.0})``)."""
+    :meth:`FeatureRecipe.replace` (``get_recipe("cnn_mfcc", segment={"duration": 7.0})``)."""
     if name not in RECIPES:
-        raise KeyError(f"unknown feature recipe {name!r}; known: {sorted(RECIPES)}")
+        raise KeyError(f"unknown feature recipe {name!r}; known: {sorted(RECIPES)}. A paper's "
+                       "recipes are registered by importing its package, ser_tf.papers.<name>")
     return RECIPES[name].replace(**overrides)

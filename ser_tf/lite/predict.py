@@ -11,14 +11,15 @@ How a file is classified (:func:`predict_file`): it is read with the suite's one
 reader (:func:`ser_tf.data.audio.read_audio`: any format, rate and channel count;
 resampled to the model's rate, averaged to mono; bad files raise :class:`AudioError`
 naming the file), cut into 3 s windows with a 1 s hop
-(:func:`ser_tf.features.segment.sliding_windows`, each window normalised as the training
-segments were), every window is classified, and the window probabilities are averaged.
+(:func:`ser_tf.features.segment.sliding_windows`, each window normalised as the sidecar's
+``input.normalise`` says, i.e. as the training segments were), every window is classified,
+and the window probabilities are averaged.
 
 Two kinds of model, told apart by the sidecar's ``input.kind``
 (:func:`ser_tf.export.tflite.export_variants` writes it):
 
 - **waveform-in** (``"waveform"``, from :func:`ser_tf.export.waveform.build_waveform_model`):
-  the MFCC front-end is inside the graph; windows go in as they are.
+  the MFCC front-end is inside the graph; the (normalised) windows go in as they are.
 - **features-in** (``"features"``: the float32 / float16 / int8 exports of the classifier):
   the sidecar's ``frontend`` (the training recipe's front-end config) is computed in NumPy
   by :func:`ser_tf.features.spectral.numpy_features`, the same computation as the TF layer
@@ -41,11 +42,11 @@ from pathlib import Path
 import numpy as np
 
 from ser_tf.data.audio import AudioError, read_audio
-from ser_tf.features.segment import sliding_windows
+from ser_tf.features.segment import check_window_normalisation, sliding_windows
 from ser_tf.features.spectral import check_frontend_config, numpy_features
-from ser_tf.lite.runtime import LiteModel
+from ser_tf.lite.runtime import LiteModel, sidecar_path
 
-#: The shipped default: Light-SERNet trained on EMO-DB, raw 16 kHz audio in, float32.
+#: The shipped default model (its model card says what it is): raw 16 kHz audio in, float32.
 DEFAULT_MODEL_NAME = "lightsernet-emodb-waveform-float32.tflite"
 MODELS_DIR = Path(__file__).resolve().parents[2] / "tflite_models"
 MODEL_ENV = "SER_TF_MODEL"
@@ -83,36 +84,57 @@ def default_model_path(models_dir=None) -> Path:
 
 
 def input_spec(model: LiteModel) -> dict:
-    """The model's input description: its sidecar's ``input`` entry, or, without a sidecar,
-    what its input shape implies (1-D = 16 kHz waveform, otherwise features)."""
+    """The model's input description: its sidecar's ``input`` entry, or, without one, what
+    its input shape implies (1-D = 16 kHz waveform, otherwise features), with windows fed
+    as they are (``normalise`` null: nothing says otherwise)."""
     meta = getattr(model, "metadata", None) or {}
     spec = meta.get("input") or meta.get("input_spec")
+    entries = meta.get("inputs")
+    if spec is None and isinstance(entries, list) and len(entries) == 1:
+        spec = entries[0]
     if isinstance(spec, dict) and spec.get("kind"):
         return spec
     shape = tuple(model.input_shape)
     if len(shape) == 1:
-        return {"kind": "waveform", "sample_rate": DEFAULT_SAMPLE_RATE, "samples": shape[0]}
-    return {"kind": "features", "shape": list(shape)}
+        return {"kind": "waveform", "sample_rate": DEFAULT_SAMPLE_RATE, "samples": shape[0],
+                "normalise": None}
+    return {"kind": "features", "shape": list(shape), "normalise": None}
 
 
-#: Segmentation kinds whose training segments were percentile-normalised (so prediction
-#: windows are too); ``None``: a sidecar without a segment entry (older Light-SERNet exports).
-NORMALISED_SEGMENTS = ("lightsernet", None)
+def window_normalisation(model: LiteModel, spec: dict) -> dict | None:
+    """What to do to each audio window before the model: the input spec's ``normalise``
+    (written by the exporter from the training recipe), validated. A sidecar from before
+    that key existed is refused rather than guessed at."""
+    if "normalise" not in spec:
+        raise ValueError(
+            f"{sidecar_path(model.path)}: the input entry has no 'normalise' key, so how "
+            "the training segments were normalised is unknown. Re-export the model with "
+            "ser-tf, or add \"normalise\": {\"method\": \"percentile\", \"percentile\": "
+            "99.9, \"clip\": 1.0} (or null for none) to the sidecar's input entry")
+    try:
+        return check_window_normalisation(spec["normalise"])
+    except ValueError as error:
+        raise ValueError(f"{sidecar_path(model.path)}: {error}") from None
 
 
 def check_model_input(model: LiteModel) -> dict:
     """The input spec of a model this TF-free predictor can run; ``ValueError`` otherwise.
 
-    Waveform-in: a 1-D input. Features-in: the sidecar must describe the front-end
-    (``frontend``, ``sample_rate``, ``samples``) and the front-end's output shape must be
-    the model's input shape.
+    One input. Waveform-in: a 1-D input. Features-in: the sidecar must describe the
+    front-end (``frontend``, ``sample_rate``, ``samples``) and the front-end's output shape
+    must be the model's input shape. Either way the spec must say how windows are
+    normalised (``normalise``, see :func:`window_normalisation`).
     """
+    if model.num_inputs != 1:
+        raise ValueError(f"{model.path}: {model.num_inputs} inputs {model.input_names}; the "
+                         "audio predictor runs models with one (waveform or features) input")
     spec = input_spec(model)
     kind = spec.get("kind")
     if kind == "waveform":
         if len(model.input_shape) != 1:
             raise ValueError(f"{model.path}: a waveform model must take (batch, samples), "
                              f"got input shape {model.input_shape}")
+        window_normalisation(model, spec)
         return spec
     if kind != "features":
         raise ValueError(f"{model.path}: unknown input kind {kind!r} (sidecar input.kind "
@@ -132,6 +154,7 @@ def check_model_input(model: LiteModel) -> dict:
     if tuple(shape) != tuple(model.input_shape):
         raise ValueError(f"{model.path}: its front-end gives features of shape {shape} but "
                          f"the model takes {model.input_shape}")
+    window_normalisation(model, spec)
     return spec
 
 
@@ -174,8 +197,8 @@ def predict_file(path, model: LiteModel, *, window: float = 3.0, hop: float = 1.
         raise ValueError(f"{model.path.name} takes {samples} samples ({samples / sr:g} s at "
                          f"{sr} Hz); window={window} s does not match")
     audio, sr = read_audio(path, sr)
-    normalize = (spec.get("segment") or {}).get("kind") in NORMALISED_SEGMENTS
-    windows = sliding_windows(audio, sr, window, hop, normalize=normalize)
+    windows = sliding_windows(audio, sr, window, hop,
+                              normalize=window_normalisation(model, spec))
     probabilities = model.predict(model_inputs(windows, spec)).mean(axis=0)
     labels = _labels(model)
     return {"file": str(path), "label": labels[int(np.argmax(probabilities))],

@@ -17,7 +17,10 @@ pass and get float32.
 
 Each model may have a JSON sidecar next to it (``<model>.json``, i.e. the ``.tflite``
 suffix replaced; written by :func:`ser_tf.export.tflite.export_variants`) with the class
-labels in output order and the input spec (features or waveform, sample rate, shape).
+labels in output order and the input spec (features or waveform, sample rate, shape, window
+normalisation). A model with several inputs has ``inputs``, one entry per input with its
+``name`` and ``shape``, in the order :meth:`LiteModel.predict` takes them; the interpreter's
+own input order may differ, so inputs are matched by name.
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ import numpy as np
 
 #: Bytes 4..8 of every TFLite flatbuffer (the schema's ``file_identifier``).
 TFLITE_IDENTIFIER = b"TFL3"
-_QUANTIZED = (np.int8, np.uint8, np.int16)
+#: Tensor types stored as quantised integers (real = (q - zero_point) * scale).
+QUANTIZED_DTYPES = (np.int8, np.uint8, np.int16)
+#: What the TFLite converter puts around a signature's input name in the tensor's name.
+_SIGNATURE_PREFIX = "serving_default_"
 
 
 def interpreter_class():
@@ -70,8 +76,42 @@ def _read_sidecar(path: Path) -> dict:
     return meta
 
 
+def tensor_input_name(tensor_name: str) -> str:
+    """The signature input name in a TFLite input tensor's name
+    (``serving_default_alpha:0`` -> ``alpha``)."""
+    name = str(tensor_name)
+    if name.startswith(_SIGNATURE_PREFIX):
+        name = name[len(_SIGNATURE_PREFIX):]
+    head, colon, index = name.rpartition(":")
+    return head if colon and index.isdigit() else name
+
+
+def order_input_details(details: list[dict], names: list[str], shapes: list[tuple],
+                        source) -> list[dict]:
+    """The interpreter's input ``details`` in the order of ``names`` (a sidecar's inputs).
+
+    Matched by name (the converter may order tensors differently from the model); if the
+    names do not all match, by position. Either way each input's example shape (``None``:
+    unchecked) must be the tensor's; ``ValueError`` naming ``source`` otherwise."""
+    if len(details) != len(names):
+        raise ValueError(f"{source}: lists {len(names)} inputs {names}, the model has "
+                         f"{len(details)}")
+    by_name = {tensor_input_name(d["name"]): d for d in details}
+    if len(by_name) == len(details) and set(names) <= set(by_name):
+        ordered = [by_name[name] for name in names]
+    else:
+        ordered = list(details)
+    for name, shape, detail in zip(names, shapes, ordered):
+        found = tuple(int(d) for d in detail["shape"][1:])
+        if shape is not None and tuple(shape) != found:
+            raise ValueError(f"{source}: input {name!r} has example shape {tuple(shape)} in "
+                             f"the sidecar but {found} in the model")
+    return ordered
+
+
 class LiteModel:
-    """One single-input, single-output TFLite classifier (e.g. softmax probabilities).
+    """One single-output TFLite classifier (e.g. softmax probabilities) with one or more
+    inputs.
 
     Args:
         path: the ``.tflite`` file.
@@ -79,9 +119,8 @@ class LiteModel:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not a TFLite flatbuffer, the interpreter rejects it, the
-            model has more than one input, or its sidecar does not match it. Every message
-            names the file.
+        ValueError: the file is not a TFLite flatbuffer, the interpreter rejects it, or its
+            sidecar does not match it. Every message names the file.
     """
 
     def __init__(self, path, num_threads: int = 1):
@@ -103,32 +142,73 @@ class LiteModel:
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise ValueError(f"{self.path}: the TFLite interpreter cannot load it: {error}") from error
-        inputs = self._interpreter.get_input_details()
-        if len(inputs) != 1:
-            raise ValueError(f"{self.path}: expected one input tensor, found {len(inputs)}")
-        self._input = inputs[0]
-        self._output = self._interpreter.get_output_details()[0]
-        signature = self._input.get("shape_signature", self._input["shape"])
-        self._example_shape = tuple(int(d) for d in self._input["shape"][1:])
-        if any(int(d) < 0 for d in signature[1:]):
-            raise ValueError(f"{self.path}: only the batch axis may be dynamic, input shape "
-                             f"signature is {list(signature)}")
-        self._batch = int(self._input["shape"][0])
-        self._resizable = True  # until a resize fails; then batches are run one by one
+        details = self._interpreter.get_input_details()
+        for detail in details:
+            signature = detail.get("shape_signature", detail["shape"])
+            if any(int(d) < 0 for d in signature[1:]):
+                raise ValueError(f"{self.path}: only the batch axis may be dynamic, input "
+                                 f"{tensor_input_name(detail['name'])!r} has shape signature "
+                                 f"{list(signature)}")
         self.metadata = _read_sidecar(self.path)
+        self._inputs, self._input_names = self._order_inputs(details)
+        self._example_shapes = [tuple(int(d) for d in x["shape"][1:]) for x in self._inputs]
+        self._output = self._interpreter.get_output_details()[0]
+        self._batch = int(self._inputs[0]["shape"][0])
+        self._resizable = True  # until a resize fails; then batches are run one by one
         self._labels = self._check_labels(self.metadata.get("labels"))
+
+    def _order_inputs(self, details: list[dict]) -> tuple[list[dict], list[str]]:
+        """The input details in the order predict() takes them, and their names: the
+        sidecar's ``inputs`` order when it has one, else the interpreter's order."""
+        entries = self.metadata.get("inputs")
+        if entries is None:
+            return list(details), [tensor_input_name(d["name"]) for d in details]
+        side = sidecar_path(self.path)
+        if not isinstance(entries, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries):
+            raise ValueError(f"{side}: 'inputs' must be a list of objects with a 'name'")
+        names = [entry["name"] for entry in entries]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{side}: input names {names} must be distinct")
+        shapes = [tuple(e["shape"]) if e.get("shape") is not None else None for e in entries]
+        return order_input_details(details, names, shapes, side), names
 
     # --- description ------------------------------------------------------------------
     @property
+    def num_inputs(self) -> int:
+        return len(self._inputs)
+
+    @property
+    def input_names(self) -> list[str]:
+        """Input names in the order :meth:`predict` takes them."""
+        return list(self._input_names)
+
+    @property
+    def input_shapes(self) -> list[tuple]:
+        """Each input's example shape (no batch axis), in :attr:`input_names` order."""
+        return list(self._example_shapes)
+
+    @property
+    def input_dtypes(self) -> list[np.dtype]:
+        return [np.dtype(x["dtype"]) for x in self._inputs]
+
+    def _single(self, what: str) -> int:
+        if self.num_inputs != 1:
+            raise ValueError(f"{self.path.name} has {self.num_inputs} inputs "
+                             f"{self.input_names}; use {what}s")
+        return 0
+
+    @property
     def input_shape(self) -> tuple:
-        """Shape of ONE example, without the batch axis: ``(184, 40)`` or ``(48000,)``."""
-        return self._example_shape
+        """Shape of ONE example, without the batch axis: ``(184, 40)`` or ``(48000,)``
+        (single-input models; see :attr:`input_shapes`)."""
+        return self._example_shapes[self._single("input_shape")]
 
     @property
     def input_dtype(self) -> np.dtype:
         """The input tensor's dtype (int8 for a full-integer model); :meth:`predict`
-        always takes float32 and quantises itself."""
-        return np.dtype(self._input["dtype"])
+        always takes float32 and quantises itself (single-input models)."""
+        return self.input_dtypes[self._single("input_dtype")]
 
     @property
     def output_dtype(self) -> np.dtype:
@@ -154,15 +234,17 @@ class LiteModel:
         return labels
 
     def __repr__(self) -> str:
-        return (f"LiteModel({str(self.path)!r}, input={self.input_shape} {self.input_dtype}, "
-                f"classes={self.num_classes})")
+        inputs = ", ".join(f"{shape} {dtype}" for shape, dtype
+                           in zip(self._example_shapes, self.input_dtypes))
+        return f"LiteModel({str(self.path)!r}, input={inputs}, classes={self.num_classes})"
 
     # --- inference --------------------------------------------------------------------
-    def _quantize(self, batch: np.ndarray) -> np.ndarray:
-        dtype = self.input_dtype
-        if dtype.type not in _QUANTIZED:
+    def _quantize(self, batch: np.ndarray, detail: dict) -> np.ndarray:
+        """float32 -> the input tensor's type, with that input's own scale / zero point."""
+        dtype = np.dtype(detail["dtype"])
+        if dtype.type not in QUANTIZED_DTYPES:
             return batch.astype(dtype, copy=False)
-        scale, zero_point = self._input["quantization"]
+        scale, zero_point = detail["quantization"]
         if not scale:
             raise ValueError(f"{self.path}: {dtype} input without quantisation parameters")
         info = np.iinfo(dtype)
@@ -170,62 +252,95 @@ class LiteModel:
         return np.clip(q, info.min, info.max).astype(dtype)
 
     def _dequantize(self, values: np.ndarray) -> np.ndarray:
-        if values.dtype.type not in _QUANTIZED:
+        if values.dtype.type not in QUANTIZED_DTYPES:
             return values.astype(np.float32, copy=False)
         scale, zero_point = self._output["quantization"]
         return ((values.astype(np.float32) - zero_point) * np.float32(scale)).astype(np.float32)
 
+    def _resize(self, size: int) -> None:
+        for detail, shape in zip(self._inputs, self._example_shapes):
+            self._interpreter.resize_tensor_input(detail["index"], [size, *shape])
+        self._interpreter.allocate_tensors()
+
     def _set_batch(self, size: int) -> bool:
-        """Resize the input to ``size`` examples; False if this interpreter cannot."""
+        """Resize every input to ``size`` examples; False if this interpreter cannot."""
         if size == self._batch:
             return True
         if not self._resizable:
             return False
-        index = self._input["index"]
         try:
-            self._interpreter.resize_tensor_input(index, [size, *self._example_shape])
-            self._interpreter.allocate_tensors()
+            self._resize(size)
         except (ValueError, RuntimeError):
             # A graph with a fixed batch in a Reshape fails here: restore the original
             # batch and run examples one at a time from now on.
             self._resizable = False
-            self._interpreter.resize_tensor_input(index, [self._batch, *self._example_shape])
-            self._interpreter.allocate_tensors()
+            self._resize(self._batch)
             return False
         self._batch = size
         self._output = self._interpreter.get_output_details()[0]
         return True
 
-    def _run(self, quantized: np.ndarray) -> np.ndarray:
-        self._interpreter.set_tensor(self._input["index"], quantized)
+    def _run(self, quantized: list[np.ndarray]) -> np.ndarray:
+        for detail, values in zip(self._inputs, quantized):
+            self._interpreter.set_tensor(detail["index"], values)
         self._interpreter.invoke()
         return self._dequantize(np.array(self._interpreter.get_tensor(self._output["index"])))
 
-    def predict(self, batch) -> np.ndarray:
-        """``(n, *input_shape)`` float32 -> ``(n, num_classes)`` float32 outputs.
+    def _check_batch(self, array, name: str | None, shape: tuple) -> np.ndarray:
+        array = np.asarray(array, dtype=np.float32)
+        if array.shape[1:] != shape or array.ndim != len(shape) + 1:
+            hint = " (add a batch axis: x[None])" if array.shape == shape else ""
+            which = "" if name is None else f"input {name!r} "
+            raise ValueError(f"{self.path.name}: {which}expects shape (batch, "
+                             f"{', '.join(map(str, shape))}), got {array.shape}{hint}")
+        if not np.all(np.isfinite(array)):
+            which = "input" if name is None else f"input {name!r}"
+            raise ValueError(f"{self.path.name}: {which} contains NaN or infinite values")
+        return array
 
-        The input tensor is resized to ``n`` (once per new batch size); if the model does
+    def _arrays(self, batch) -> list[np.ndarray]:
+        """``predict``'s argument as one float32 array per input, in input order."""
+        names = self._input_names
+        if isinstance(batch, dict):
+            if set(batch) != set(names):
+                raise ValueError(f"{self.path.name}: inputs are {names}, got keys "
+                                 f"{sorted(map(str, batch))}")
+            batch = [batch[name] for name in names]
+        elif self.num_inputs == 1:
+            return [self._check_batch(batch, None, self._example_shapes[0])]
+        elif not isinstance(batch, (list, tuple)) or len(batch) != self.num_inputs:
+            got = (f"{len(batch)} arrays" if isinstance(batch, (list, tuple))
+                   else type(batch).__name__)
+            raise ValueError(f"{self.path.name}: expects {self.num_inputs} inputs {names} "
+                             f"(a list in that order, or a dict keyed by name), got {got}")
+        arrays = [self._check_batch(array, name if self.num_inputs > 1 else None, shape)
+                  for array, name, shape in zip(batch, names, self._example_shapes)]
+        if len({len(array) for array in arrays}) != 1:
+            raise ValueError(f"{self.path.name}: inputs {names} must have the same batch "
+                             f"size, got {[len(array) for array in arrays]}")
+        return arrays
+
+    def predict(self, batch) -> np.ndarray:
+        """Float32 inputs -> ``(n, num_classes)`` float32 outputs.
+
+        ``batch``: ``(n, *input_shape)`` for a single-input model; for several inputs, a
+        list / tuple of such arrays in :attr:`input_names` order or a dict keyed by input
+        name. Every input is resized to ``n`` (once per new batch size); if the model does
         not allow that, the examples run one by one at the model's own batch size.
         """
-        batch = np.asarray(batch, dtype=np.float32)
-        if batch.shape[1:] != self._example_shape or batch.ndim != len(self._example_shape) + 1:
-            hint = " (add a batch axis: x[None])" if batch.shape == self._example_shape else ""
-            raise ValueError(f"{self.path.name}: expects input of shape (batch, "
-                             f"{', '.join(map(str, self._example_shape))}), got "
-                             f"{batch.shape}{hint}")
-        if not np.all(np.isfinite(batch)):
-            raise ValueError(f"{self.path.name}: input contains NaN or infinite values")
-        if len(batch) == 0:
+        arrays = self._arrays(batch)
+        if len(arrays[0]) == 0:
             return np.zeros((0, self.num_classes), np.float32)
-        quantized = self._quantize(batch)
-        if self._set_batch(len(batch)):
+        quantized = [self._quantize(array, detail)
+                     for array, detail in zip(arrays, self._inputs)]
+        if self._set_batch(len(arrays[0])):
             return self._run(quantized)
         step = self._batch  # usually 1; a fixed batch > 1 is filled by repeating the last row
         outputs = []
-        for start in range(0, len(quantized), step):
-            chunk = quantized[start:start + step]
-            padded = np.concatenate([chunk] + [chunk[-1:]] * (step - len(chunk)))
-            outputs.append(self._run(padded)[:len(chunk)])
+        for start in range(0, len(arrays[0]), step):
+            chunks = [values[start:start + step] for values in quantized]
+            padded = [np.concatenate([c] + [c[-1:]] * (step - len(c))) for c in chunks]
+            outputs.append(self._run(padded)[:len(chunks[0])])
         return np.concatenate(outputs)
 
     def predict_labels(self, batch) -> list:

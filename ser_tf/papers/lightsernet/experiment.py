@@ -159,7 +159,8 @@ def ship(args: argparse.Namespace, experiment: Experiment, plan) -> dict | None:
     record = plan.work_dir.parent / f"shipped-{plan.run_id}-fold{args.ship_fold:02d}.json"
     measured = ship_fold(plan, args.ship_fold, experiment.manifest, feature_set,
                          experiment.build_model, experiment.recipe, prefix=SHIP_PREFIX,
-                         dest=args.ship_dest, record_path=record)
+                         dest=args.ship_dest, record_path=record,
+                         title=f"Light-SERNet EMO-DB {args.duration:g} s")
     return {"run_id": plan.run_id, "record": record, "shipped": measured["shipped"]}
 
 
