@@ -116,6 +116,37 @@ def test_toy_paper_runs_end_to_end_through_the_registry(toy_paper, tmp_path):
     assert len(record["per_fold"]) == 2
     assert {"UA", "WA"} <= set(record["summary"])
 
+    # Fold 0's two-input model -> TFLite (float32, full int8) -> ser_tf.lite, TF-free runtime.
+    from ser_tf.export.tflite import export_variants
+    from ser_tf.lite import LiteModel
+    from ser_tf.training.protocols import load_folds
+    from ser_tf.training.rundir import RunDir
+    from ser_tf.training.sources import TFRecordSource
+    from ser_tf.training.tasks import ClassificationTask
+
+    run_dir = RunDir(next(results.glob("toy_paper/EMODB/*.work")))
+    fold = load_folds(run_dir.folds)[0]
+    model = toy_paper.build_model(len(record["labels"]))
+    model.load_weights(run_dir.fold(fold).weights)
+    source = TFRecordSource(tmp_path / "tfr")
+    task = ClassificationTask(tuple(record["labels"]))
+
+    def inputs(ids):
+        batches = list(source.dataset(ids, task=task, training=False, batch_size=64))
+        return {name: np.concatenate([np.asarray(x[name]) for x, _ in batches])
+                for name in ("frames", "level")}
+
+    paths = export_variants(model, tmp_path / "lite", labels=record["labels"],
+                            representative=inputs(fold.train_ids), variants=("float32", "int8"),
+                            input_spec=[{"kind": "features"}, {"kind": "tensor"}], name="toy")
+    test = inputs(source.evaluation_order(fold.test_ids))
+    stored = np.asarray(record["per_fold"][0]["test_probabilities"])
+    lite = LiteModel(paths["float32"])
+    assert lite.input_names == ["frames", "level"]
+    np.testing.assert_allclose(lite.predict(test), stored, atol=1e-4)
+    int8 = LiteModel(paths["int8"]).predict([test["frames"], test["level"]])
+    assert np.mean(int8.argmax(1) == stored.argmax(1)) >= 0.8
+
 
 @pytest.mark.slow
 def test_toy_paper_regression_task_runs_and_summarises_ccc(toy_paper, tmp_path):
