@@ -147,3 +147,129 @@ def test_manifest_skip_keeps_good_files_and_lists_skipped(tmp_path):
 def test_manifest_rejects_unknown_policy(tmp_path):
     with pytest.raises(ValueError, match="on_bad_audio"):
         load_manifest("EMODB", tmp_path, on_bad_audio="ignore")
+
+
+# --- What a path is, and who may read it -----------------------------------------------------
+
+def test_directory_is_named_as_a_directory(tmp_path):
+    folder = tmp_path / "take1.wav"  # a folder, even with an audio extension
+    folder.mkdir()
+    with pytest.raises(AudioError) as info:
+        read_audio(folder)
+    assert str(info.value) == f"{folder}: is a directory, not an audio file"
+    assert "not found" not in str(info.value)
+
+
+def test_broken_symlink_says_where_it_points(tmp_path):
+    link = tmp_path / "a.wav"
+    link.symlink_to(tmp_path / "gone.wav")
+    with pytest.raises(AudioError, match=r"a\.wav: broken symbolic link .*gone\.wav"):
+        read_audio(link)
+
+
+def test_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
+    # Root reads any file whatever its mode, so the refusal is simulated where the file is
+    # opened; tests/test_data_messages.py checks a real chmod 000 file.
+    import errno
+
+    from ser_tf.data import audio
+
+    path = write_wav(tmp_path / "locked.wav", duration=0.3)
+
+    def refuse(p):
+        raise PermissionError(errno.EACCES, "Permission denied", str(p))
+
+    monkeypatch.setattr(audio, "_open_for_reading", refuse)
+    with pytest.raises(AudioError) as info:
+        read_audio(path)
+    assert str(info.value).startswith(f"{path}: permission denied")
+    assert "corrupt" not in str(info.value) and "System error" not in str(info.value)
+
+
+# --- A data chunk cut short ------------------------------------------------------------------
+
+def _cut(path, keep_bytes):
+    path.write_bytes(path.read_bytes()[:keep_bytes])
+    return path
+
+
+def test_truncated_data_chunk_names_both_lengths(tmp_path):
+    path = write_wav(tmp_path / "cut.wav", duration=1.0, sr=16000)  # 16000 frames, 16-bit
+    _cut(path, 44 + 2 * 6000)  # header + 6000 frames
+    with pytest.raises(AudioError) as info:
+        read_audio(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: truncated")
+    assert "declares 16000 frames (1.000 s)" in message
+    assert "holds only 6000 (0.375 s)" in message and "20000 bytes" in message
+
+
+def test_one_frame_short_is_truncated_too(tmp_path):
+    path = write_wav(tmp_path / "cut.wav", duration=0.5, sr=16000)
+    _cut(path, path.stat().st_size - 1)  # half of the last 16-bit frame
+    with pytest.raises(AudioError, match="declares 8000 frames .* holds only 7999 .*1 byte of"):
+        read_audio(path)
+
+
+@pytest.mark.parametrize("fmt, endian", [("RF64", "FILE"), ("WAV", "BIG")])
+def test_truncated_rf64_and_rifx(tmp_path, fmt, endian):
+    path = tmp_path / "cut.wav"
+    sf.write(path, class_signal(0, 1.0), 16000, format=fmt, endian=endian, subtype="PCM_24")
+    assert read_audio(path)[0].size == 16000  # intact: read as before
+    _cut(path, path.stat().st_size // 2)
+    with pytest.raises(AudioError, match="truncated: the WAV header declares 16000 frames"):
+        read_audio(path)
+
+
+def test_truncated_compressed_wav_compares_bytes(tmp_path):
+    path = tmp_path / "adpcm.wav"
+    sf.write(path, class_signal(0, 1.0), 16000, subtype="IMA_ADPCM")
+    _cut(path, path.stat().st_size // 2)
+    with pytest.raises(AudioError, match="declares \\d+ bytes of audio data, the file holds only"):
+        read_audio(path)
+
+
+def test_complete_wavs_with_unusual_headers_still_read(tmp_path):
+    import struct
+
+    # A streaming writer leaves the data size as 0xFFFFFFFF: unknown, not truncated.
+    stream = write_wav(tmp_path / "stream.wav", duration=0.5)
+    data = bytearray(stream.read_bytes())
+    at = data.find(b"data")
+    data[at + 4:at + 8] = struct.pack("<I", 0xFFFFFFFF)
+    stream.write_bytes(bytes(data))
+    assert read_audio(stream)[0].size == 8000
+    # Chunks after the data chunk (metadata) are more bytes, not fewer.
+    tail = write_wav(tmp_path / "tail.wav", duration=0.5)
+    tail.write_bytes(tail.read_bytes() + b"LIST" + struct.pack("<I", 4) + b"INFO")
+    assert read_audio(tail)[0].size == 8000
+    # A WAV-named file that is really FLAC is left to the decoder, which reads it.
+    flac = tmp_path / "flac.wav"
+    sf.write(flac, class_signal(0, 0.5), 16000, format="FLAC")
+    assert read_audio(flac)[0].size == 8000
+
+
+def test_header_duration_refuses_truncated_file(tmp_path):
+    from ser_tf.data.audio import audio_duration
+
+    path = _cut(write_wav(tmp_path / "cut.wav", duration=1.0), 44 + 2 * 4000)
+    with pytest.raises(AudioError, match="truncated"):
+        audio_duration(path)
+    with pytest.raises(AudioError, match="is a directory"):
+        audio_duration(tmp_path)
+
+
+@pytest.mark.integration
+def test_real_corpora_pass_the_file_checks(shared_data):
+    from ser_tf.data.audio import check_file
+
+    files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))
+    files += sorted((shared_data / "ravdess").rglob("*.wav"))
+    assert len(files) == 535 + 1434
+    failed = []
+    for path in files:
+        try:
+            check_file(path)
+        except AudioError as err:
+            failed.append(str(err))
+    assert failed == []

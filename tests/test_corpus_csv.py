@@ -72,7 +72,9 @@ def test_csv_reads_back_manifest_to_csv(tmp_path):
      r"manifest\.csv:3: unknown gender 'woman'"),
     ("path,label,utterance_id\nclips/a1.wav,sad,u1\nc.wav,sad,u2\nclips/b7.wav,sad,u1\n",
      r"manifest\.csv:4: duplicate utterance id 'u1' \(first on line 2\)"),
-    ("path,label\nclips/a1.wav,sad\nclips/zz.wav,sad\n", r"manifest\.csv:3: .*zz\.wav not found"),
+    # a missing file is bad audio, not a malformed row: the error names it with its line
+    ("path,label\nclips/a1.wav,sad\nclips/zz.wav,sad\n",
+     r"zz\.wav: file not found \(listed in .*manifest\.csv:3\)"),
     ("path,label,extra\nclips/a1.wav,sad,[1]\n", r"manifest\.csv:2: extra must be a JSON object"),
     ("path,label\nclips/a1.wav,sad,extra\n", r"manifest\.csv:2: more fields"),
 ])
@@ -90,3 +92,51 @@ def test_csv_unknown_label_and_missing_manifest(tmp_path):
         load_manifest("CSV", root, manifest="nope.csv")
     with pytest.raises(ValueError, match="manifest"):
         get_corpus("CSV", manifest="")
+
+
+def _csv_with_missing(root: Path, n_missing: int) -> Path:
+    rows = ["path,label,speaker", "clips/a1.wav,sad,s01", "clips/b7.wav,angry,s02"]
+    rows += [f"gone/m{i:02d}.wav,{'calm' if i == 0 else 'sad'},s03" for i in range(n_missing)]
+    return make_csv(root, "\n".join(rows) + "\n", audio=("clips/a1.wav", "clips/b7.wav"))
+
+
+def test_csv_fail_names_every_missing_file_in_one_error(tmp_path):
+    from ser_tf.data import BadAudioError
+
+    root = _csv_with_missing(tmp_path / "own", 12)
+    with pytest.raises(BadAudioError) as info:
+        load_manifest("CSV", root)
+    text = str(info.value)
+    assert text.startswith("CSV: 12 unusable audio file(s):")
+    assert len(info.value.errors) == 12
+    listed_in = root / "manifest.csv"
+    for i in range(10):  # the first ten by name, with the CSV line that lists them
+        assert f"gone/m{i:02d}.wav: file not found (listed in {listed_in}:{i + 4})" in text
+    assert "m10.wav" not in text and "... and 2 more" in text
+
+
+@pytest.mark.parametrize("check_audio", [True, False])
+def test_csv_skip_leaves_out_every_missing_or_unreadable_file(tmp_path, check_audio):
+    root = _csv_with_missing(tmp_path / "own", 3)
+    (root / "clips" / "b7.wav").write_text("not audio")  # present but unreadable as audio
+    m = load_manifest("CSV", root, on_bad_audio="skip", check_audio=check_audio)
+    skipped = {Path(s["path"]).name: s["reason"] for s in m.skipped}
+    assert {"m00.wav", "m01.wav", "m02.wav"} <= set(skipped)
+    assert skipped["m01.wav"] == f"file not found (listed in {root / 'manifest.csv'}:5)"
+    if check_audio:  # the bad content is only found by decoding
+        assert "not a readable audio file" in skipped["b7.wav"]
+        assert [u.utterance_id for u in m] == ["clips/a1"]
+    else:
+        assert [u.utterance_id for u in m] == ["clips/a1", "clips/b7"]
+    # Labels of skipped rows still count: the class indices match those of a full copy.
+    assert m.labels == ("angry", "calm", "sad")
+
+
+def test_csv_path_that_is_a_folder_is_named_as_one(tmp_path):
+    from ser_tf.data import BadAudioError
+
+    root = make_csv(tmp_path / "own", "path,label\nclips/a1.wav,sad\nclips,sad\n",
+                    audio=("clips/a1.wav",))
+    with pytest.raises(BadAudioError, match=r"clips: is a directory, not an audio file "
+                                            r"\(listed in .*manifest\.csv:3\)"):
+        load_manifest("CSV", root)

@@ -1,10 +1,14 @@
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 from ser_tf.data import get_corpus, load_manifest
 from ser_tf.data.corpora.base import CorpusLayoutError
-from ser_tf.data.synthetic import write_wav
+from ser_tf.data.synthetic import class_signal, write_wav
 
 
 def make_folder(root: Path, rel_paths):
@@ -80,3 +84,73 @@ def test_folder_options_validated_and_recorded():
         get_corpus("FOLDER").labels
     assert get_corpus("FOLDER", labels=("b", "a")).options() == {"labels": ["b", "a"],
                                                                  "speaker_from": "none"}
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+def test_folder_reads_m4a_and_other_readable_extensions(tmp_path):
+    root = make_folder(tmp_path / "mine", ["angry/a.wav", "calm/c.WAV"])
+    sf.write(root / "calm" / "d.aiff", class_signal(1, 0.3), 16000)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(root / "angry" / "a.wav"),
+                    str(root / "angry" / "b.m4a")], check=True)
+    m = load_manifest("FOLDER", root)
+    assert sorted(u.utterance_id for u in m) == ["angry/a", "angry/b", "calm/c", "calm/d"]
+
+
+def test_folder_m4a_without_ffmpeg_is_an_error_not_ignored(tmp_path, monkeypatch):
+    from ser_tf.data import BadAudioError
+
+    root = make_folder(tmp_path / "mine", ["angry/a.wav"])
+    (root / "calm").mkdir()
+    (root / "calm" / "take.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(200))
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # a machine without ffmpeg
+    with pytest.raises(BadAudioError, match=r"take\.m4a: format '\.m4a' needs ffmpeg, which "
+                                            r"is not installed"):
+        load_manifest("FOLDER", root)
+    m = load_manifest("FOLDER", root, on_bad_audio="skip")
+    assert [Path(s["path"]).name for s in m.skipped] == ["take.m4a"]
+
+
+def _refuse_listing(monkeypatch, *folders):
+    # Root may list any folder whatever its mode, so the refusal is simulated where the
+    # folder is listed; tests/test_data_messages.py checks a real chmod 000 folder.
+    import errno
+
+    real_scandir = os.scandir
+    refused = {str(f) for f in folders}
+
+    def scandir(path="."):
+        if os.fspath(path) in refused:
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_folder_unlistable_class_folder_is_named_not_dropped(tmp_path, monkeypatch):
+    from ser_tf.data import BadAudioError
+
+    root = make_folder(tmp_path / "mine", FILES)
+    _refuse_listing(monkeypatch, root / "calm", root / "angry" / "deep")
+    with pytest.raises(BadAudioError) as info:
+        load_manifest("FOLDER", root)
+    text = str(info.value)
+    assert text.startswith("FOLDER: 2 unusable audio file(s) or folder(s):")
+    assert f"{root / 'calm'}: cannot list this folder (permission denied)" in text
+    assert f"{root / 'angry' / 'deep'}: cannot list this folder (permission denied)" in text
+
+    m = load_manifest("FOLDER", root, on_bad_audio="skip")
+    assert sorted(u.utterance_id for u in m) == ["angry/s01_a", "sad/s02_a"]
+    assert sorted(Path(s["path"]).name for s in m.skipped) == ["calm", "deep"]
+    assert m.labels == ("angry", "calm", "sad")  # the unlisted class keeps its index
+
+
+def test_folder_unlistable_root_and_lost_and_found(tmp_path, monkeypatch):
+    root = make_folder(tmp_path / "mine", ["angry/a.wav"])
+    (root / "lost+found").mkdir()
+    (root / ".cache").mkdir()
+    _refuse_listing(monkeypatch, root / "lost+found", root / ".cache")
+    m = load_manifest("FOLDER", root)  # a mount point's lost+found is not a class
+    assert [u.utterance_id for u in m] == ["angry/a"] and m.skipped == []
+    _refuse_listing(monkeypatch, root)
+    with pytest.raises(CorpusLayoutError, match=r"mine: cannot list the folder"):
+        load_manifest("FOLDER", root)

@@ -223,3 +223,89 @@ def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
                  "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "zenodo.org/record/1188976" in err and "ROOT/ravdess/" in err
+
+
+# --- A failed attempt leaves nothing behind it created -----------------------------------------
+# A fake opener stands in for the network: the tests never leave this process.
+
+def _failing_opener(monkeypatch, error):
+    from ser_tf.data import download
+
+    calls = []
+
+    def urlopen(request, timeout=None):
+        calls.append(request.full_url)
+        raise error
+
+    monkeypatch.setattr(download, "urlopen", urlopen)
+    return calls
+
+
+def test_failed_download_removes_the_folders_it_created(tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    calls = _failing_opener(monkeypatch, URLError("no route to host"))
+    dest = tmp_path / "new" / "data"
+    with pytest.raises(DownloadError, match="could not reach example.invalid"):
+        download_corpus("emodb", dest, url="http://example.invalid/e.zip", progress=False)
+    assert calls == ["http://example.invalid/e.zip"]
+    assert list(tmp_path.iterdir()) == []  # neither data/ nor new/ is left
+
+
+def test_failed_download_keeps_what_was_there_before(tmp_path, monkeypatch):
+    from urllib.error import HTTPError
+
+    _failing_opener(monkeypatch, HTTPError("http://x/e.zip", 503, "Unavailable", {}, None))
+    dest = tmp_path / "data"
+    (dest / "emodb").mkdir(parents=True)  # an empty corpus folder made by the user
+    (dest / "notes.txt").write_text("mine")
+    with pytest.raises(DownloadError, match="HTTP 503"):
+        download_corpus("emodb", dest, url="http://x/e.zip", progress=False)
+    assert sorted(p.name for p in dest.iterdir()) == ["emodb", "notes.txt"]
+    assert (dest / "emodb").is_dir() and (dest / "notes.txt").read_text() == "mine"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DownloadError):
+        download_corpus("emodb", empty, url="http://x/e.zip", progress=False)
+    assert empty.is_dir() and list(empty.iterdir()) == []
+
+
+def test_transfer_dying_before_the_first_byte_leaves_no_empty_partial(tmp_path, monkeypatch):
+    from ser_tf.data import download
+
+    class DeadResponse:
+        status, headers = 200, {"Content-Length": "1000"}
+
+        def read(self, n):
+            raise ConnectionResetError("connection reset by peer")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(download, "urlopen", lambda request, timeout=None: DeadResponse())
+    dest = tmp_path / "data"
+    with pytest.raises(DownloadError, match="nothing was received: run the same command again"):
+        download_corpus("emodb", dest, url="http://x/e.zip", progress=False)
+    assert not dest.exists()
+
+
+def test_interrupted_download_into_new_folder_keeps_partial_for_resume(server, tmp_path):
+    server.files["/emodb.zip"] = build_zip(tmp_path)
+    server.cut_after = 3000
+    dest = tmp_path / "new" / "data"
+    with pytest.raises(DownloadError, match=r"after 3000 of \d+ bytes \(kept in"):
+        fetch(server, dest)
+    assert [p.name for p in dest.iterdir()] == ["emodb.zip.partial"]
+    assert (dest / "emodb.zip.partial").stat().st_size == 3000
+
+
+def test_corrupt_download_into_new_folder_leaves_nothing(server, tmp_path):
+    server.files["/emodb.zip"] = b"PK\x03\x04 this is not a zip archive at all" * 10
+    dest = tmp_path / "new" / "data"
+    with pytest.raises(DownloadError, match="corrupt"):
+        fetch(server, dest)
+    assert list(tmp_path.iterdir()) == []

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ser_tf.data.audio import AudioError, read_audio
 from ser_tf.data.corpora import CORPORA, Corpus, CorpusLayoutError
+from ser_tf.data.corpora.base import FolderError
 from ser_tf.data.manifest import Manifest, Utterance
 
 #: Environment variable naming a root with one folder per corpus (``emodb/``, ``ravdess/``, ...).
@@ -34,7 +35,9 @@ class BadAudioError(ValueError):
         self.errors = errors
         shown = "\n".join(f"  {e}" for e in errors[:10])
         more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
-        super().__init__(f"{corpus}: {len(errors)} unusable audio file(s):\n{shown}{more}\n"
+        what = ("audio file(s) or folder(s)" if any(isinstance(e, FolderError) for e in errors)
+                else "audio file(s)")
+        super().__init__(f"{corpus}: {len(errors)} unusable {what}:\n{shown}{more}\n"
                          "Fix or remove them, or pass --on-bad-audio skip to leave them out "
                          "(skipped files are listed in the run record).")
 
@@ -76,7 +79,9 @@ def load_manifest(corpus: str | Corpus, data_dir=None, *, on_bad_audio: str = "f
         on_bad_audio: ``"fail"`` raises :class:`BadAudioError` listing every unusable file;
             ``"skip"`` leaves them out and lists them in ``manifest.skipped``.
         check_audio: decode every file once to find bad audio (empty, truncated, silent,
-            NaN, too short). Turn off only for trusted, already-checked copies.
+            NaN, too short). Turn off only for trusted, already-checked copies. Files the
+            corpus lists but that are missing or unreadable, and folders that cannot be
+            listed, are found while scanning and handled by ``on_bad_audio`` either way.
         **options: corpus options (e.g. ``merge_calm=True`` for RAVDESS).
     """
     if on_bad_audio not in ON_BAD_AUDIO:
@@ -87,10 +92,12 @@ def load_manifest(corpus: str | Corpus, data_dir=None, *, on_bad_audio: str = "f
         raise TypeError("pass options either to the Corpus instance or here, not both")
     root = resolve_data_dir(corpus, data_dir)
     utterances = corpus.scan(root)
-    if not utterances:
+    errors = corpus.scan_problems()
+    if not utterances and not errors:
         raise corpus.layout_error(root, "no recordings found")
 
-    skipped, errors, kept = [], [], []
+    skipped = [{"path": err.path, "reason": err.reason} for err in errors]
+    kept = []
     for utt in utterances:
         if check_audio:
             try:

@@ -7,7 +7,9 @@ download (IEMOCAP, CREMA-D, ...): point it at the folder you obtained.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ser_tf.data import (BadAudioError, CORPORA, get_corpus, load_manifest, resolve_data_dir)
 from ser_tf.data import fingerprint as fp
@@ -52,15 +54,19 @@ def check_corpus(name: str, data_dir=None, *, verify: bool = False, **options) -
 
     Missing means: fewer files than the complete release (``Corpus.expected_files``; named
     when the release's checksum list is shipped), a class with no recordings, or unusable
-    audio files. ``verify``: also compare every file's size and SHA-256 with the release
-    list and say whether this is the original release, a processed copy or incomplete, and
-    warn when every file has the same duration (a copy cut to one length).
+    audio files. Any of these makes the copy not OK (``data check`` exits 1): results on an
+    incomplete copy are not results on the corpus. ``verify``: also compare every file's
+    size and SHA-256 with the release list and say whether this is the original release, a
+    processed copy or incomplete, and warn when every file has the same duration (a copy
+    cut to one length).
     """
     corpus = get_corpus(name, **options)
     root = resolve_data_dir(corpus, data_dir)
     manifest = load_manifest(corpus, root, on_bad_audio="skip")
     problems, warnings, release = [], [], None
-    files = [u.path for u in manifest] + [item["path"] for item in manifest.skipped]
+    # Skipped entries include listed files that are not there and folders: not "found".
+    files = [u.path for u in manifest] + [item["path"] for item in manifest.skipped
+                                          if Path(item["path"]).is_file()]
     found = len(files)
     rows = fp.checksum_list(corpus.name)
     if verify:
@@ -74,14 +80,13 @@ def check_corpus(name: str, data_dir=None, *, verify: bool = False, **options) -
         if warning:
             warnings.append(warning)
     if rows is not None:  # the release list names what is missing
-        names = (release or fp.verify_release(corpus.name, files, rows, hash_files=False)).missing
+        names = missing_from_release(files, rows)
         if names:
-            problems.append(f"{found} files found, the complete release has {len(rows)}: "
-                            f"{len(names)} missing: " + ", ".join(names[:20])
-                            + (" ..." if len(names) > 20 else ""))
+            problems.append(_missing_message(corpus, found, len(rows), names))
     elif corpus.expected_files is not None and found < corpus.expected_files:
-        problems.append(f"{found} files found, the complete release has {corpus.expected_files}: "
-                        f"{corpus.expected_files - found} missing")
+        problems.append(f"incomplete copy: {found} files found, the complete release has "
+                        f"{corpus.expected_files}: {corpus.expected_files - found} missing "
+                        f"(no list of the release's files is shipped to name them)")
     if corpus.task == "classification":
         empty = [k for k, v in manifest.counts("label").items() if v == 0]
         if empty:
@@ -89,6 +94,32 @@ def check_corpus(name: str, data_dir=None, *, verify: bool = False, **options) -
     if manifest.skipped:
         problems.append(f"{len(manifest.skipped)} unusable audio file(s) (listed above)")
     return CheckReport(corpus.name, str(root), manifest, problems, release, warnings)
+
+
+def missing_from_release(files, rows: list[fp.ChecksumRow]) -> list[str]:
+    """The release files (as the checksum list names them) with no file of the same name
+    in ``files``, in list order.
+
+    Matched by file name alone, so a copy whose files sit flat or in other folders than
+    the release's (``Actor_01/``) is judged by what it holds, not by where: the loaders
+    accept any folder layout. The shipped lists name every file uniquely.
+    """
+    present = {Path(f).name for f in files}
+    return [row.file for row in rows if Path(row.file).name not in present]
+
+
+def _missing_message(corpus, found: int, listed: int, names: list[str], show: int = 10) -> str:
+    shown = ", ".join(names[:show]) + (f" ... and {len(names) - show} more"
+                                       if len(names) > show else "")
+    # When the list is cut short, say at least where the rest are missing from.
+    folders = Counter(Path(n).parent.name for n in names if Path(n).parent.name)
+    per_folder = (" (per folder: " + ", ".join(f"{k} {v}" for k, v in sorted(folders.items()))
+                  + ")" if len(names) > show and 0 < len(folders) <= 30 else "")
+    list_name = corpus.name.lower().replace("-", "")
+    return (f"incomplete copy: {found} files found, the complete release has {listed}: "
+            f"{len(names)} missing: {shown}{per_folder}. They are in the release's checksum "
+            f"list (ser_tf/data/checksums/{list_name}.tsv) and not in this folder; the "
+            f"release is at {corpus.homepage}")
 
 
 def _corpus_arguments(parser) -> None:

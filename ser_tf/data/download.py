@@ -9,7 +9,9 @@ or ``ser-tf data download emodb --dest ~/data``. The archive goes to
 ``DEST/<name>.zip.partial`` (an interrupted download resumes with an HTTP ``Range``
 request), is checked (zip CRCs, number of ``.wav`` files), unpacked into a temporary
 folder next to ``DEST/<name>`` and only then renamed into place, so a crash never leaves a
-half-unpacked corpus where the loaders would find it.
+half-unpacked corpus where the loaders would find it. A failed attempt removes what it
+created and cannot be resumed from (folders it made, an empty ``.partial``); it keeps a
+non-empty ``.partial`` for the resume, and never deletes anything that was there before.
 """
 
 from __future__ import annotations
@@ -105,14 +107,46 @@ def download_corpus(name: str, dest, *, url: str | None = None,
     if final.exists() and (not final.is_dir() or any(final.iterdir())):
         raise FileExistsError(f"{final} already exists and is not empty; not overwriting it. "
                               f"Remove it first or choose another --dest.")
+    new_folders = _folders_to_create(dest)
     dest.mkdir(parents=True, exist_ok=True)
     partial = dest / f"{source.name}.zip.partial"
-    _fetch(url or source.url, partial, source, progress=progress, timeout=timeout)
-    expected = source.expected_files if expected_files is None else expected_files
-    _check_archive(partial, source, expected)
-    _extract(partial, final, source)
+    partial_existed = partial.exists()
+    try:
+        _fetch(url or source.url, partial, source, progress=progress, timeout=timeout)
+        expected = source.expected_files if expected_files is None else expected_files
+        _check_archive(partial, source, expected)
+        _extract(partial, final, source)
+    except BaseException:  # also Ctrl-C: the user should not find empty folders afterwards
+        _remove_leftovers(partial, partial_existed, new_folders)
+        raise
     partial.unlink()
     return final
+
+
+def _folders_to_create(dest: Path) -> list[Path]:
+    """``dest`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for folder in (dest, *dest.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_leftovers(partial: Path, partial_existed: bool, new_folders: list[Path]) -> None:
+    """Undo what a failed attempt made that is of no use: an empty partial file it created
+    (nothing to resume) and the folders it created, if empty. A non-empty partial stays:
+    the next run resumes from it. Nothing that existed before the attempt is touched."""
+    try:
+        if not partial_existed and partial.stat().st_size == 0:
+            partial.unlink()
+    except OSError:  # gone already (deleted as corrupt) or unreadable: leave it
+        pass
+    for folder in new_folders:  # deepest first; rmdir refuses a folder that is not empty
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def _fetch(url: str, partial: Path, source: Source, *, progress: bool, timeout: float) -> None:
@@ -157,17 +191,20 @@ def _fetch(url: str, partial: Path, source: Source, *, progress: bool, timeout: 
                     received += len(chunk)
                     bar.update(len(chunk))
         except (OSError, http.client.HTTPException) as err:
+            kept = (f"{start + received} bytes kept in {partial}: run the same command again "
+                    "to resume" if start + received else
+                    "nothing was received: run the same command again")
             raise DownloadError(
-                f"download of {source.name} from {host} was interrupted ({err}); "
-                f"{start + received} bytes kept in {partial}: run the same command again to "
-                f"resume. {_manual_hint(source)}") from None
+                f"download of {source.name} from {host} was interrupted ({err}); {kept}. "
+                f"{_manual_hint(source)}") from None
         finally:
             bar.close()
     if length is not None and received < length:
         raise DownloadError(
             f"download of {source.name} from {host} was interrupted after {start + received} of "
-            f"{total} bytes (kept in {partial}): run the same command again to resume. "
-            f"{_manual_hint(source)}")
+            f"{total} bytes" + (f" (kept in {partial}): run the same command again to resume. "
+                                if start + received else ": run the same command again. ")
+            + _manual_hint(source))
 
 
 def _progress_bar(total, initial: int, desc: str, progress: bool):
@@ -222,9 +259,15 @@ def _extract(partial: Path, final: Path, source: Source) -> None:
             break
         for junk in JUNK:
             shutil.rmtree(root / junk, ignore_errors=True)
-        if final.is_dir():
+        had_final = final.is_dir()
+        if had_final:
             final.rmdir()  # empty (checked before downloading); os.replace needs it gone
-        os.replace(root, final)
+        try:
+            os.replace(root, final)
+        except OSError:
+            if had_final:  # it was there before this attempt: put it back
+                final.mkdir(exist_ok=True)
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ser_tf.data.audio import AudioError
 from ser_tf.data.manifest import Utterance
 
 #: name (upper case) -> Corpus subclass; filled by :func:`register`.
@@ -17,6 +18,12 @@ CORPORA: dict[str, type["Corpus"]] = {}
 
 class CorpusLayoutError(ValueError):
     """The folder does not look like the corpus: says what was expected and where."""
+
+
+class FolderError(AudioError):
+    """A folder of the corpus that cannot be listed (e.g. permission denied): the
+    recordings in it cannot be used. Handled like an unusable audio file
+    (``on_bad_audio``), so it is never dropped without a word."""
 
 
 class Corpus:
@@ -38,14 +45,25 @@ class Corpus:
     layout: str = ""
     #: File count of the complete release (``None`` when it varies); used by ``data check``.
     expected_files: int | None = None
+    #: Set by :meth:`scan`: what it found named or present but unusable before decoding
+    #: anything (a listed file that is missing, a folder it cannot list).
+    _scan_problems: tuple[AudioError, ...] = ()
 
     @property
     def labels(self) -> tuple[str, ...]:
         raise NotImplementedError
 
     def scan(self, root: Path) -> list[Utterance]:
-        """Parse the folder into utterances (file names and annotation files only)."""
+        """Parse the folder into utterances (file names and annotation files only).
+
+        Files or folders that cannot be used go to :meth:`scan_problems`, not into the
+        result, so :func:`~ser_tf.data.load_manifest` can skip or report every one of them
+        (``on_bad_audio``) instead of stopping at the first."""
         raise NotImplementedError
+
+    def scan_problems(self) -> list[AudioError]:
+        """The unusable files and folders the last :meth:`scan` met (see there)."""
+        return list(self._scan_problems)
 
     def options(self) -> dict:
         """The options this instance was built with (stored in run records)."""

@@ -8,7 +8,14 @@ is kept in ``extra`` as text. Relative paths are relative to the CSV file's fold
 
 This reads back what :meth:`~ser_tf.data.manifest.Manifest.to_csv` writes (for
 classification corpora: a row needs a label). The label order is the ``labels`` option when
-given, otherwise the **sorted** distinct labels of the file.
+given, otherwise the **sorted** distinct labels of the file (rows whose audio is missing
+included, so class indices do not change when some files are skipped).
+
+A listed audio file that is missing or unreadable does not stop the scan: every such file
+is collected, with its CSV line, and :func:`ser_tf.data.load_manifest` then names them all
+(``on_bad_audio="fail"``) or leaves them out and lists them in ``manifest.skipped``
+(``"skip"``). Malformed rows (no path, no label, bad gender, duplicate id) are errors in
+the CSV itself and stop the scan at their line.
 
 Example ``manifest.csv``::
 
@@ -23,6 +30,7 @@ import csv
 import json
 from pathlib import Path
 
+from ser_tf.data.audio import AudioError, check_file
 from ser_tf.data.corpora.base import UserLabelsCorpus, check_label_order, register
 from ser_tf.data.manifest import Utterance
 
@@ -69,7 +77,7 @@ class CSV(UserLabelsCorpus):
                 raise ValueError(f"{csv_path}:1: missing column(s) {missing}; the header has "
                                  f"{columns} (required: path,label)")
             reader.fieldnames = columns
-            utterances, lines = [], {}
+            utterances, lines, problems, labels = [], {}, [], set()
             for row in reader:
                 n = reader.line_num
                 if None in row:
@@ -83,8 +91,16 @@ class CSV(UserLabelsCorpus):
                                      f"{utt.utterance_id!r} (first on line "
                                      f"{lines[utt.utterance_id]})")
                 lines[utt.utterance_id] = n
+                labels.add(utt.label)
+                try:
+                    check_file(utt.path)
+                except AudioError as err:
+                    problems.append(AudioError(err.path, f"{err.reason} (listed in "
+                                                         f"{csv_path}:{n})"))
+                    continue
                 utterances.append(utt)
-        self._found = tuple(sorted({u.label for u in utterances}))
+        self._found = tuple(sorted(labels))
+        self._scan_problems = tuple(problems)
         return utterances
 
     def _utterance(self, row: dict, csv_path: Path, n: int, base: Path) -> Utterance:
@@ -102,8 +118,6 @@ class CSV(UserLabelsCorpus):
                              "(use female, male, f, m or leave empty)")
         rel = Path(row["path"]).expanduser()
         path = rel if rel.is_absolute() else base / rel
-        if not path.is_file():
-            raise self.layout_error(where, f"audio file {path} not found")
         if rel.is_absolute() and path.is_relative_to(base):
             rel = path.relative_to(base)
         utt_id = row.get("utterance_id") or rel.with_suffix("").as_posix()
