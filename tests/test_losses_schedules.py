@@ -172,9 +172,9 @@ def test_fit_config_adam_epsilon():
     from ser_tf.training.classifier import FitConfig
 
     assert "epsilon" not in FitConfig().to_dict()  # Keras' default, configs unchanged
-    assert float(FitConfig().optimizer().epsilon) == pytest.approx(1e-7)
+    assert float(FitConfig().make_optimizer().epsilon) == pytest.approx(1e-7)
     fit = FitConfig(learning_rate=1e-3, beta_1=0.93, beta_2=0.98, epsilon=1e-8)
     assert fit.to_dict()["epsilon"] == 1e-8
-    adam = fit.optimizer()
+    adam = fit.make_optimizer()
     assert (float(adam.epsilon), float(adam.beta_1), float(adam.beta_2)) == \
         pytest.approx((1e-8, 0.93, 0.98))

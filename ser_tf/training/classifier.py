@@ -58,6 +58,14 @@ class FitConfig:
     #: across pass boundaries, ``steps_per_epoch = n_train // batch_size`` (Light-SERNet's
     #: ``.repeat()`` pipeline). False: one pass per epoch, the last batch partial.
     full_batches: bool = False
+    #: :data:`ser_tf.training.optim.OPTIMIZERS`: ``adam``, ``adamw`` or ``sgd``. Adam and
+    #: AdamW take ``beta_1``, ``beta_2`` and ``epsilon`` above; the rest (``weight_decay``,
+    #: ``momentum``, ``nesterov``, ``clipnorm``) go in ``optimizer_params``.
+    optimizer: str = "adam"
+    optimizer_params: dict = field(default_factory=dict)
+    #: Per-layer-group learning rates: ``[{"match": regex on variable paths,
+    #: "lr_multiplier": 0.1}, ...]``, first match wins, 0 freezes (see ``optim.py``).
+    lr_groups: list | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -65,6 +73,10 @@ class FitConfig:
             raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {self.checkpoint!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        from ser_tf.training.optim import OPTIMIZERS
+
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; known: {OPTIMIZERS}")
 
     def to_dict(self) -> dict:
         """The fields, less those added after the first runs while they hold their default:
@@ -79,31 +91,37 @@ class FitConfig:
         """Compile ``model`` for ``task`` with these settings: the one place a model meets
         its optimiser, loss and metrics (runner, benchmarks and tuners all call it).
         Returns the model."""
-        model.compile(optimizer=self.optimizer(), loss=task.loss(self), metrics=task.metrics(),
-                      jit_compile=self.jit_compile)
+        model.compile(optimizer=self.make_optimizer(), loss=task.loss(self),
+                      metrics=task.metrics(), jit_compile=self.jit_compile)
         return model
 
-    def optimizer(self):
-        """The Adam optimiser these settings describe (constant ``learning_rate``; a
-        schedule is a callback)."""
-        import keras
+    def make_optimizer(self):
+        """The optimiser these settings describe (constant ``learning_rate``; a schedule is
+        a callback, :meth:`schedule_callback`). The defaults give exactly the Adam every
+        run before the registry used."""
+        from ser_tf.training.optim import make_optimizer
 
-        extra = {} if self.epsilon is None else {"epsilon": float(self.epsilon)}
-        return keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2,
-                                     **extra)
+        params = dict(self.optimizer_params)
+        if self.optimizer in ("adam", "adamw"):
+            params = {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                      **params}
+        return make_optimizer(self.optimizer, self.learning_rate, groups=self.lr_groups,
+                              **params)
+
+    def schedule_callback(self):
+        """The ``LearningRateScheduler`` of ``lr_schedule`` (``None`` without one): a closed
+        form of the epoch number, so a resumed fold gets the right rate."""
+        if not self.lr_schedule:
+            return None
+        from ser_tf.training.schedules import lr_scheduler_callback, make_schedule
+
+        return lr_scheduler_callback(make_schedule(self.lr_schedule, initial_lr=self.learning_rate,
+                                                   epochs=self.epochs))
 
 
 #: FitConfig fields added after runs were recorded, with the default that leaves them out.
-_ADDED_LATER = {"epsilon": None, "full_batches": False}
-
-
-def _schedule_callback(config: dict):
-    from ser_tf.training.schedules import lr_scheduler_callback, step_exp_decay
-
-    params = {k: v for k, v in config.items() if k != "name"}
-    if config.get("name") != "step_exp_decay":
-        raise ValueError(f"unknown lr schedule {config.get('name')!r}")
-    return lr_scheduler_callback(step_exp_decay(**params))
+_ADDED_LATER = {"epsilon": None, "full_batches": False, "optimizer": "adam",
+                "optimizer_params": {}, "lr_groups": None}
 
 
 def train_fold(fold, fold_dir, *, build_model: Callable, fit: FitConfig, feature_set=None,
@@ -162,7 +180,7 @@ def train_fold(fold, fold_dir, *, build_model: Callable, fit: FitConfig, feature
     logger = EpochLogger(int(fold.index) + 1, n_folds, quiet=quiet)
     callbacks = fold_callbacks(fold_dir, policy=policy, logger=logger)
     if fit.lr_schedule:
-        callbacks.insert(1, _schedule_callback(fit.lr_schedule))
+        callbacks.insert(1, fit.schedule_callback())
     last = None
     if policy.policy != "last":  # the last epoch's test scores too: before the policy restores
         last = LastEpochPredictions(test_ds)
