@@ -147,3 +147,19 @@ def test_shared_copies_are_classified(shared_data):
     assert ravdess.release.verdict.startswith(fp.PROCESSED)
     assert len(ravdess.release.missing) == 6
     assert any("lasts 2.39 s" in w for w in ravdess.warnings)
+
+
+def test_verify_release_matches_a_flat_copy_by_file_name(tmp_path):
+    # Release rows name files under folders (RAVDESS: Actor_01/...); a flat copy holds them
+    # all in one folder, which the loaders accept: judged by content, not by folder.
+    nested = tmp_path / "release" / "Actor_01"
+    names = [write_wav(nested / f"03-01-0{i}-01-01-01-01.wav", class_index=i).name
+             for i in range(1, 4)]
+    lines = ["file\tbytes\tsha256"] + [
+        f"Actor_01/{n}\t{(nested / n).stat().st_size}\t"
+        f"{hashlib.sha256((nested / n).read_bytes()).hexdigest()}" for n in names]
+    rows = fp.read_checksum_list("\n".join(lines) + "\n")
+    flat = tmp_path / "flat"
+    shutil.copytree(nested, flat)
+    check = fp.verify_release("RAVDESS", sorted(flat.glob("*.wav")), rows)
+    assert check.verdict == fp.ORIGINAL and check.missing == []

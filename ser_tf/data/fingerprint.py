@@ -185,7 +185,9 @@ def verify_release(corpus: str, files, rows: list[ChecksumRow] | None = None, *,
         by_tail[f"{path.parent.name}/{path.name}"] = path
     check, used = ReleaseCheck(corpus, len(rows)), set()
     for row in rows:
-        path = by_tail.get(row.file)
+        # The listed folder/name, else the name alone: a flat copy (every file in one
+        # folder, which the loaders accept) is judged by what it holds, not where.
+        path = by_tail.get(row.file) or by_tail.get(Path(row.file).name)
         if path is None:
             check.missing.append(row.file)
             continue
