@@ -43,6 +43,9 @@ class Corpus:
     task: str = "classification"
     #: One line on the expected layout, shown when a folder does not match.
     layout: str = ""
+    #: What a model trained on it has heard (model cards): language and kind of speech.
+    language: str = ""
+    speech: str = ""
     #: File count of the complete release (``None`` when it varies); used by ``data check``.
     expected_files: int | None = None
     #: Set by :meth:`scan`: what it found named or present but unusable before decoding

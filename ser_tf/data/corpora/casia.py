@@ -30,6 +30,8 @@ class CASIA(Corpus):
     name = "CASIA"
     folder = "casia"
     homepage = "http://www.chineseldc.org/ (CASIA Chinese emotional corpus)"
+    language = "Mandarin Chinese"
+    speech = "acted by 4 speakers, studio recordings"
     layout = ("liuchanhg/angry/201.wav (speaker/emotion/number.wav), optionally inside one "
               "wrapping folder such as 'CASIA database/'")
     expected_files = 1200

@@ -44,6 +44,8 @@ class CREMAD(Corpus):
     name = "CREMAD"
     folder = "cremad"
     homepage = "https://github.com/CheyneyComputerScience/CREMA-D"
+    language = "English"
+    speech = "acted by 91 actors of varied age and ethnicity, 12 sentences"
     layout = ("AudioWAV/1001_DFA_ANG_XX.wav (actor_sentence_emotion_level), optional "
               "VideoDemographics.csv")
     expected_files = 7442

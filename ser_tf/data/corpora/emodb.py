@@ -56,6 +56,8 @@ class EMODB(Corpus):
     name = "EMODB"
     folder = "emodb"
     homepage = "http://emodb.bilderbar.info/ (download.zip)"
+    language = "German"
+    speech = "acted by 10 professional actors (5 female, 5 male), 10 everyday sentences, studio recordings"
     layout = "wav/03a01Fa.wav (speaker 03, text a01, emotion F, version a), optional silb/"
     expected_files = 535
 

@@ -31,6 +31,8 @@ class EMOVO(Corpus):
     name = "EMOVO"
     folder = "emovo"
     homepage = "http://voice.fub.it/activities/corpora/emovo/index.html"
+    language = "Italian"
+    speech = "acted by 6 actors, 14 sentences"
     layout = "f1/dis-f1-b1.wav (emotion-speaker-sentence, one folder per speaker f1-f3, m1-m3)"
     expected_files = 588
 

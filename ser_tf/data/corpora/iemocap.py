@@ -62,6 +62,8 @@ class IEMOCAP(Corpus):
     name = "IEMOCAP"
     folder = "iemocap"
     homepage = "https://sail.usc.edu/iemocap/ (licence request)"
+    language = "American English"
+    speech = "10 actors in dyadic sessions, scripted and improvised"
     layout = ("SessionN/sentences/wav/<dialog>/<utterance>.wav with labels in "
               "SessionN/dialog/EmoEvaluation/<dialog>.txt, optional "
               "SessionN/dialog/transcriptions/<dialog>.txt")

@@ -40,6 +40,8 @@ class RAVDESS(Corpus):
     name = "RAVDESS"
     folder = "ravdess"
     homepage = "https://zenodo.org/record/1188976"
+    language = "North American English"
+    speech = "acted by 24 professional actors (12 female, 12 male), 2 fixed statements, studio recordings"
     layout = ("Actor_12/03-01-05-01-02-01-12.wav (modality-channel-emotion-intensity-"
               "statement-repetition-actor), folders optional")
     #: The speech part; ``include_song=True`` adds up to 1012 song files.

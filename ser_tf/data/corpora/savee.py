@@ -32,6 +32,8 @@ class SAVEE(Corpus):
     name = "SAVEE"
     folder = "savee"
     homepage = "http://kahlan.eps.surrey.ac.uk/savee/"
+    language = "British English"
+    speech = "acted by 4 male speakers, phonetically balanced sentences"
     layout = "AudioData/DC/a01.wav (speaker folder, emotion prefix, take) or flat DC_a01.wav"
     expected_files = 480
 

@@ -122,6 +122,8 @@ class SEWA(Corpus):
     name = "SEWA"
     folder = "sewa"
     homepage = "https://db.sewaproject.eu/ (AVEC 2017 emotion sub-challenge release)"
+    language = "several European languages (as released)"
+    speech = "spontaneous video-chat conversations"
     task = "regression"
     layout = ("audio/Train_01.wav (Train|Devel|Test_NN) with labels/Train_01.csv "
               "(instance;time;arousal;valence;liking at 10 Hz), optional "

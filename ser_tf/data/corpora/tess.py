@@ -34,6 +34,8 @@ class TESS(Corpus):
     name = "TESS"
     folder = "tess"
     homepage = "https://doi.org/10.5683/SP2/E8H2MF"
+    language = "Canadian English"
+    speech = 'acted by 2 female speakers (aged 26 and 64), carrier phrase "Say the word ..."'
     layout = "OAF_angry/OAF_back_angry.wav (speaker_word_emotion; folder names may vary)"
     expected_files = 2800
 

@@ -1,0 +1,67 @@
+"""``--ship``: a paper's deployable model, from its finished speaker-independent run.
+
+The same flags as the run, with ``--ship``: the speaker-protocol run of that configuration
+must be finished (its folds choose the epoch count, give the expected accuracy and fit
+the temperature, see :mod:`ser_tf.export.deploy`); then the final model trains on every
+utterance (resumable, in ``<results>/<paper>/<corpus>/deploy-<run-id>.work/``), is
+exported with cards into ``--ship-dest``, and a record ``deploy-<run-id>.json`` beside the
+run says what was measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+
+DEPLOY_PROTOCOL = "speaker"
+
+
+def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ship", action="store_true",
+                        help="do not cross-validate: train the deployable model on every "
+                             "speaker (epochs: median chosen by the finished speaker-protocol "
+                             "run of these flags), calibrate it, export it to --ship-dest "
+                             "with model cards")
+
+
+def deploy(spec, args, *, prefix: str, title: str, dest) -> dict:
+    """Train and ship the deployable model of the run ``args`` describe (module docstring)."""
+    from ser_tf.data import get_corpus
+    from ser_tf.experiments import runner
+    from ser_tf.export.deploy import (cv_summary, int8_within_reach, scope_lines, ship_final,
+                                      train_final, validation_temperature)
+    from ser_tf.features.cache import extract_features
+    from ser_tf.training.sources import CachedFeatureSource
+    from ser_tf.training.tasks import ClassificationTask
+    from ser_tf.util.jsonio import write_json_atomic
+
+    cv_args = copy.copy(args)
+    cv_args.protocol = DEPLOY_PROTOCOL
+    experiment = spec.setup(cv_args, spec.config())
+    plan = runner.plan(spec, cv_args)
+    cv = cv_summary(plan)  # first: fails fast when the cross-validation is not finished
+    quiet = bool(getattr(args, "quiet", False))
+    manifest = experiment.manifest
+    feature_set = extract_features(manifest, experiment.recipe, args.cache_dir,
+                                   progress=not quiet)
+    source = CachedFeatureSource(feature_set)
+    task = ClassificationTask(tuple(manifest.labels))
+    calibration = validation_temperature(plan, source=source, task=task,
+                                         build_model=experiment.build_model)
+    int8 = int8_within_reach(plan)
+    if not quiet:
+        print(f"deploy: {cv['epochs']} epochs (median of {cv['chosen_epochs']}), expected UA "
+              f"{cv['expected']['UA']['mean']:.2f} ± {cv['expected']['UA']['std']:.2f} on new "
+              f"speakers; temperature {calibration['temperature']:.3f}")
+    work_dir = plan.work_dir.parent / f"deploy-{plan.run_id}.work"
+    model = train_final(work_dir, source=source, task=task, build_model=experiment.build_model,
+                        fit=experiment.fit, epochs=cv["epochs"], quiet=quiet)
+    corpus = get_corpus(manifest.corpus)
+    shipped = ship_final(model, out_dir=dest, prefix=prefix, title=title,
+                         recipe=experiment.recipe, feature_set=feature_set,
+                         labels=manifest.labels, cv=cv, calibration=calibration, int8=int8,
+                         scope=scope_lines(corpus, manifest))
+    record = plan.work_dir.parent / f"deploy-{plan.run_id}.json"
+    write_json_atomic(record, {"cross_validation": cv, "calibration": calibration,
+                               "int8": int8, "utterances": len(feature_set.ids), **shipped})
+    return {"run_id": plan.run_id, "record": record, "shipped": shipped["shipped"]}

@@ -1,0 +1,242 @@
+"""A deployable model: trained on every speaker, sized by speaker-independent
+cross-validation, calibrated on held-out speakers, shipped with an honest card.
+
+A model from one cross-validation fold has heard 8 of EMO-DB's 10 actors; a user wants one
+trained on all of them. But a model trained on everything has no held-out data left to
+say how good it is or when to stop. So the numbers come from the finished
+speaker-independent cross-validation of the same configuration:
+
+1. :func:`cv_summary`: how many epochs to train (the median of the epochs the folds'
+   checkpoint policy chose on their validation speakers) and the expected accuracy on new
+   speakers (the folds' test UA/WA/F1, mean ± std, never measured on a speaker the fold
+   trained on);
+2. :func:`validation_temperature`: the temperature that calibrates the folds' models on
+   their validation speakers, and the expected calibration error it leaves on their test
+   speakers (before/after);
+3. :func:`train_final`: the final model, every utterance, that epoch count, no selection
+   (resumable like a fold);
+4. :func:`ship_final`: TFLite variants (full int8 only where the folds showed it within
+   ``INT8_MAX_UA_DROP`` points of float32) with sidecars carrying the temperature and the
+   expected accuracy, and model cards saying what the model has and has not heard.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+#: Full int8 ships only if the folds' mean UA drops by at most this many points.
+INT8_MAX_UA_DROP = 1.0
+SCORE_KEYS = ("UA", "WA", "macro_F1")
+
+
+class CrossValidationNotFinished(ValueError):
+    """The speaker-independent run a deployable model depends on is not complete."""
+
+
+def _fold_results(plan) -> list[dict]:
+    from ser_tf.training.rundir import RunDir
+    from ser_tf.util.jsonio import read_json
+
+    run_dir = RunDir(plan.work_dir)
+    done = [run_dir.fold(f) for f in plan.folds if run_dir.fold(f).finished]
+    if len(done) < len(plan.folds):
+        raise CrossValidationNotFinished(
+            f"the {plan.config['protocol']} cross-validation {plan.run_id} has {len(done)} of "
+            f"{len(plan.folds)} folds finished ({plan.work_dir}); finish it first (the same "
+            "command with --protocol speaker and without --ship)")
+    return [read_json(d.result) for d in done]
+
+
+def cv_summary(plan) -> dict:
+    """Epoch count and expected accuracy from a finished cross-validation ``plan``."""
+    results = _fold_results(plan)
+    chosen = [r.get("chosen_epoch") or r.get("epochs_run") for r in results]
+    if any(c is None for c in chosen):
+        raise ValueError(f"run {plan.run_id}: some folds record no chosen epoch")
+    expected = {}
+    for key in SCORE_KEYS:
+        values = np.asarray([r["metrics"][key] for r in results], dtype=float)
+        expected[key] = {"mean": float(values.mean()),
+                         "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+    return {"run_id": plan.run_id, "protocol": plan.config["protocol"],
+            "folds": len(results), "chosen_epochs": [int(c) for c in chosen],
+            "epochs": max(1, int(np.floor(np.median(chosen) + 0.5))), "expected": expected,
+            "selection_on_test": any(r.get("selection_on_test") for r in results)}
+
+
+def validation_temperature(plan, *, source, task, build_model, batch_size: int = 64) -> dict:
+    """One temperature for the folds' models, fitted on their pooled validation speakers'
+    predictions; its effect measured on their pooled test predictions (the stored ones).
+
+    Folds whose weights are not on this machine are left out (counted in the result).
+    """
+    from ser_tf.training.calibration import calibration_report, fit_temperature
+    from ser_tf.training.rundir import RunDir
+
+    results = {int(r["fold"]): r for r in _fold_results(plan)}
+    val_p, val_y, test_p, test_y, used = [], [], [], [], []
+    for fold in plan.folds:
+        weights = RunDir(plan.work_dir).fold(fold).weights
+        if not weights.is_file() or not fold.val_ids or fold.selection_on_test:
+            continue
+        model = build_model(task.num_outputs)
+        model.load_weights(weights)
+        order = source.evaluation_order(fold.val_ids)
+        data = source.dataset(order, task=task, training=False, batch_size=batch_size)
+        val_p.append(model.predict(data, verbose=0))
+        val_y.append(source.targets(order))
+        stored = results[int(fold.index)]
+        test_p.append(np.asarray(stored["test_probabilities"], dtype=np.float64))
+        test_y.append(source.targets(stored["test_ids"]))
+        used.append(int(fold.index))
+    if not used:
+        raise ValueError(f"run {plan.run_id}: no fold with a validation split and its weights "
+                         "on this machine; cannot fit a temperature")
+    val_p, val_y = np.concatenate(val_p), np.concatenate(val_y)
+    temperature = fit_temperature(val_p, val_y)
+    return {"temperature": temperature, "folds_used": used, "validation_utterances": len(val_y),
+            "validation": calibration_report(val_p, val_y, temperature),
+            "test": calibration_report(np.concatenate(test_p), np.concatenate(test_y),
+                                       temperature)}
+
+
+def train_final(work_dir, *, source, task, build_model, fit, epochs: int,
+                quiet: bool = False):
+    """Train on every id of ``source`` for ``epochs`` epochs (no validation, no selection);
+    resumable (the fold backup); returns the model with its final weights, which are also
+    saved as ``work_dir/final.weights.h5``. Done before: the weights are loaded instead."""
+    from ser_tf.training.classifier import FitConfig
+    from ser_tf.training.kfold import fold_callbacks
+    from ser_tf.training.progress import EpochLogger
+    from ser_tf.training.rundir import WEIGHTS_FILE
+    from ser_tf.training.seeding import set_seed
+
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    weights = work_dir / WEIGHTS_FILE
+    final = FitConfig(**{**fit.to_dict(), "epochs": int(epochs), "checkpoint": "last",
+                         "patience": None})
+    set_seed(final.seed)
+    model = final.compile(build_model(task.num_outputs), task)
+    if weights.is_file():
+        model.load_weights(weights)
+        return model
+    ids = source.ids
+    data = source.dataset(ids, task=task, training=True, seed=final.seed,
+                          batch_size=final.batch_size, repeat=final.full_batches)
+    steps = len(ids) // final.batch_size if final.full_batches else None
+    callbacks = fold_callbacks(work_dir, logger=EpochLogger(1, 1, quiet=quiet))
+    if final.lr_schedule:
+        callbacks.insert(1, final.schedule_callback())
+    model.fit(data, epochs=final.epochs, steps_per_epoch=steps, callbacks=callbacks,
+              verbose=0, shuffle=False)
+    model.save_weights(weights)
+    return model
+
+
+def int8_within_reach(plan) -> dict:
+    """Per-variant mean UA over the folds' TFLite scores (``tflite.json``) and whether full
+    int8 stays within :data:`INT8_MAX_UA_DROP` points of float32."""
+    from ser_tf.training.rundir import RunDir
+    from ser_tf.util.jsonio import read_json
+
+    rows = [read_json(RunDir(plan.work_dir).fold(f).tflite) for f in plan.folds
+            if RunDir(plan.work_dir).fold(f).tflite.is_file()]
+    if len(rows) < len(plan.folds):
+        return {"folds": len(rows), "int8": False,
+                "reason": f"only {len(rows)} of {len(plan.folds)} folds have TFLite scores"}
+    means = {v: float(np.mean([r["variants"][v]["UA"] for r in rows]))
+             for v in rows[0]["variants"]}
+    drop = means.get("float32", np.nan) - means.get("int8", np.nan)
+    return {"folds": len(rows), "mean_UA": means, "int8_drop": float(drop),
+            "int8": bool(np.isfinite(drop) and drop <= INT8_MAX_UA_DROP)}
+
+
+def scope_lines(corpus, manifest) -> list[str]:
+    """What the model has heard, and what it has not, from the corpus loader's facts."""
+    speakers = sorted({u.speaker for u in manifest})
+    heard = [f"{len(manifest)} utterances of {corpus.name}: {len(speakers)} speakers "
+             f"({', '.join(speakers[:12])}{' ...' if len(speakers) > 12 else ''})",
+             f"language: {getattr(corpus, 'language', '') or 'not recorded'}; speech: "
+             f"{getattr(corpus, 'speech', '') or 'not recorded'}",
+             f"classes: {', '.join(manifest.labels)}"]
+    not_heard = ["other languages, other speakers' voices, spontaneous speech, noise, "
+                 "far-field or telephone audio, children: expect lower accuracy there, "
+                 "and confident mistakes (see the calibration and expected accuracy above)",
+                 "emotions outside the classes above: they are mapped to the nearest class"]
+    return ["Has heard:", *[f"- {line}" for line in heard], "", "Has not heard:",
+            *[f"- {line}" for line in not_heard]]
+
+
+def ship_final(model, *, out_dir, prefix: str, title: str, recipe, feature_set, labels,
+               cv: dict, calibration: dict, int8: dict, scope: list[str],
+               representative_size: int = 200, seed: int = 0) -> dict:
+    """Export the final model (features-in variants and the waveform-in float32 model) to
+    ``out_dir`` with sidecars carrying the temperature and expected accuracy, and cards."""
+    from ser_tf.export.model_card import write_model_card
+    from ser_tf.export.tflite import export_variants
+    from ser_tf.export.waveform import build_waveform_model, input_spec
+
+    variants = ("float32", "float16", "dynamic_int8") + (("int8",) if int8["int8"] else ())
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(feature_set.ids), size=min(representative_size,
+                                                               len(feature_set.ids)),
+                              replace=False))
+    representative = np.asarray(feature_set.features[rows], dtype=np.float32)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    extra = {"calibration": {"temperature": calibration["temperature"],
+                             "fitted_on": "validation speakers of the cross-validation folds",
+                             "ece_test_before": calibration["test"]["ece_before"],
+                             "ece_test_after": calibration["test"]["ece_after"]},
+             "expected_accuracy": {"protocol": cv["protocol"], "run_id": cv["run_id"],
+                                   "folds": cv["folds"], **cv["expected"]}}
+    shipped = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        shape = tuple(int(d) for d in feature_set.features.shape[1:])
+        paths = export_variants(model, Path(tmp), labels=list(labels), variants=variants,
+                                representative=representative if "int8" in variants else None,
+                                input_spec=input_spec(recipe, "features", shape),
+                                name=f"{prefix}-mfcc")
+        waveform = build_waveform_model(model, recipe)
+        paths["waveform-float32"] = export_variants(
+            waveform, Path(tmp), labels=list(labels), variants=("float32",),
+            input_spec=input_spec(recipe, "waveform", (int(waveform.input_shape[1]),)),
+            name=f"{prefix}-waveform")["float32"]
+        for variant, path in paths.items():
+            sidecar = path.with_suffix(".json")
+            data = json.loads(sidecar.read_text(encoding="utf-8"))
+            sidecar.write_text(json.dumps({**data, **extra}, indent=2) + "\n", encoding="utf-8")
+            for source in (path, sidecar):
+                shutil.copy2(source, out_dir / source.name)
+            shipped[variant] = out_dir / path.name
+    protocol = (f"Trained on every utterance for {cv['epochs']} epochs: the median of the epochs "
+                f"chosen on validation speakers by the {cv['folds']} folds of the "
+                f"{cv['protocol']} cross-validation {cv['run_id']} (chosen: "
+                f"{', '.join(map(str, cv['chosen_epochs']))}). The metrics below are that "
+                "cross-validation's test folds (speakers the fold's model never heard): the "
+                "accuracy to expect on new speakers of the same corpus. This model has no "
+                "held-out data of its own.")
+    cal = calibration["test"]
+    notes = "\n".join([
+        f"Calibration: probabilities are divided in log space by a temperature T = "
+        f"{calibration['temperature']:.3f} (sidecar `calibration`), fitted on the folds' "
+        f"validation speakers ({calibration['validation_utterances']} utterances); on their "
+        f"test speakers it moves the expected calibration error from {cal['ece_before']:.1f} % "
+        f"to {cal['ece_after']:.1f} % ({cal['bins']} bins).",
+        "Full int8: " + (f"shipped (folds' mean UA drop {int8['int8_drop']:.2f} points)"
+                         if int8["int8"] else f"not shipped ({int8.get('reason') or 'folds lose %.2f points UA' % int8['int8_drop']})"),
+        "", *scope])
+    metrics = {key: cv["expected"][key] for key in SCORE_KEYS}
+    for variant, path in shipped.items():
+        spec = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["input"]
+        write_model_card(path, title=f"{title} ({variant})",
+                         training_data=f"all {len(feature_set.ids)} utterances",
+                         protocol=protocol, metrics=metrics, labels=list(labels),
+                         input_spec=spec, notes=notes)
+    return {"shipped": {k: str(v) for k, v in shipped.items()}, "variants": list(shipped)}

@@ -1,0 +1,52 @@
+"""The deployable model: epochs and expected accuracy from the finished speaker-independent
+run, a temperature fitted on its validation speakers, a final model on every speaker,
+shipped with sidecars and cards that say so."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ser_tf.data.synthetic import make_emodb_like
+from ser_tf.experiments import runner
+from ser_tf.experiments.deploy import deploy
+from ser_tf.export.deploy import CrossValidationNotFinished, cv_summary
+from ser_tf.lite import LiteModel
+from ser_tf.papers.lightsernet.experiment import SPEC, build_parser
+
+
+@pytest.mark.slow
+def test_deploy_from_a_finished_speaker_run(tmp_path):
+    corpus = make_emodb_like(tmp_path / "emodb", per_class=8, duration=0.6, classes="WLNT",
+                             speakers=("03", "08", "09", "10", "11", "12", "13", "14"))
+    argv = ["--data-dir", str(corpus), "--results-dir", str(tmp_path / "results"),
+            "--cache-dir", str(tmp_path / "cache"), "--epochs", "4", "--folds", "2",
+            "--protocol", "speaker", "--no-export", "--quiet", "--batch-size", "4"]
+    args = build_parser().parse_args(argv)
+    with pytest.raises(CrossValidationNotFinished, match="0 of 2 folds"):
+        deploy(SPEC, args, prefix="toy", title="Toy", dest=tmp_path / "ship")
+    runner.run(SPEC, args)
+    cv = cv_summary(runner.plan(SPEC, args))
+    results = sorted((tmp_path / "results").glob("lightsernet/EMODB/*.work/fold_*/result.json"))
+    chosen = [json.loads(p.read_text())["chosen_epoch"] for p in results]
+    assert cv["chosen_epochs"] == chosen and cv["epochs"] == int(np.floor(np.median(chosen) + .5))
+    uas = [json.loads(p.read_text())["metrics"]["UA"] for p in results]
+    assert cv["expected"]["UA"]["mean"] == pytest.approx(np.mean(uas))
+
+    out = deploy(SPEC, args, prefix="toy", title="Toy model", dest=tmp_path / "ship")
+    record = json.loads(out["record"].read_text())
+    assert record["utterances"] == 32
+    assert record["int8"]["int8"] is False  # no fold TFLite scores (--no-export): not shipped
+    assert set(out["shipped"]) == {"float32", "float16", "dynamic_int8", "waveform-float32"}
+    sidecar = json.loads((tmp_path / "ship" / "toy-mfcc-float32.json").read_text())
+    assert sidecar["calibration"]["temperature"] == pytest.approx(
+        record["calibration"]["temperature"])
+    assert sidecar["expected_accuracy"]["UA"]["mean"] == pytest.approx(np.mean(uas))
+    card = (tmp_path / "ship" / "toy-mfcc-float32.md").read_text()
+    assert f"for {cv['epochs']} epochs" in card and "German" in card
+    assert "Has not heard" in card and "new speakers" in card
+    history = json.loads(next((tmp_path / "results").glob(
+        "lightsernet/EMODB/deploy-*.work/history.json")).read_text())
+    assert len(history["loss"]) == cv["epochs"]  # trained exactly the chosen epoch count
+    lite = LiteModel(tmp_path / "ship" / "toy-waveform-float32.tflite")
+    assert lite.predict(np.zeros((1, 48000), np.float32)).shape == (1, 7)
