@@ -42,7 +42,10 @@ def test_deploy_from_a_finished_speaker_run(tmp_path):
     assert sidecar["calibration"]["temperature"] == pytest.approx(
         record["calibration"]["temperature"])
     assert sidecar["expected_accuracy"]["UA"]["mean"] == pytest.approx(np.mean(uas))
+    assert sidecar["ood"]["threshold"] == pytest.approx(record["ood"]["reference"]["threshold"])
+    assert len(record["ood"]["false_alarm_test_speakers"]["per_fold"]) == 2
     card = (tmp_path / "ship" / "toy-mfcc-float32.md").read_text()
+    assert "Out-of-domain warning" in card
     assert f"for {cv['epochs']} epochs" in card and "German" in card
     assert "Has not heard" in card and "new speakers" in card
     history = json.loads(next((tmp_path / "results").glob(

@@ -22,14 +22,32 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
                              "speaker (epochs: median chosen by the finished speaker-protocol "
                              "run of these flags), calibrate it, export it to --ship-dest "
                              "with model cards")
+    parser.add_argument("--ood-corpus", action="append", default=[], metavar="NAME=DIR",
+                        help="with --ship: measure the out-of-domain warning's detection rate "
+                             "on this corpus (repeatable), e.g. RAVDESS=~/corpora/ravdess")
+
+
+def _other_features(pairs, recipe, cache_dir, quiet) -> dict:
+    from ser_tf.data import load_manifest
+    from ser_tf.features.cache import extract_features
+
+    others = {}
+    for pair in pairs:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"--ood-corpus takes NAME=DIR, got {pair!r}")
+        manifest = load_manifest(name.upper(), folder, on_bad_audio="skip")
+        others[manifest.corpus] = extract_features(manifest, recipe, cache_dir,
+                                                   progress=not quiet).features
+    return others
 
 
 def deploy(spec, args, *, prefix: str, title: str, dest) -> dict:
     """Train and ship the deployable model of the run ``args`` describe (module docstring)."""
     from ser_tf.data import get_corpus
     from ser_tf.experiments import runner
-    from ser_tf.export.deploy import (cv_summary, int8_within_reach, scope_lines, ship_final,
-                                      train_final, validation_temperature)
+    from ser_tf.export.deploy import (cv_summary, int8_within_reach, ood_check, scope_lines,
+                                      ship_final, train_final, validation_temperature)
     from ser_tf.features.cache import extract_features
     from ser_tf.training.sources import CachedFeatureSource
     from ser_tf.training.tasks import ClassificationTask
@@ -49,6 +67,8 @@ def deploy(spec, args, *, prefix: str, title: str, dest) -> dict:
     calibration = validation_temperature(plan, source=source, task=task,
                                          build_model=experiment.build_model)
     int8 = int8_within_reach(plan)
+    ood = ood_check(plan, feature_set, _other_features(getattr(args, "ood_corpus", []),
+                                                       experiment.recipe, args.cache_dir, quiet))
     if not quiet:
         print(f"deploy: {cv['epochs']} epochs (median of {cv['chosen_epochs']}), expected UA "
               f"{cv['expected']['UA']['mean']:.2f} ± {cv['expected']['UA']['std']:.2f} on new "
@@ -60,8 +80,9 @@ def deploy(spec, args, *, prefix: str, title: str, dest) -> dict:
     shipped = ship_final(model, out_dir=dest, prefix=prefix, title=title,
                          recipe=experiment.recipe, feature_set=feature_set,
                          labels=manifest.labels, cv=cv, calibration=calibration, int8=int8,
-                         scope=scope_lines(corpus, manifest))
+                         scope=scope_lines(corpus, manifest), ood=ood)
     record = plan.work_dir.parent / f"deploy-{plan.run_id}.json"
     write_json_atomic(record, {"cross_validation": cv, "calibration": calibration,
-                               "int8": int8, "utterances": len(feature_set.ids), **shipped})
+                               "int8": int8, "ood": ood, "utterances": len(feature_set.ids),
+                               **shipped})
     return {"run_id": plan.run_id, "record": record, "shipped": shipped["shipped"]}

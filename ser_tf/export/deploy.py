@@ -157,6 +157,27 @@ def int8_within_reach(plan) -> dict:
             "int8": bool(np.isfinite(drop) and drop <= INT8_MAX_UA_DROP)}
 
 
+def ood_check(plan, feature_set, others: dict | None = None) -> dict:
+    """The out-of-domain reference of the final model (:mod:`ser_tf.lite.ood`, from every
+    utterance's features) and its measured rates: false alarms on each fold's test speakers
+    with a reference fitted on that fold's training speakers only, and detection on the
+    features of ``others`` (``{corpus name: (n, frames, coefficients) array}``)."""
+    from ser_tf.lite.ood import feature_summary, fit_reference, rates
+
+    summaries = feature_summary(feature_set.features)
+    false_alarms = []
+    for fold in plan.folds:
+        reference = fit_reference(summaries[feature_set.index_of(fold.train_ids)])
+        false_alarms.append(rates(summaries[feature_set.index_of(fold.test_ids)], None,
+                                  reference)["false_alarm"])
+    reference = fit_reference(summaries)
+    detection = {name: rates(summaries[:0], feature_summary(features), reference)["detection"]
+                 for name, features in (others or {}).items()}
+    return {"reference": reference, "false_alarm_test_speakers": {
+                "mean": float(np.mean(false_alarms)), "per_fold": false_alarms},
+            "detection": detection}
+
+
 def scope_lines(corpus, manifest) -> list[str]:
     """What the model has heard, and what it has not, from the corpus loader's facts."""
     speakers = sorted({u.speaker for u in manifest})
@@ -175,7 +196,8 @@ def scope_lines(corpus, manifest) -> list[str]:
 
 def ship_final(model, *, out_dir, prefix: str, title: str, recipe, feature_set, labels,
                cv: dict, calibration: dict, int8: dict, scope: list[str],
-               representative_size: int = 200, seed: int = 0) -> dict:
+               ood: dict | None = None, representative_size: int = 200,
+               seed: int = 0) -> dict:
     """Export the final model (features-in variants and the waveform-in float32 model) to
     ``out_dir`` with sidecars carrying the temperature and expected accuracy, and cards."""
     from ser_tf.export.model_card import write_model_card
@@ -196,6 +218,13 @@ def ship_final(model, *, out_dir, prefix: str, title: str, recipe, feature_set, 
                              "ece_test_after": calibration["test"]["ece_after"]},
              "expected_accuracy": {"protocol": cv["protocol"], "run_id": cv["run_id"],
                                    "folds": cv["folds"], **cv["expected"]}}
+    if ood is not None:
+        # The front-end the reference was computed with: a waveform-in model's runtime
+        # computes it in NumPy for the check alone.
+        extra["ood"] = {**ood["reference"], "frontend": dict(recipe.frontend),
+                        "sample_rate": int(recipe.sample_rate),
+                        "false_alarm_test_speakers": ood["false_alarm_test_speakers"]["mean"],
+                        "detection": ood["detection"]}
     shipped = {}
     with tempfile.TemporaryDirectory() as tmp:
         shape = tuple(int(d) for d in feature_set.features.shape[1:])
@@ -231,6 +260,13 @@ def ship_final(model, *, out_dir, prefix: str, title: str, recipe, feature_set, 
         f"to {cal['ece_after']:.1f} % ({cal['bins']} bins).",
         "Full int8: " + (f"shipped (folds' mean UA drop {int8['int8_drop']:.2f} points)"
                          if int8["int8"] else f"not shipped ({int8.get('reason') or 'folds lose %.2f points UA' % int8['int8_drop']})"),
+        *([] if ood is None else [
+            f"Out-of-domain warning: `predict` warns when a recording's feature statistics lie "
+            f"beyond the {100 * ood['reference']['quantile']:.0f}th percentile of the training "
+            f"utterances' (sidecar `ood`). Measured false alarms on held-out speakers of the "
+            f"training corpus: {ood['false_alarm_test_speakers']['mean']:.1f} %; detection on "
+            + (", ".join(f"{k}: {v:.1f} %" for k, v in ood["detection"].items())
+               or "other corpora: not measured") + "."]),
         "", *scope])
     metrics = {key: cv["expected"][key] for key in SCORE_KEYS}
     for variant, path in shipped.items():
