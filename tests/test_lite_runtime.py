@@ -73,10 +73,42 @@ def test_int8_quantises_input_and_dequantises_output(models):
     assert lite.input_dtype == np.int8 and lite.output_dtype == np.int8
     got = lite.predict(data)
     assert got.dtype == np.float32
-    assert np.all(got >= 0) and np.allclose(got.sum(axis=1), 1.0, atol=0.05)
+    # The int8 softmax's dequantised rows (multiples of 1/256, each rounded) are
+    # renormalised: they sum to 1 to float32 rounding, not to 0.99-1.01.
+    assert lite.renormalises_output
+    assert np.all(got >= 0) and np.allclose(got.sum(axis=1), 1.0, atol=1e-6, rtol=0)
     expected = model.predict(data, verbose=0)
     assert np.abs(got - expected).max() < 0.1
     assert np.mean(got.argmax(1) == expected.argmax(1)) >= 0.85
+
+
+def test_only_a_quantised_softmax_is_renormalised(models, tmp_path):
+    """The raw dequantised int8 rows do not sum to 1 (that is what is fixed); a float
+    softmax is left alone; an int8 sigmoid (multi-label: rows need not sum to 1) has the
+    softmax's output quantisation but is not rescaled, because the graph says LOGISTIC."""
+    import keras
+
+    model, data, paths = models
+    lite = LiteModel(paths["int8"])
+    raw = lite._interpreter  # the renormalisation is the only difference from raw outputs
+    lite.predict(data)
+    scale, zero_point = lite._output["quantization"]
+    q = raw.get_tensor(lite._output["index"]).astype(np.float32)
+    raw_sums = ((q - zero_point) * scale).sum(axis=1)
+    assert (scale, zero_point) == (1 / 256, -128)
+    assert np.abs(raw_sums - 1).max() > 1e-6  # the problem being fixed
+    np.testing.assert_allclose(lite.predict(data).sum(axis=1), 1.0, atol=1e-6)
+    assert not LiteModel(paths["float32"]).renormalises_output
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((6, 4))
+    outputs = keras.layers.Dense(3, activation="sigmoid")(keras.layers.Flatten()(inputs))
+    path = tmp_path / "sigmoid-int8.tflite"
+    path.write_bytes(_convert(keras.Model(inputs, outputs), data))
+    sigmoid = LiteModel(path)
+    assert sigmoid._output["quantization"] == (1 / 256, -128)
+    assert not sigmoid.renormalises_output
+    assert np.abs(sigmoid.predict(data).sum(axis=1) - 1).max() > 0.1
 
 
 def test_fixed_batch_model_falls_back_to_one_by_one(tmp_path):

@@ -6,14 +6,21 @@ Only NumPy, soundfile, soxr and a TFLite interpreter are imported (see
     python -m ser_tf.lite.predict --model lightsernet-emodb-waveform-float32.tflite a.wav b.mp3
     python -m ser_tf.lite.predict --model lightsernet-emodb-mfcc-int8.tflite a.wav
     ser-tf predict a.wav b.mp3 --json          # same, through the suite's CLI
+    ser-tf predict long.flac --timeline out.csv  # plus one row per window
+    ser-tf predict --from-mic                   # live, needs the `mic` extra
 
-How a file is classified (:func:`predict_file`): it is read with the suite's one audio
-reader (:func:`ser_tf.data.audio.read_audio`: any format, rate and channel count;
-resampled to the model's rate, averaged to mono; bad files raise :class:`AudioError`
-naming the file), cut into 3 s windows with a 1 s hop
-(:func:`ser_tf.features.segment.sliding_windows`, each window normalised as the sidecar's
-``input.normalise`` says, i.e. as the training segments were), every window is classified,
-and the window probabilities are averaged.
+How a file is classified (:func:`predict_file`): it is streamed block by block
+(:func:`ser_tf.data.blocks.read_blocks`: the samples, checks and errors of the suite's one
+audio reader :func:`ser_tf.data.audio.read_audio`, i.e. any format, rate and channel
+count, averaged to mono and resampled to the model's rate; bad files raise
+:class:`AudioError` naming the file), cut on the fly into the 3 s windows with a 1 s hop
+that :func:`ser_tf.features.segment.sliding_windows` would cut from the whole file (each
+normalised as the sidecar's ``input.normalise`` says, i.e. as the training segments were),
+classified a few windows at a time, and the window probabilities are averaged as they come
+(:mod:`ser_tf.lite.stream`). Peak memory therefore does not grow with the file's length
+(under 100 MB for an hour of 48 kHz stereo, see ``ser_tf.bench.stream``). ``--timeline``
+writes each window's probabilities as it goes (:mod:`ser_tf.lite.timeline`);
+``--from-mic`` classifies the microphone with a rolling window (:mod:`ser_tf.lite.mic`).
 
 Two kinds of model, told apart by the sidecar's ``input.kind``
 (:func:`ser_tf.export.tflite.export_variants` writes it):
@@ -39,18 +46,21 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from ser_tf.data.audio import AudioError, read_audio
-from ser_tf.features.segment import check_window_normalisation, sliding_windows
-from ser_tf.features.spectral import check_frontend_config, numpy_features
-from ser_tf.lite.runtime import LiteModel, sidecar_path
+from ser_tf.data.audio import AudioError
+from ser_tf.data.blocks import DEFAULT_BLOCK_FRAMES, read_blocks
+# The model-input helpers live in ser_tf.lite.inputs; they are imported here too because
+# callers (the demo, the export tests) know them as ser_tf.lite.predict's.
+from ser_tf.lite.inputs import (DEFAULT_SAMPLE_RATE, check_model_input, class_labels,  # noqa: F401
+                                input_spec, model_inputs, window_geometry,
+                                window_normalisation)
+from ser_tf.lite.runtime import LiteModel
+from ser_tf.lite.stream import DEFAULT_BATCH_SIZE, predict_blocks
+from ser_tf.lite.timeline import TableTimeline, is_timeline_path, open_timeline
 
 #: The shipped default model (its model card says what it is): raw 16 kHz audio in, float32.
 DEFAULT_MODEL_NAME = "lightsernet-emodb-waveform-float32.tflite"
 MODELS_DIR = Path(__file__).resolve().parents[2] / "tflite_models"
 MODEL_ENV = "SER_TF_MODEL"
-DEFAULT_SAMPLE_RATE = 16000
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -83,101 +93,28 @@ def default_model_path(models_dir=None) -> Path:
     return path
 
 
-def input_spec(model: LiteModel) -> dict:
-    """The model's input description: its sidecar's ``input`` entry, or, without one, what
-    its input shape implies (1-D = 16 kHz waveform, otherwise features), with windows fed
-    as they are (``normalise`` null: nothing says otherwise)."""
-    meta = getattr(model, "metadata", None) or {}
-    spec = meta.get("input") or meta.get("input_spec")
-    entries = meta.get("inputs")
-    if spec is None and isinstance(entries, list) and len(entries) == 1:
-        spec = entries[0]
-    if isinstance(spec, dict) and spec.get("kind"):
-        return spec
-    shape = tuple(model.input_shape)
-    if len(shape) == 1:
-        return {"kind": "waveform", "sample_rate": DEFAULT_SAMPLE_RATE, "samples": shape[0],
-                "normalise": None}
-    return {"kind": "features", "shape": list(shape), "normalise": None}
+def predict_file(path, model: LiteModel, *, window: float = 3.0, hop: float = 1.0,
+                 batch_size: int = DEFAULT_BATCH_SIZE, on_window=None,
+                 block_frames: int = DEFAULT_BLOCK_FRAMES) -> dict:
+    """Classify one audio file, streaming it: memory does not grow with its length.
 
-
-def window_normalisation(model: LiteModel, spec: dict) -> dict | None:
-    """What to do to each audio window before the model: the input spec's ``normalise``
-    (written by the exporter from the training recipe), validated. A sidecar from before
-    that key existed is refused rather than guessed at."""
-    if "normalise" not in spec:
-        raise ValueError(
-            f"{sidecar_path(model.path)}: the input entry has no 'normalise' key, so how "
-            "the training segments were normalised is unknown. Re-export the model with "
-            "ser-tf, or add \"normalise\": {\"method\": \"percentile\", \"percentile\": "
-            "99.9, \"clip\": 1.0} (or null for none) to the sidecar's input entry")
-    try:
-        return check_window_normalisation(spec["normalise"])
-    except ValueError as error:
-        raise ValueError(f"{sidecar_path(model.path)}: {error}") from None
-
-
-def check_model_input(model: LiteModel) -> dict:
-    """The input spec of a model this TF-free predictor can run; ``ValueError`` otherwise.
-
-    One input. Waveform-in: a 1-D input. Features-in: the sidecar must describe the
-    front-end (``frontend``, ``sample_rate``, ``samples``) and the front-end's output shape
-    must be the model's input shape. Either way the spec must say how windows are
-    normalised (``normalise``, see :func:`window_normalisation`).
-    """
-    if model.num_inputs != 1:
-        raise ValueError(f"{model.path}: {model.num_inputs} inputs {model.input_names}; the "
-                         "audio predictor runs models with one (waveform or features) input")
-    spec = input_spec(model)
-    kind = spec.get("kind")
-    if kind == "waveform":
-        if len(model.input_shape) != 1:
-            raise ValueError(f"{model.path}: a waveform model must take (batch, samples), "
-                             f"got input shape {model.input_shape}")
-        window_normalisation(model, spec)
-        return spec
-    if kind != "features":
-        raise ValueError(f"{model.path}: unknown input kind {kind!r} (sidecar input.kind "
-                         "must be 'waveform' or 'features')")
-    missing = [key for key in ("frontend", "sample_rate", "samples") if not spec.get(key)]
-    if missing:
-        raise ValueError(
-            f"{model.path}: features-in model whose sidecar lacks {missing}, so the "
-            "features it was trained on are unknown. Re-export it with ser-tf (the sidecar "
-            "records the recipe), or use a waveform-in model (`*-waveform-*.tflite`)")
-    try:
-        check_frontend_config(spec["frontend"])
-        shape = numpy_features(np.zeros((1, int(spec["samples"])), np.float32),
-                               int(spec["sample_rate"]), spec["frontend"]).shape[1:]
-    except ValueError as error:
-        raise ValueError(f"{model.path}: {error}") from None
-    if tuple(shape) != tuple(model.input_shape):
-        raise ValueError(f"{model.path}: its front-end gives features of shape {shape} but "
-                         f"the model takes {model.input_shape}")
-    window_normalisation(model, spec)
-    return spec
-
-
-def model_inputs(windows: np.ndarray, spec: dict) -> np.ndarray:
-    """Audio windows ``(n, samples)`` -> what the model takes (features for features-in)."""
-    if spec.get("kind") == "features":
-        return numpy_features(windows, int(spec["sample_rate"]), spec["frontend"])
-    return windows
-
-
-def _labels(model: LiteModel) -> list[str]:
-    # Without a sidecar the class names are unknown; indices still identify the outputs.
-    return model.labels or [f"class_{i}" for i in range(model.num_classes)]
-
-
-def predict_file(path, model: LiteModel, *, window: float = 3.0, hop: float = 1.0) -> dict:
-    """Classify one audio file.
+    The result is the one of reading the whole file (:func:`read_audio`), cutting it with
+    :func:`sliding_windows` and classifying every window in one batch: the same windows,
+    bit for bit (block-wise resampling with ``soxr.ResampleStream`` equals whole-file
+    ``soxr.resample``), and the same probabilities to float32 rounding (tested). Formats
+    libsndfile reads are read block by block; the others (mp3, m4a, ...) are streamed from
+    an ``ffmpeg`` pipe; only a file ``ffprobe`` cannot describe goes through ``read_audio``
+    whole (which then reports why it is not audio). See :mod:`ser_tf.data.blocks`.
 
     Args:
         path: any length, sample rate, channel count and format :func:`read_audio` reads.
         model: a waveform-in or features-in :class:`LiteModel` (see the module docstring).
         window: seconds per window; must match the model's input length.
         hop: seconds between window starts.
+        batch_size: windows per interpreter call (the result does not depend on it).
+        on_window: called with each window's prediction, in order (see
+            :func:`predict_blocks`); for a timeline written as it goes.
+        block_frames: frames read from the file at a time.
 
     Returns:
         ``{"file", "label", "probabilities": {label: p} (model label order),
@@ -185,25 +122,16 @@ def predict_file(path, model: LiteModel, *, window: float = 3.0, hop: float = 1.
 
     Raises:
         AudioError: the file is missing, empty, not audio, silent, ... (message names it).
+            NaN samples are found when read, "silent" and "too short" at the end, so
+            ``on_window`` may have seen windows of a file that then fails.
         ValueError: a model this predictor cannot run, or ``window`` not matching the
             model's input.
     """
-    spec = check_model_input(model)
-    if not (window > 0 and hop > 0):
-        raise ValueError(f"window and hop must be positive seconds, got {window}, {hop}")
-    sr = int(spec.get("sample_rate") or DEFAULT_SAMPLE_RATE)
-    samples = int(spec.get("samples") or model.input_shape[0])
-    if int(round(window * sr)) != samples:
-        raise ValueError(f"{model.path.name} takes {samples} samples ({samples / sr:g} s at "
-                         f"{sr} Hz); window={window} s does not match")
-    audio, sr = read_audio(path, sr)
-    windows = sliding_windows(audio, sr, window, hop,
-                              normalize=window_normalisation(model, spec))
-    probabilities = model.predict(model_inputs(windows, spec)).mean(axis=0)
-    labels = _labels(model)
-    return {"file": str(path), "label": labels[int(np.argmax(probabilities))],
-            "probabilities": {label: float(p) for label, p in zip(labels, probabilities)},
-            "windows": int(len(windows)), "duration_s": round(audio.size / sr, 3)}
+    sr, _, _ = window_geometry(model, check_model_input(model), window, hop)  # fail early
+    result = predict_blocks(read_blocks(path, sr, block_frames=block_frames), model,
+                            window=window, hop=hop, batch_size=batch_size,
+                            on_window=on_window)
+    return {"file": str(path), **result}
 
 
 def format_result(result: dict) -> str:
@@ -218,20 +146,23 @@ def format_result(result: dict) -> str:
 
 
 def predict_files(files, model: LiteModel, *, as_json: bool = False, out=None, err=None,
-                  prog: str = "ser-tf predict") -> int:
+                  prog: str = "ser-tf predict", timeline=None) -> int:
     """Classify every file, printing as it goes; 1 if any file failed, else 0.
 
     A bad file is reported on ``err`` (one line naming it) and the rest are still done:
     plain results are printed the moment they exist, and ``--json`` prints one document
-    holding the results and the errors after the last file.
+    holding the results and the errors after the last file. ``timeline`` (a sink from
+    :func:`ser_tf.lite.timeline.open_timeline`) gets every window as it is classified.
     """
     out = out or sys.stdout
     err = err or sys.stderr
     check_model_input(model)  # once, before any file: the same error for every file
     results, errors = [], []
     for path in files:
+        on_window = None if timeline is None else (
+            lambda prediction, path=path: timeline.add(path, prediction))
         try:
-            result = predict_file(path, model)
+            result = predict_file(path, model, on_window=on_window)
         except (AudioError, ValueError, OSError) as error:
             # AudioError already reads "<path>: <reason>"; other errors get the path added.
             message = str(error) if isinstance(error, AudioError) else f"{path}: {error}"
@@ -242,10 +173,39 @@ def predict_files(files, model: LiteModel, *, as_json: bool = False, out=None, e
         if not as_json:
             print(format_result(result), file=out, flush=True)
     if as_json:
-        document = {"model": str(model.path), "labels": _labels(model),
+        document = {"model": str(model.path), "labels": class_labels(model),
                     "results": results, "errors": errors}
         print(json.dumps(document, indent=2), file=out, flush=True)
     return 1 if errors else 0
+
+
+def predict_microphone(model: LiteModel, *, seconds=None, timeline=None, out=None, err=None,
+                       prog: str = "ser-tf predict", open_stream=None) -> int:
+    """``--from-mic``: a table row per window as it is heard (and on ``timeline``), then
+    the session's mean; 1 if the microphone cannot be used, 130 after Ctrl-C during a
+    classification (Ctrl-C while listening ends the session normally)."""
+    from ser_tf.lite.mic import MicrophoneUnavailable, classify_microphone, open_default_input
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    table = TableTimeline(class_labels(model), out)
+
+    def show(prediction):
+        table.add("microphone", prediction)
+        if timeline is not None:
+            timeline.add("microphone", prediction)
+
+    try:
+        result = classify_microphone(model, seconds=seconds, on_window=show, err=err,
+                                     open_stream=open_stream or open_default_input)
+    except (MicrophoneUnavailable, ValueError) as error:
+        print(f"{prog}: error: {error}", file=err, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: stopped", file=err, flush=True)
+        return 130
+    print(format_result({"file": "microphone", **result}), file=out, flush=True)
+    return 0
 
 
 # --- command line ----------------------------------------------------------------------
@@ -259,8 +219,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (any format, "
+    parser.add_argument("files", nargs="*", metavar="FILE", help="audio files (any format, "
                         "rate, channels and length)")
     parser.add_argument("--model", type=Path, default=None, metavar="PATH",
                         help=f".tflite model, waveform- or features-in (default: ${MODEL_ENV}, else "
@@ -268,6 +238,15 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",
                         help="interpreter CPU threads (default 1)")
+    parser.add_argument("--timeline", nargs="?", const="-", default=None, metavar="OUT",
+                        help="one row per window (start_s, end_s, label, each class's "
+                             "probability), written as it goes to OUT.csv or OUT.json; "
+                             "without OUT, printed as a table")
+    parser.add_argument("--from-mic", action="store_true",
+                        help="classify the default input device live, a row per window "
+                             "(Ctrl-C stops; needs the `mic` extra: pip install 'ser-tf[mic]')")
+    parser.add_argument("--seconds", type=_positive_float, default=None, metavar="S",
+                        help="with --from-mic: stop after S seconds of audio")
 
 
 def add_cli(subparsers) -> None:
@@ -277,16 +256,59 @@ def add_cli(subparsers) -> None:
         description="Classify audio files with a .tflite model: 3 s windows, "
                     "1 s hop, probabilities averaged. Exit code 1 if any file failed.")
     _add_arguments(parser)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, predict_parser=parser)
+
+
+def _check_usage(args) -> tuple[list, str | None]:
+    """(files, timeline target) from the parsed arguments; usage errors exit with 2."""
+    files, target = list(args.files), args.timeline
+
+    def usage(message):
+        parser = getattr(args, "predict_parser", None)
+        if parser is None:
+            raise ValueError(message)
+        parser.error(message)  # exits 2 with the usage line, as argparse's own errors do
+
+    # `--timeline a.wav b.wav`: argparse gives the optional value to --timeline; a value
+    # that is not a .csv / .json path is the first audio file, and the table is meant.
+    if target not in (None, "-") and not is_timeline_path(target):
+        files, target = [target, *files], "-"
+    if args.from_mic and files:
+        usage("--from-mic takes no FILE")
+    if not args.from_mic and not files:
+        usage("give at least one FILE (or --from-mic)")
+    if args.seconds is not None and not args.from_mic:
+        usage("--seconds goes with --from-mic")
+    if args.json and (args.from_mic or target == "-"):
+        usage("--json prints one document: it cannot go with --from-mic or a --timeline "
+              "table (give --timeline OUT.csv or OUT.json)")
+    return files, target
 
 
 def run(args) -> int:
     """The CLI handler. Model problems raise (FileNotFoundError / ValueError: one line from
     the caller); file problems are reported per file by :func:`predict_files`."""
+    files, target = _check_usage(args)
+    prog = getattr(args, "prog", "ser-tf predict")
     path = args.model if args.model is not None else default_model_path()
     model = LiteModel(path, num_threads=args.threads)
-    return predict_files(args.files, model, as_json=args.json,
-                         prog=getattr(args, "prog", "ser-tf predict"))
+    check_model_input(model)
+    if args.from_mic:
+        # The live table is always printed; a timeline path gets the rows too.
+        timeline = None if target in (None, "-") else open_timeline(target,
+                                                                    class_labels(model))
+        try:
+            return predict_microphone(model, seconds=args.seconds, timeline=timeline,
+                                      prog=prog)
+        finally:
+            if timeline is not None:
+                timeline.close()
+    timeline = None if target is None else open_timeline(target, class_labels(model))
+    try:
+        return predict_files(files, model, as_json=args.json, prog=prog, timeline=timeline)
+    finally:
+        if timeline is not None:
+            timeline.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,10 +317,10 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     _add_arguments(parser)
     args = parser.parse_args(argv)
-    args.prog = "predict"
+    args.prog, args.predict_parser = "predict", parser
     try:
         return run(args)
-    except (FileNotFoundError, ValueError, ImportError) as error:
+    except (OSError, ValueError, ImportError) as error:
         print(f"predict: error: {error}", file=sys.stderr)
         return 1
 

@@ -13,7 +13,10 @@ Quantised models follow the TFLite quantisation spec
 (https://ai.google.dev/edge/litert/models/quantization_spec): a real value ``r`` is stored
 as ``q = round(r / scale) + zero_point``; :meth:`LiteModel.predict` applies that to int8 /
 uint8 inputs and ``r = (q - zero_point) * scale`` to int8 / uint8 outputs, so callers always
-pass and get float32.
+pass and get float32. A quantised softmax output is then rescaled so each row sums to 1:
+its 8-bit values are multiples of 1/256, each rounded on its own, so the dequantised rows
+of a full-int8 classifier sum to anything in about 0.99-1.01 (see
+:attr:`LiteModel.renormalises_output`).
 
 Each model may have a JSON sidecar next to it (``<model>.json``, i.e. the ``.tflite``
 suffix replaced; written by :func:`ser_tf.export.tflite.export_variants`) with the class
@@ -36,6 +39,9 @@ TFLITE_IDENTIFIER = b"TFL3"
 QUANTIZED_DTYPES = (np.int8, np.uint8, np.int16)
 #: What the TFLite converter puts around a signature's input name in the tensor's name.
 _SIGNATURE_PREFIX = "serving_default_"
+#: The output quantisation the TFLite spec fixes for an 8-bit SOFTMAX: scale 1/256 and
+#: zero point -128 (int8) or 0 (uint8), i.e. the range [0, 255/256].
+SOFTMAX_OUTPUT_QUANTIZATION = {np.int8: (1 / 256, -128), np.uint8: (1 / 256, 0)}
 
 
 def interpreter_class():
@@ -153,9 +159,32 @@ class LiteModel:
         self._inputs, self._input_names = self._order_inputs(details)
         self._example_shapes = [tuple(int(d) for d in x["shape"][1:]) for x in self._inputs]
         self._output = self._interpreter.get_output_details()[0]
+        self._renormalise = self._quantized_softmax_output()
         self._batch = int(self._inputs[0]["shape"][0])
         self._resizable = True  # until a resize fails; then batches are run one by one
         self._labels = self._check_labels(self.metadata.get("labels"))
+
+    def _quantized_softmax_output(self) -> bool:
+        """Whether the output is an 8-bit quantised SOFTMAX (see :attr:`renormalises_output`).
+
+        Asked of the graph (the op writing the output tensor) when the interpreter can list
+        its ops; otherwise told by the quantisation TFLite fixes for softmax outputs. The
+        graph is preferred because a LOGISTIC (sigmoid, multi-label) output has the same
+        quantisation, and its rows must not be rescaled."""
+        dtype = np.dtype(self._output["dtype"]).type
+        if dtype not in SOFTMAX_OUTPUT_QUANTIZATION:
+            return False
+        index = self._output["index"]
+        try:
+            ops = self._interpreter._get_ops_details()
+        except (AttributeError, RuntimeError, ValueError):
+            ops = None
+        if ops is not None:
+            return any(op.get("op_name") == "SOFTMAX"
+                       and index in [int(i) for i in op.get("outputs", ())] for op in ops)
+        scale, zero_point = self._output["quantization"]
+        expected_scale, expected_zero = SOFTMAX_OUTPUT_QUANTIZATION[dtype]
+        return bool(np.isclose(scale, expected_scale, rtol=1e-6)) and zero_point == expected_zero
 
     def _order_inputs(self, details: list[dict]) -> tuple[list[dict], list[str]]:
         """The input details in the order predict() takes them, and their names: the
@@ -215,6 +244,14 @@ class LiteModel:
         return np.dtype(self._output["dtype"])
 
     @property
+    def renormalises_output(self) -> bool:
+        """True for an 8-bit quantised softmax output (a full-int8 classifier): after
+        dequantisation :meth:`predict` divides each row by its sum, so the probabilities
+        sum to 1 (to float32 rounding) instead of 0.99-1.01. Float outputs are returned
+        as the model computed them (a float softmax already sums to 1 within 1e-6)."""
+        return self._renormalise
+
+    @property
     def num_classes(self) -> int:
         return int(self._output["shape"][-1])
 
@@ -252,10 +289,18 @@ class LiteModel:
         return np.clip(q, info.min, info.max).astype(dtype)
 
     def _dequantize(self, values: np.ndarray) -> np.ndarray:
+        """Output tensor -> float32; a quantised softmax's rows rescaled to sum to 1."""
         if values.dtype.type not in QUANTIZED_DTYPES:
             return values.astype(np.float32, copy=False)
         scale, zero_point = self._output["quantization"]
-        return ((values.astype(np.float32) - zero_point) * np.float32(scale)).astype(np.float32)
+        real = ((values.astype(np.float32) - zero_point) * np.float32(scale)).astype(np.float32)
+        if not self._renormalise:
+            return real
+        sums = real.sum(axis=-1, keepdims=True)
+        # A row of zeros (every class below 1/512: only possible with > 512 classes) says
+        # nothing about the classes; it becomes uniform rather than a division by zero.
+        uniform = np.float32(1.0 / real.shape[-1])
+        return np.where(sums > 0, real / np.where(sums > 0, sums, 1), uniform).astype(np.float32)
 
     def _resize(self, size: int) -> None:
         for detail, shape in zip(self._inputs, self._example_shapes):
@@ -322,6 +367,9 @@ class LiteModel:
 
     def predict(self, batch) -> np.ndarray:
         """Float32 inputs -> ``(n, num_classes)`` float32 outputs.
+
+        Quantised outputs are dequantised; a quantised softmax (full-int8 classifier) is
+        then renormalised so each row sums to 1 (:attr:`renormalises_output`).
 
         ``batch``: ``(n, *input_shape)`` for a single-input model; for several inputs, a
         list / tuple of such arrays in :attr:`input_names` order or a dict keyed by input
