@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ser_tf.training.calibration import (apply_temperature, calibration_report,
+from ser_tf.lite.calibration import (apply_temperature, calibration_report,
                                          expected_calibration_error, fit_temperature,
                                          negative_log_likelihood)
 

@@ -53,3 +53,43 @@ def test_deploy_from_a_finished_speaker_run(tmp_path):
     assert len(history["loss"]) == cv["epochs"]  # trained exactly the chosen epoch count
     lite = LiteModel(tmp_path / "ship" / "toy-waveform-float32.tflite")
     assert lite.predict(np.zeros((1, 48000), np.float32)).shape == (1, 7)
+
+
+def test_predict_applies_the_shipped_temperature_and_flags_unfamiliar_audio(tmp_path):
+    """A shipped sidecar's calibration and out-of-domain reference reach `ser-tf predict`."""
+    import shutil
+
+    from ser_tf.data.synthetic import write_wav
+    from ser_tf.lite.calibration import apply_temperature
+    from ser_tf.lite.predict import format_result, predict_file
+
+    shipped = "tflite_models/lightsernet-emodb-waveform-float32"
+    for suffix in (".tflite", ".json"):
+        shutil.copy(shipped + suffix, tmp_path / f"m{suffix}")
+    speech = write_wav(tmp_path / "a.wav", duration=4.0, class_index=2)
+    plain = predict_file(speech, LiteModel(tmp_path / "m.tflite"))
+    assert plain["calibrated"] is False and "out_of_domain" not in plain
+
+    sidecar = json.loads((tmp_path / "m.json").read_text())
+    frontend = {"kind": "mfcc", "frame_length": 1024, "frame_step": 256, "fft_length": 1024,
+                "window": "hann", "power": 1.0, "center": False, "pad_mode": "constant",
+                "num_mel_bins": 128, "fmin": 80.0, "fmax": 7600.0, "mel_scale": "htk",
+                "norm": None, "log": "log", "log_offset": 1e-6, "num_mfcc": 40,
+                "dct_norm": "tf", "clip": 10.0, "dft": "fft"}
+    # A reference no real audio is near: every recording is flagged.
+    sidecar["ood"] = {"mean": [50.0] * 80, "scale": [0.1] * 80, "threshold": 1.5,
+                      "quantile": 0.99, "frontend": frontend, "sample_rate": 16000,
+                      "false_alarm_test_speakers": 1.2}
+    sidecar["calibration"] = {"temperature": 2.0}
+    (tmp_path / "m.json").write_text(json.dumps(sidecar))
+    result = predict_file(speech, LiteModel(tmp_path / "m.tflite"))
+    assert result["calibrated"] is True and result["out_of_domain"]["flagged"] is True
+    # Windows are calibrated one by one, then averaged: for a single window the mean is
+    # the window's calibrated probabilities.
+    short = write_wav(tmp_path / "b.wav", duration=2.0, class_index=1)
+    raw = np.array(list(predict_file(short, LiteModel(shipped + ".tflite"))["probabilities"]
+                        .values()))
+    calibrated = np.array(list(predict_file(short, LiteModel(tmp_path / "m.tflite"))
+                               ["probabilities"].values()))
+    assert np.allclose(calibrated, apply_temperature(raw[None], 2.0)[0], atol=1e-5)
+    assert "does not sound like the model's training data" in format_result(result)

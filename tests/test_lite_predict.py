@@ -235,7 +235,7 @@ def test_cli_json_document(tiny, audio, blocked_env):
     document = json.loads(out.stdout)  # one document, nothing else on stdout
     assert document["model"] == str(model_path) and document["labels"] == LABELS
     (result,) = document["results"]
-    assert set(result) == {"file", "label", "probabilities", "windows", "duration_s"}
+    assert set(result) == {"file", "label", "probabilities", "windows", "duration_s", "calibrated"}
     assert result["windows"] == 8 and list(result["probabilities"]) == LABELS
     assert document["errors"] == [{"file": str(audio["empty"]),
                                    "error": f"{audio['empty']}: empty file (0 bytes)"}]

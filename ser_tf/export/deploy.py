@@ -75,7 +75,7 @@ def validation_temperature(plan, *, source, task, build_model, batch_size: int =
 
     Folds whose weights are not on this machine are left out (counted in the result).
     """
-    from ser_tf.training.calibration import calibration_report, fit_temperature
+    from ser_tf.lite.calibration import calibration_report, fit_temperature
     from ser_tf.training.rundir import RunDir
 
     results = {int(r["fold"]): r for r in _fold_results(plan)}

@@ -142,6 +142,15 @@ def format_result(result: dict) -> str:
              f"({result['windows']} window{'s' * (result['windows'] != 1)}, "
              f"{result['duration_s']:.2f} s)"]
     lines += [f"  {label:<{width}}  {p:.3f}" for label, p in ranked]
+    unfamiliar = result.get("out_of_domain") or {}
+    if unfamiliar.get("flagged"):
+        rate = unfamiliar.get("false_alarm_rate")
+        lines.append(
+            f"  warning: this recording does not sound like the model's training data "
+            f"(feature distance {unfamiliar['distance']:.2f} > {unfamiliar['threshold']:.2f}); "
+            "treat the label with caution"
+            + (f" (the check also flags {rate:.1f} % of new speakers of the training corpus)"
+               if isinstance(rate, (int, float)) else ""))
     return "\n".join(lines)
 
 

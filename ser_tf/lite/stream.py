@@ -21,15 +21,19 @@ none of it depends on the recording's length.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from ser_tf.features.segment import center_pad, normalise_window
+from ser_tf.features.spectral import numpy_features
+from ser_tf.lite.calibration import apply_temperature
 from ser_tf.lite.inputs import (check_model_input, class_labels, model_inputs,
                                 window_geometry, window_normalisation)
+from ser_tf.lite.ood import distances as ood_distances
+from ser_tf.lite.ood import feature_summary
 
 #: Windows per interpreter call. Measured (x86, 1 thread): 1 to 16 windows per call cost
 #: the same time per window within noise, but memory grows with the batch: at 16 the NumPy
@@ -192,11 +196,24 @@ def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float = 3.0,
             yield from windower.push(block)
         yield from windower.finish()
 
+    temperature = calibration_temperature(model)
+    ood = model.metadata.get("ood")
+    distances = []
+
+    def to_model_input(audio):
+        if ood is not None:  # the window's feature statistics, for the out-of-domain check
+            features = numpy_features(audio, int(ood["sample_rate"]), ood["frontend"])
+            distances.extend(ood_distances(feature_summary(features), ood))
+        return model_inputs(audio, spec)
+
     mean = MeanProbabilities(model.num_classes)
     for prediction in classify_windows(windows(), model, sample_rate=sr, size=size,
                                        normalise=window_normalisation(model, spec),
-                                       to_model_input=lambda x: model_inputs(x, spec),
+                                       to_model_input=to_model_input,
                                        batch_size=batch_size):
+        if temperature is not None:
+            prediction = replace(prediction, probabilities=apply_temperature(
+                prediction.probabilities[None], temperature)[0])
         mean.add(prediction.probabilities)
         if on_window is not None:
             on_window(prediction)
@@ -204,6 +221,28 @@ def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float = 3.0,
         raise ValueError("no audio samples to classify")
     probabilities = mean.mean
     labels = class_labels(model)
-    return {"label": labels[int(np.argmax(probabilities))],
-            "probabilities": {label: float(p) for label, p in zip(labels, probabilities)},
-            "windows": mean.count, "duration_s": round(windower.total / sr, 3)}
+    result = {"label": labels[int(np.argmax(probabilities))],
+              "probabilities": {label: float(p) for label, p in zip(labels, probabilities)},
+              "windows": mean.count, "duration_s": round(windower.total / sr, 3),
+              "calibrated": temperature is not None}
+    if ood is not None:
+        # The median over windows: one odd window (a cough) does not flag a recording.
+        distance = float(np.median(distances))
+        result["out_of_domain"] = {
+            "flagged": distance > float(ood["threshold"]), "distance": round(distance, 3),
+            "threshold": round(float(ood["threshold"]), 3),
+            "false_alarm_rate": ood.get("false_alarm_test_speakers")}
+    return result
+
+
+def calibration_temperature(model) -> float | None:
+    """The sidecar's calibration temperature (``calibration.temperature``), if any."""
+    calibration = model.metadata.get("calibration") or {}
+    temperature = calibration.get("temperature")
+    if temperature is None:
+        return None
+    if not (isinstance(temperature, (int, float)) and np.isfinite(temperature)
+            and temperature > 0):
+        raise ValueError(f"{model.path}: sidecar calibration.temperature must be a positive "
+                         f"number, got {temperature!r}")
+    return float(temperature)
