@@ -161,6 +161,42 @@ def test_interrupted_weights_save_is_rolled_forward(tmp_path, monkeypatch):
     assert not (tmp_path / "best.saving.weights.h5").exists()
 
 
+def test_reading_the_best_weights_back_leaves_the_resumed_state_alone(tmp_path):
+    """On resume the policy reads its best weights from disk (load_weights, which also
+    loads the optimizer's variables): the weights, the optimizer state and the dropout
+    seed generators the backup just restored must stay as they are until training ends."""
+    from ser_tf.training.backup import seed_state_variables
+
+    def model_with_dropout():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dropout(0.5),
+                                  keras.layers.Dense(2, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.optimizer.build(model.trainable_variables)
+        return model
+
+    path = tmp_path / "best.weights.h5"
+    first = model_with_dropout()
+    drive(CheckpointPolicy("best-val", "val_loss", path=path), first, [0.5, 0.3, 0.4], end=False)
+
+    model = model_with_dropout()  # the backup's restore, in a new process:
+    mark(model, 7)
+    model.optimizer.iterations.assign(12)
+    (seed,) = seed_state_variables(model)
+    seed.assign(np.array([5, 12], "uint32"))
+    optimizer = [np.asarray(v).copy() for v in model.optimizer.variables]
+    policy = CheckpointPolicy("best-val", "val_loss", path=path)
+    policy.set_model(model)
+    policy.on_train_begin()
+    policy.on_epoch_begin(3)  # the resumed fit's first epoch reads the best weights back
+    assert marked_value(model) == 7.0
+    np.testing.assert_array_equal(np.asarray(seed), [5, 12])
+    for before, variable in zip(optimizer, model.optimizer.variables):
+        np.testing.assert_array_equal(before, np.asarray(variable))
+    policy.on_epoch_end(3, {"loss": 1.0, "val_loss": 0.9})
+    policy.on_train_end()
+    assert policy.chosen_epoch == 2 and marked_value(model) == 2.0
+
+
 def fit_with(logger, epochs=2):
     model = tiny_model()
     x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")

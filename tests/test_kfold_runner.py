@@ -61,6 +61,18 @@ def test_kill_then_rerun_skips_the_folds_already_done(tmp_path):
     assert run_kfold(tmp_path, folds, train_fold) == results and calls == []
 
 
+def test_a_rerun_names_the_folds_it_skips_unless_quiet(tmp_path, capsys):
+    folds = hand_folds(6)
+    run_kfold(tmp_path, folds, lambda fold, d: {"metrics": {}}, train_only=[0, 1, 2, 4])
+    assert capsys.readouterr().out == ""  # nothing was done before
+    run_kfold(tmp_path, folds, lambda fold, d: {"metrics": {}}, train_only=[0])
+    assert capsys.readouterr().out.splitlines() == [
+        "folds 1-3 of 6 done, skipped (fold_00-fold_02/result.json)",
+        "fold 5 of 6 done, skipped (fold_04/result.json)"]
+    run_kfold(tmp_path, folds, lambda fold, d: {"metrics": {}}, quiet=True)
+    assert capsys.readouterr().out == ""
+
+
 def test_a_second_process_on_the_same_run_is_refused_until_the_first_ends(tmp_path):
     """Two trainers writing one fold's backup and history would corrupt both: the second
     is stopped before it touches anything, and the lock goes with the first process."""
@@ -93,7 +105,8 @@ def test_a_second_process_on_the_same_run_is_refused_until_the_first_ends(tmp_pa
         [sys.executable, "-c",
          "import sys; from ser_tf.training.kfold import run_kfold; "
          "from ser_tf.training.protocols import load_folds; "
-         "print(len(run_kfold(sys.argv[1], load_folds(sys.argv[1] + '/folds.json'), None)))",
+         "print(len(run_kfold(sys.argv[1], load_folds(sys.argv[1] + '/folds.json'), None, "
+         "quiet=True)))",
          str(tmp_path)], capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stdout.strip() == "2"

@@ -177,3 +177,98 @@ def test_repeat_gives_full_batches_across_pass_boundaries():
         fs = FeatureSet(features, labels, [f"u{i}" for i in range(10)], ("a", "b", "c"),
                         [None] * 10)
         dataset_for_split(fs, fs.ids, training=False, batch_size=4, repeat=True)
+
+
+# --- resuming: a dataset that has already consumed examples -------------------------------
+
+def passes(ds, k):
+    """The orders of ``k`` passes, each through a new iterator (as Keras does per epoch)."""
+    return [order(ds) for _ in range(k)]
+
+
+def test_consumed_starts_at_the_pass_an_uninterrupted_dataset_reaches(tmp_path):
+    features, labels = toy(13)
+    paths = write_npy(tmp_path, features)
+    kwargs = dict(labels=labels, batch_size=4, shuffle=True, seed=7)
+    reference = passes(make_dataset(features, **kwargs), 5)
+    assert len({tuple(p) for p in reference}) == 5
+    for done in (1, 3):
+        resumed = make_dataset(features, consumed=done * 13, **kwargs)
+        assert passes(resumed, 5 - done) == reference[done:]
+        streamed = stream_dataset(paths, consumed=done * 13, **kwargs)
+        assert passes(streamed, 5 - done) == reference[done:]
+    # Without it a rebuilt dataset starts over: the bug a resumed fold had.
+    assert order(make_dataset(features, **kwargs)) == reference[0] != reference[3]
+    fs = FeatureSet(features, labels, [f"u{i}" for i in range(13)], ("a", "b", "c"), paths)
+    split = dict(training=True, batch_size=4, seed=7)
+    assert order(dataset_for_split(fs, fs.ids, consumed=26, **split)) == reference[2]
+    with pytest.raises(ValueError, match="whole passes"):
+        make_dataset(features, consumed=14, **kwargs)
+    with pytest.raises(ValueError, match="training split only"):
+        dataset_for_split(fs, fs.ids, training=False, batch_size=4, consumed=13)
+
+
+def test_consumed_puts_a_repeat_stream_where_it_stopped_inside_a_pass():
+    features, labels = toy(10)
+    kwargs = dict(labels=labels, batch_size=4, shuffle=True, seed=3, repeat=True)
+    stream = [x[:, 0, 0].numpy().astype(int).tolist()
+              for x, _ in make_dataset(features, **kwargs).take(12)]
+    steps = 10 // 4  # steps per epoch of a full-batch training
+    for done in (1, 2, 3):  # 8, 16, 24 examples read: mid-pass, mid-pass, mid-pass
+        at = done * steps
+        resumed = make_dataset(features, consumed=at * 4, **kwargs)
+        got = [x[:, 0, 0].numpy().astype(int).tolist() for x, _ in resumed.take(12 - at)]
+        assert got == stream[at:]
+    with pytest.raises(ValueError, match="multiple"):
+        make_dataset(features, consumed=6, **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["keras_layer", "awgn"])
+def test_consumed_fast_forwards_a_seeded_augmentation(kind):
+    from ser_tf.training.sources import awgn_augmentation
+
+    # awgn takes waveforms (rows, samples); SpecAugment spectrograms (rows, frames, bins)
+    features = np.ones((10, 12) if kind == "awgn" else (10, 12, 5), np.float32)
+    labels = np.zeros(10, int)
+
+    def make(augment, **kw):
+        return make_dataset(features, labels, batch_size=4, shuffle=True, seed=2,
+                            augment=augment, **kw)
+
+    def augment():
+        if kind == "awgn":
+            return awgn_augmentation((5, 10), seed=4)
+        return SpecAugment(time_masks=2, time_width=4, freq_masks=1, freq_width=2, seed=4)
+
+    for repeat in (False, True):
+        ds = make(augment(), repeat=repeat)
+        if repeat:
+            it = iter(ds)
+            reference = [next(it)[0].numpy() for _ in range(9)]
+            resumed = iter(make(augment(), repeat=True, consumed=5 * 4))
+            got = [next(resumed)[0].numpy() for _ in range(4)]
+            expected = reference[5:]
+        else:
+            reference = [epoch(ds)[0] for _ in range(3)]
+            got = [epoch(make(augment(), consumed=2 * 10))[0]]
+            expected = reference[2:]
+        assert not np.array_equal(reference[0], reference[-1])
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_awgn_fast_forward_equals_drawing_the_numbers():
+    from ser_tf.training.sources import awgn_augmentation
+
+    batches = [np.ones((4, 30), np.float32), np.ones((4, 30), np.float32) * 2,
+               np.ones((3, 30), np.float32)]
+    drawn = awgn_augmentation((5, 10), seed=1)
+    for batch in batches:
+        drawn(batch)
+    skipped = awgn_augmentation((5, 10), seed=1)
+    skipped.fast_forward([(4, 2), (3, 1)], (30,))
+    probe = np.ones((2, 30), np.float32)
+    np.testing.assert_array_equal(np.asarray(drawn(probe)), np.asarray(skipped(probe)))
+    drawn.reset()
+    np.testing.assert_array_equal(np.asarray(drawn(batches[0])),
+                                  np.asarray(awgn_augmentation((5, 10), seed=1)(batches[0])))

@@ -6,8 +6,10 @@ is that shared part:
 
 - :class:`FitConfig`: optimiser, loss, schedule, checkpoint policy, seed (plain data,
   stored in the run record);
-- :func:`train_fold`: one fold, resumable inside the fold (``FoldBackup``), test
-  fold evaluated once with the chosen weights;
+- :func:`train_fold`: one fold, resumable inside the fold (``FoldBackup``) and resumed
+  exactly: a fold killed at any epoch and resumed trains the same weights as an
+  uninterrupted one (see :func:`train_fold`); test fold evaluated once with the chosen
+  weights;
 The run around the folds (features, folds, run folder, record) is
 :func:`ser_tf.experiments.runner.run_experiment`.
 """
@@ -21,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from ser_tf.training.rundir import CHOSEN_WEIGHTS_FILE, WEIGHTS_FILE
+from ser_tf.training.rundir import BACKUP_DIR, CHOSEN_WEIGHTS_FILE, WEIGHTS_FILE
 
 CHECKPOINTS = ("last", "best-val", "paper")
 
@@ -135,6 +137,17 @@ def train_fold(fold, fold_dir, *, build_model: Callable, fit: FitConfig, feature
     returns an uncompiled Keras model taking the source's inputs; :meth:`FitConfig.compile`
     compiles it. Validation data: ``fold.val_ids``, or ``fold.test_ids`` with
     ``fit.checkpoint == "paper"`` (selection on the test fold, flagged in the result).
+
+    Resuming (a backup in ``fold_dir/backup``): the backup restores the weights, the
+    optimizer and the seed generators; the training data continue where the killed
+    process's stopped, so the resumed fold trains bit for bit what an uninterrupted one
+    does. The sources are asked for a dataset that has already ``consumed`` the examples of
+    the epochs done (shuffle orders of those passes skipped, a ``repeat`` stream's position
+    in its pass, augmentation noise), and the iterators Keras' ``fit`` made and dropped
+    unread are made again: with a finite training dataset it opens one at the start of each
+    epoch and one more when the epoch's last step is reached (``EpochIterator``), and each
+    takes the next shuffle order. The result then has ``"resumed": [{"at_epoch": ...,
+    "exact": ...}, ...]`` and, unless ``quiet``, a line says where the fold resumes.
     """
     import tensorflow as tf
 
@@ -159,8 +172,6 @@ def train_fold(fold, fold_dir, *, build_model: Callable, fit: FitConfig, feature
         model = fit.compile(build_model(task.num_outputs), task)
 
     split = dict(task=task, batch_size=fit.batch_size)
-    train_ds = source.dataset(fold.train_ids, training=True, seed=fit.seed + int(fold.index),
-                              repeat=fit.full_batches, **split)
     steps_per_epoch = None
     if fit.full_batches:
         steps_per_epoch = len(fold.train_ids) // fit.batch_size
@@ -168,6 +179,15 @@ def train_fold(fold, fold_dir, *, build_model: Callable, fit: FitConfig, feature
             raise ValueError(f"fold {fold.index}: full batches of {fit.batch_size} need at least "
                              f"that many training utterances, the fold has "
                              f"{len(fold.train_ids)}")
+    done = _epochs_in_backup(fold_dir)
+    train_ds, resume_notes = _training_dataset(source, fold, fit, split, done, steps_per_epoch)
+    if done and not quiet:
+        where = (f"at epoch {done + 1}/{fit.epochs}" if done < fit.epochs
+                 else f"after its last epoch ({fit.epochs})")
+        label = f"{int(fold.index) + 1}/{n_folds}" if n_folds else f"{int(fold.index) + 1}"
+        exact = "" if resume_notes.get("exact", True) else " (not exactly: see its result)"
+        print(f"fold {label} resumes {where}: {done} epoch(s) done, state in "
+              f"{fold_dir / BACKUP_DIR}{exact}", flush=True)
     val_ds = source.dataset(val_ids, training=False, **split) if val_ids else None
     test_ids = source.evaluation_order(fold.test_ids)
     test_ds = source.dataset(test_ids, training=False, **split)
@@ -179,6 +199,8 @@ def train_fold(fold, fold_dir, *, build_model: Callable, fit: FitConfig, feature
         policy = CheckpointPolicy("last", path=fold_dir / CHOSEN_WEIGHTS_FILE)
     logger = EpochLogger(int(fold.index) + 1, n_folds, quiet=quiet)
     callbacks = fold_callbacks(fold_dir, policy=policy, logger=logger)
+    backup = callbacks[0]
+    backup.resume_notes = resume_notes
     if fit.lr_schedule:
         callbacks.insert(1, fit.schedule_callback())
     last = None
@@ -221,5 +243,62 @@ def train_fold(fold, fold_dir, *, build_model: Callable, fit: FitConfig, feature
         "seconds": round(seconds, 3),
         "test_ids": list(test_ids),
         "test_probabilities": np.round(probabilities, 6).tolist(),
+        # Only a resumed fold has it: [{"at_epoch": 8, "exact": true, ...}, ...].
+        **({"resumed": list(backup.resumes)} if backup.resumes else {}),
         **extra,
     }
+
+
+def _epochs_in_backup(fold_dir) -> int:
+    from ser_tf.training.backup import saved_epoch
+
+    return saved_epoch(Path(fold_dir) / BACKUP_DIR) or 0
+
+
+def _takes_consumed(source) -> bool:
+    import inspect
+
+    try:
+        parameters = inspect.signature(source.dataset).parameters
+    except (TypeError, ValueError):
+        return False
+    return "consumed" in parameters  # named: a **kwargs catch-all may drop it unnoticed
+
+
+def _training_dataset(source, fold, fit: FitConfig, split: dict, done: int,
+                      steps_per_epoch: int | None):
+    """The fold's training dataset, positioned after ``done`` epochs (0: from the start),
+    and the notes for the resume's entry in the result."""
+    from ser_tf.features.pipeline import skip_shuffled_passes
+
+    seed = fit.seed + int(fold.index)
+    if not done:
+        return source.dataset(fold.train_ids, training=True, seed=seed,
+                              repeat=fit.full_batches, **split), {}
+    n_train = len(fold.train_ids)
+    consumed = done * (steps_per_epoch * fit.batch_size if fit.full_batches else n_train)
+    notes = {"data": "fast-forwarded"}
+    if _takes_consumed(source):
+        train_ds = source.dataset(fold.train_ids, training=True, seed=seed,
+                                  repeat=fit.full_batches, consumed=consumed, **split)
+    else:
+        # Only the shuffle's seed generator can be replayed from outside the source (below,
+        # and one draw per pass here); a repeat stream's place in its pass and any
+        # augmentation restart.
+        train_ds = source.dataset(fold.train_ids, training=True, seed=seed,
+                                  repeat=fit.full_batches, **split)
+        skip_shuffled_passes(train_ds, consumed // max(n_train, 1))
+        notes = {"data": f"shuffle orders replayed only ({type(source).__name__}.dataset takes "
+                         "no `consumed`: augmentation restarted"
+                         + (", stream restarted at a pass boundary" if fit.full_batches else "")
+                         + ")", "exact": False}
+    if not fit.full_batches:
+        # The iterators fit opened and dropped unread: one more per finished epoch, when a
+        # finite dataset's last step is reached (keras EpochIterator._enumerate_iterator).
+        if int(train_ds.cardinality()) > 0:
+            skip_shuffled_passes(train_ds, done)
+        else:
+            notes = {**notes, "exact": False,
+                     "data": notes["data"] + "; training dataset of unknown length: the "
+                                             "iterators Keras made were not replayed"}
+    return train_ds, notes

@@ -7,12 +7,14 @@ Two levels of resume, both driven by what is on disk in ``work_dir``::
     work_dir/fold_01/backup/        resume state of the running fold (training.backup.FoldBackup)
     work_dir/fold_01/...            anything else the fold function keeps (best weights, history)
 
-* Across folds: :func:`run_kfold` skips every fold whose ``result.json`` exists. The file
-  is written to a temporary name and renamed (``os.replace``), so it is either complete or
-  absent, never half-written.
+* Across folds: :func:`run_kfold` skips every fold whose ``result.json`` exists (and says
+  so, unless ``quiet``). The file is written to a temporary name and renamed
+  (``os.replace``), so it is either complete or absent, never half-written.
 * Inside a fold: :func:`fold_backup_callback` gives the fold function a
   :class:`~ser_tf.training.backup.FoldBackup` in ``fold_dir/backup/``; re-running ``model.fit``
-  with it resumes from the last finished epoch (weights, optimizer state, epoch number).
+  with it resumes from the last finished epoch (weights, optimizer state, seed generators,
+  epoch number; :func:`ser_tf.training.classifier.train_fold` also starts the training
+  data where they stopped, so the resumed fold is the uninterrupted one).
   Keras' ``History`` only sees the epochs of the current call, so use
   :class:`ser_tf.training.progress.HistoryLog` for the whole curve and let
   :class:`~ser_tf.training.callbacks.CheckpointPolicy` keep its state on disk;
@@ -145,8 +147,12 @@ class FoldSelectionError(ValueError):
 def run_kfold(work_dir: str | os.PathLike, folds: Sequence[Any],
               train_fold: Callable[[Any, Path], dict], *,
               on_fold_done: Callable[[Any, dict], None] | None = None,
-              train_only: Sequence[int] | None = None) -> list[dict]:
+              train_only: Sequence[int] | None = None, quiet: bool = False) -> list[dict]:
     """Run ``train_fold(fold, fold_dir)`` for each fold not done yet; return all results.
+
+    Unless ``quiet``, the folds found done are named, one line per run of consecutive
+    ones (``folds 1-3 of 10 done, skipped (fold_00-fold_02/result.json)``), counted from
+    1 as the progress lines count them.
 
     ``train_only``: fold indices to train in this call (e.g. two folds of a long run first);
     the others are not trained, and only the finished folds' results come back.
@@ -184,7 +190,38 @@ def run_kfold(work_dir: str | os.PathLike, folds: Sequence[Any],
     work_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(work_dir):
         _check_or_store_folds(work_dir, folds)
+        if not quiet:
+            for line in skipped_fold_lines(work_dir, folds):
+                print(line, flush=True)
         return _run_folds(work_dir, folds, numbers, train_fold, on_fold_done, train_only)
+
+
+def skipped_fold_lines(work_dir: str | os.PathLike, folds: Sequence[Any]) -> list[str]:
+    """One line per run of consecutive folds (in ``folds`` order) whose ``result.json``
+    exists: what a rerun skips. Folds count from 1 here, as in the progress lines
+    (``fold 3/10 epoch ...`` is ``fold_02``); the folder names are given too."""
+    folds = as_folds(folds)
+    groups: list[list] = []
+    previous_done = False
+    for fold in folds:
+        done = (Path(work_dir) / fold_dir_name(fold) / RESULT_FILE).exists()
+        if done:
+            if previous_done:
+                groups[-1].append(fold)
+            else:
+                groups.append([fold])
+        previous_done = done
+    lines = []
+    for group in groups:
+        first, last = group[0], group[-1]
+        if len(group) == 1:
+            lines.append(f"fold {int(first.index) + 1} of {len(folds)} done, skipped "
+                         f"({fold_dir_name(first)}/{RESULT_FILE})")
+        else:
+            lines.append(f"folds {int(first.index) + 1}-{int(last.index) + 1} of {len(folds)} "
+                         f"done, skipped ({fold_dir_name(first)}-{fold_dir_name(last)}/"
+                         f"{RESULT_FILE})")
+    return lines
 
 
 def _run_folds(work_dir: Path, folds: list, numbers: list[int],
@@ -222,11 +259,12 @@ def load_fold_results(work_dir: str | os.PathLike) -> list[dict]:
 def fold_backup_callback(fold_dir: str | os.PathLike):
     """:class:`~ser_tf.training.backup.FoldBackup` in ``fold_dir/backup/``, for in-fold resume.
 
-    It saves weights, optimizer state and the epoch number after every epoch (one file,
-    replaced atomically) and deletes the backup when ``fit`` ends normally; a rerun of
-    ``fit`` with the same (freshly built) model continues at the epoch after the last saved
-    one. A backup written by ``keras.callbacks.BackupAndRestore`` (runs started before) is
-    resumed too.
+    It saves weights, optimizer state, the model's seed generators and the epoch number
+    after every epoch (one file, replaced atomically) and deletes the backup when ``fit``
+    ends normally; a rerun of ``fit`` with the same (freshly built) model continues at the
+    epoch after the last saved one. (The training data must continue there too:
+    :func:`ser_tf.training.classifier.train_fold` builds them so.) A backup written by
+    ``keras.callbacks.BackupAndRestore`` (runs started before) is resumed too.
 
     Put it FIRST in the callbacks list: callbacks that persist their own state
     (:class:`~ser_tf.training.callbacks.CheckpointPolicy`, ``HistoryLog``) must save after

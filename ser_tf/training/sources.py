@@ -13,12 +13,21 @@ pipeline yields them.
 The protocol a source follows (duck-typed, no base class needed)::
 
     source.ids                      all utterance ids it can serve
-    source.dataset(ids, task=..., training=..., batch_size=..., seed=..., repeat=False)
+    source.dataset(ids, task=..., training=..., batch_size=..., seed=..., repeat=False,
+                   consumed=0)
     source.evaluation_order(ids)    ids in the order dataset(ids, training=False) yields them
     source.targets(ids)             raw targets in ids order (class indices or (N, D) floats)
     source.stats                    what preparing it cost (printed and stored)
 
 Training datasets shuffle (seeded) and may augment; evaluation datasets never do.
+
+``consumed`` (optional in a source of your own): the number of examples an earlier process
+already read from this training dataset (a resumed fold: ``epochs_done * len(ids)``, or
+``epochs_done * steps_per_epoch * batch_size`` with ``repeat``); the dataset then continues
+where that process's stopped (:mod:`ser_tf.features.pipeline`, "Resuming"). A source whose
+``dataset`` does not take it still resumes, but its data order is only replayed through the
+shuffle's seed generator and its augmentation restarts: the fold's result says it is not
+an exact resume.
 """
 
 from __future__ import annotations
@@ -66,13 +75,13 @@ class CachedFeatureSource:
         return self.feature_set.stats
 
     def dataset(self, ids, *, task, training: bool, batch_size: int, seed: int | None = None,
-                repeat: bool = False):
+                repeat: bool = False, consumed: int = 0):
         from ser_tf.features.pipeline import dataset_for_split
 
         _classification_only(task, "a cached feature set")
         return dataset_for_split(self.feature_set, list(ids), training=training, seed=seed,
                                  repeat=repeat, batch_size=batch_size, one_hot=True,
-                                 num_classes=task.num_outputs)
+                                 num_classes=task.num_outputs, consumed=consumed)
 
     def evaluation_order(self, ids) -> list[str]:
         return _check_ids(ids, self._rows, "cached features")
@@ -87,6 +96,13 @@ def awgn_augmentation(snr_db: tuple[float, float] = (15.0, 30.0), *, seed: int) 
 
     Seeded (``tf.random.Generator``): the same seed and batch order give the same noise.
     Silent rows (power 0) stay silent. Apply it to the training split only.
+
+    ``augment.reset()`` puts the generator back to its seed (:class:`WaveformSource` does it
+    for every training dataset it builds, so a fold's noise does not depend on the folds
+    trained before it in the same process); ``augment.fast_forward(runs, example_shape)``
+    skips the numbers of the batches ``runs`` (``[(rows, count), ...]``) at once, as a
+    resumed fold needs (:func:`ser_tf.features.pipeline.fast_forward_augment`): each
+    batch of ``rows`` waveforms draws ``rows`` SNRs and ``rows * samples`` normals.
     """
     import tensorflow as tf
 
@@ -105,6 +121,17 @@ def awgn_augmentation(snr_db: tuple[float, float] = (15.0, 30.0), *, seed: int) 
         scale = tf.sqrt(power / tf.pow(10.0, snr / 10.0) / tf.maximum(noise_power, 1e-12))
         return batch + noise * scale[:, None]
 
+    def reset():
+        generator.reset_from_seed(int(seed))
+
+    def fast_forward(runs, example_shape):
+        per_row = 1 + int(np.prod(tuple(example_shape), dtype=np.int64))
+        draws = sum(int(rows) * int(count) * per_row for rows, count in runs)
+        if draws:
+            # Philox skips ahead: the state after skip(k) is the state after drawing k numbers.
+            generator.skip(tf.constant(draws, tf.int64))
+
+    augment.reset, augment.fast_forward = reset, fast_forward
     augment.config = {"name": "awgn", "snr_db": [low, high], "seed": int(seed)}
     return augment
 
@@ -114,7 +141,9 @@ class WaveformSource:
 
     ``recipe``: anything with ``sample_rate`` and ``segment_audio(audio)`` (a
     :class:`~ser_tf.features.recipes.FeatureRecipe`); every segment must have one length.
-    ``augment``: a batch function (e.g. :func:`awgn_augmentation`) for the training split.
+    ``augment``: a batch function (e.g. :func:`awgn_augmentation`) for the training split;
+    one with a ``reset()`` method is reset for every training dataset built, so each fold's
+    augmentation starts from its seed whatever ran before it in the process.
     """
 
     def __init__(self, manifest, recipe, *, augment: Callable | None = None):
@@ -144,15 +173,20 @@ class WaveformSource:
         return list(self._ids)
 
     def dataset(self, ids, *, task, training: bool, batch_size: int, seed: int | None = None,
-                repeat: bool = False):
+                repeat: bool = False, consumed: int = 0):
         from ser_tf.features.pipeline import make_dataset
 
         _classification_only(task, "a waveform source")
         rows = [self._rows[i] for i in _check_ids(ids, self._rows, "waveforms")]
+        if consumed and not training:
+            raise ValueError("consumed is for the training split only")
+        augment = self.augment if training else None
+        if callable(getattr(augment, "reset", None)):
+            augment.reset()
         return make_dataset(self.waveforms[rows], self.labels[rows], batch_size=batch_size,
                             shuffle=training, seed=seed, repeat=repeat and training,
-                            augment=self.augment if training else None, one_hot=True,
-                            num_classes=task.num_outputs)
+                            augment=augment, one_hot=True, num_classes=task.num_outputs,
+                            consumed=consumed)
 
     def evaluation_order(self, ids) -> list[str]:
         return _check_ids(ids, self._rows, "waveforms")
@@ -281,12 +315,18 @@ class TFRecordSource:
         return parse
 
     def dataset(self, ids, *, task, training: bool, batch_size: int, seed: int | None = None,
-                repeat: bool = False):
+                repeat: bool = False, consumed: int = 0):
         import tensorflow as tf
+
+        from ser_tf.features.pipeline import consumed_batches, skip_shuffled_passes
 
         ids = _check_ids(ids, self._shard_of, str(self.root))
         if training and seed is None:
             raise ValueError("a training dataset needs a seed (reproducible shuffling)")
+        if consumed and not training:
+            raise ValueError("consumed is for the training split only")
+        consumed_batches(len(ids), consumed, batch_size=batch_size, repeat=repeat)  # checks it
+        passes, offset = divmod(int(consumed), max(len(ids), 1))
         shards = sorted({self._shard_of[i] for i in ids})
         files = [str(self.root / self.index["shards"][k]["file"]) for k in shards]
         wanted = tf.lookup.StaticHashTable(
@@ -297,8 +337,11 @@ class TFRecordSource:
         ds = ds.map(self._parse()).filter(lambda uid, x, y: wanted.lookup(uid) > 0)
         if training:
             ds = ds.shuffle(self.shuffle_buffer, seed=int(seed), reshuffle_each_iteration=True)
+            skip_shuffled_passes(ds, passes)  # resuming: the orders of the passes read
             if repeat:
                 ds = ds.repeat()
+                if offset:
+                    ds = ds.skip(offset)
         encode = task.encode_targets
         ds = ds.map(lambda uid, x, y: (x, encode(y))).batch(int(batch_size))
         if not (training and repeat):
