@@ -9,6 +9,10 @@ STAMP  := $(VENV)/.installed
 APT_PACKAGES := espeak-ng libespeak-ng-libespeak-dev ffmpeg festival-dev libestools-dev
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 EXTRAS ?= dev,lite,align,tuning
+# The committed run records. `ser-tf train` alone writes to the user's data folder
+# ($SER_TF_RESULTS or ~/.local/share/ser-tf/results); the targets below that make or read
+# the repository's records name this folder explicitly.
+RESULTS_DIR := experiments/results
 
 .PHONY: install system-deps test test-unit test-integration demo clean-venv help reproduce-lightsernet reproduce-timnet bench-lightsernet
 
@@ -66,12 +70,14 @@ reproduce-lightsernet: install
 	  loss=$${run%%:*}; protocol=$${run##*:}; \
 	  echo "== Light-SERNet EMO-DB 3 s MFCC, loss $$loss, protocol $$protocol"; \
 	  $(PY) -m ser_tf.experiments.lightsernet --dataset EMODB --duration 3 --input mfcc \
-	    --loss $$loss --protocol $$protocol --data-dir "$(EMODB_DIR)" || exit 1; \
+	    --loss $$loss --protocol $$protocol --data-dir "$(EMODB_DIR)" \
+	    --results-dir $(RESULTS_DIR) || exit 1; \
 	done
 	$(PY) -m ser_tf.experiments.lightsernet --dataset EMODB --duration 3 --input mfcc \
 	  --loss $(firstword $(subst :, ,$(LIGHTSERNET_SHIP))) --protocol $(lastword $(subst :, ,$(LIGHTSERNET_SHIP))) \
-	  --data-dir "$(EMODB_DIR)" --ship-fold 0
-	$(VENV)/bin/ser-tf report --paper lightsernet --readme ser_tf/papers/lightsernet/README.md
+	  --data-dir "$(EMODB_DIR)" --results-dir $(RESULTS_DIR) --ship-fold 0
+	$(VENV)/bin/ser-tf report --paper lightsernet --results $(RESULTS_DIR) \
+	  --readme ser_tf/papers/lightsernet/README.md
 
 # TIM-Net benchmarks: EMO-DB and RAVDESS under the paper protocol (authors' KFold seeds,
 # epoch chosen on the test fold) and the speaker-independent one. Every run also scores its
@@ -88,9 +94,10 @@ reproduce-timnet: install
 	    --dest "$$(dirname "$$dir")" || exit 1; \
 	  echo "== TIM-Net $$corpus, protocol $$protocol, $(TIMNET_EPOCHS) epochs"; \
 	  $(PY) -m ser_tf.experiments.timnet --dataset $$corpus --protocol $$protocol \
-	    --epochs $(TIMNET_EPOCHS) --data-dir "$$dir" || exit 1; \
+	    --epochs $(TIMNET_EPOCHS) --data-dir "$$dir" --results-dir $(RESULTS_DIR) || exit 1; \
 	done
-	$(VENV)/bin/ser-tf report --paper timnet --readme ser_tf/papers/timnet/README.md
+	$(VENV)/bin/ser-tf report --paper timnet --results $(RESULTS_DIR) \
+	  --readme ser_tf/papers/timnet/README.md
 
 clean-venv:
 	rm -rf $(VENV)
@@ -100,4 +107,5 @@ clean-venv:
 # an idle machine. Record: experiments/results/bench/lightsernet-emodb-<date>.json.
 .PHONY: bench-lightsernet
 bench-lightsernet: install
-	$(PY) -m ser_tf.bench.lightsernet $(if $(wildcard $(EMODB_DIR)),--data-dir "$(EMODB_DIR)")
+	$(PY) -m ser_tf.bench.lightsernet --results-dir $(RESULTS_DIR) \
+	  $(if $(wildcard $(EMODB_DIR)),--data-dir "$(EMODB_DIR)")

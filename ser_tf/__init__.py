@@ -13,6 +13,11 @@ import os
 
 __version__ = "0.1.0"
 
+#: ``TF_CPP_MIN_LOG_LEVEL`` as the user set it before ``import ser_tf`` (``None``: unset);
+#: the command line keeps it whatever its verbosity (:mod:`ser_tf.util.quiet`).
+USER_TF_CPP_MIN_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) hides the suite's own
-# output on CPU machines; users can still ask for it with TF_CPP_MIN_LOG_LEVEL=0.
+# output on CPU machines; users can still ask for it with TF_CPP_MIN_LOG_LEVEL=0 (and the
+# command line with -v, see ser_tf.util.quiet).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

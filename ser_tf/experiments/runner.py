@@ -15,6 +15,7 @@ from typing import Callable
 from ser_tf.data.manifest import Manifest
 from ser_tf.training.classifier import FitConfig, train_fold
 from ser_tf.training.rundir import CONFIG_FILE, RunDir
+from ser_tf.util.paths import default_results_dir
 
 
 @dataclass
@@ -30,11 +31,14 @@ class ExperimentPlan:
 
 
 def plan_experiment(manifest: Manifest, recipe, *, paper: str, protocol: str, fit: FitConfig,
-                    results_dir="experiments/results", n_folds: int | None = 10,
+                    results_dir=None, n_folds: int | None = 10,
                     fold_seed: int | None = None, paper_split=None,
                     val_fraction: float = 0.1, config_extra: dict | None = None,
                     fingerprint_data: bool = True) -> ExperimentPlan:
     """Resolve the config, the folds and the work folder of a run (nothing is trained).
+
+    ``results_dir``: default :func:`ser_tf.util.paths.default_results_dir` (the user's
+    data folder; the repository's committed records are in ``experiments/results``).
 
     ``fingerprint_data``: store the corpus copy's fingerprint (:mod:`ser_tf.data.fingerprint`:
     file count, sample rates, durations, release check) in the config, so a run on another
@@ -61,6 +65,8 @@ def plan_experiment(manifest: Manifest, recipe, *, paper: str, protocol: str, fi
     if fingerprint_data:
         config["data"] = fingerprint(manifest)
     rid = run_id(config)
+    if results_dir is None:
+        results_dir = default_results_dir()
     work_dir = RunDir.of(results_dir, paper, manifest.corpus, rid).work
     return ExperimentPlan(config, folds, fit, rid, work_dir)
 
@@ -76,7 +82,7 @@ def _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done) -> None
 
 
 def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: str,
-                   protocol: str, fit: FitConfig, results_dir="experiments/results",
+                   protocol: str, fit: FitConfig, results_dir=None,
                    cache_dir=None, n_folds: int | None = 10, fold_seed: int | None = None,
                    paper_split=None, val_fraction: float = 0.1,
                    config_extra: dict | None = None, fingerprint_data: bool = True,
@@ -126,6 +132,8 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
     from ser_tf.util.jsonio import write_json_atomic
     from ser_tf.training.protocols import paper_protocol_warning
 
+    if results_dir is None:
+        results_dir = default_results_dir()
     plan = plan_experiment(manifest, recipe, paper=paper, protocol=protocol, fit=fit,
                            results_dir=results_dir, n_folds=n_folds, fold_seed=fold_seed,
                            paper_split=paper_split, val_fraction=val_fraction,
@@ -162,28 +170,36 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
 
         # The code this process runs: commits landing during a long run do not change it.
         git = git_info()
-        if on_fold_done is not None:
-            _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done)
-        start = time.perf_counter()
+        from ser_tf.util.status import run_clock
+
         trained = []
+        clock = _run_clock(work_dir, folds, plan.fit, train_only)
 
         def train(fold, fold_dir):
             trained.append(fold.index)
+            clock.fold_started()
             return train_fold(fold, fold_dir, source=source, task=task, build_model=build_model,
                               fit=plan.fit, strategy=strategy, n_folds=len(folds), quiet=quiet)
 
-        results = run_kfold(work_dir, folds, train, train_only=train_only,
-            on_fold_done=None if on_fold_done is None else
-            lambda fold, result: on_fold_done(work_dir, fold, feature_set, result))
+        # The clock: the epoch lines' estimate of the time the run has left, "fold i/n" in
+        # the hooks' progress lines.
+        with run_clock(clock):
+            if on_fold_done is not None:
+                _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done)
+            start = time.perf_counter()
+            results = run_kfold(work_dir, folds, train, train_only=train_only,
+                on_fold_done=None if on_fold_done is None else
+                lambda fold, result: on_fold_done(work_dir, fold, feature_set, result))
+            if len(results) == len(folds) and after_folds is not None:
+                details, extra_files = after_folds(work_dir, folds, feature_set, results)
+            else:
+                details, extra_files = {}, None
         done = [int(r["fold"]) for r in results]
         if len(results) < len(folds):
             return {"run_id": plan.run_id, "work_dir": work_dir, "record": None,
                     "n_folds": len(folds), "folds_done": done,
                     "feature_stats": source.stats}
         wall = sum(float(r.get("seconds", 0.0)) for r in results) or time.perf_counter() - start
-        details, extra_files = {}, None
-        if after_folds is not None:
-            details, extra_files = after_folds(work_dir, folds, feature_set, results)
         if manifest.skipped:
             details = {**details, "skipped_audio": list(manifest.skipped)}
         provenance = {"git": git}
@@ -205,18 +221,38 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
             "n_folds": len(folds), "folds_done": done, "feature_stats": source.stats}
 
 
+def _run_clock(work_dir, folds, fit: FitConfig, train_only):
+    """The :class:`~ser_tf.util.status.RunClock` of this call: the folds it will train
+    (unfinished, and in ``train_only`` if given) and the training times of those finished."""
+    from ser_tf.util.jsonio import read_json
+    from ser_tf.util.status import RunClock
+
+    run_dir, pending, past = RunDir(Path(work_dir)), 0, []
+    for fold in folds:
+        fold_dir = run_dir.fold(fold)
+        if fold_dir.finished:
+            try:
+                past.append(float(read_json(fold_dir.result).get("seconds") or 0.0))
+            except (OSError, ValueError):
+                pass
+        elif train_only is None or int(fold.index) in {int(i) for i in train_only}:
+            pending += 1
+    return RunClock(len(folds), pending, epochs=fit.epochs, finished_fold_seconds=past)
+
+
 # --- the command line every paper shares --------------------------------------------------
 
 def build_parser(spec, prog: str | None = None):
     """The paper's flags (``spec.add_arguments``), then the shared ones
-    (:func:`~ser_tf.experiments.common.add_common_arguments`)."""
-    import argparse
-
-    from ser_tf.experiments.common import add_common_arguments
+    (:func:`~ser_tf.experiments.common.add_common_arguments`). Neither TensorFlow nor
+    scikit-learn is imported, so ``--help`` is quick; the paper's ``add_arguments`` gets an
+    :class:`~ser_tf.experiments.common.ExperimentParser`, whose ``add_check`` validates
+    values against each other once parsed."""
+    from ser_tf.experiments.common import ExperimentParser, add_common_arguments
 
     config = spec.config()
-    parser = argparse.ArgumentParser(prog=prog or f"ser-tf train {spec.name}",
-                                     description=spec.description or spec.title)
+    parser = ExperimentParser(prog=prog or f"ser-tf train {spec.name}",
+                              description=spec.description or spec.title)
     spec.add_arguments(parser, config)
     add_common_arguments(parser, default_protocol=spec.default_protocol,
                          default_seed=spec.default_seed, protocols=spec.protocols)
@@ -246,8 +282,10 @@ def plan(spec, args) -> ExperimentPlan:
 def run(spec, args) -> dict:
     """Train (or resume) the run ``args`` describe; returns :func:`run_experiment`'s dict,
     or the paper's ``intercept`` result when it replaces training (e.g. ``--ship-fold``)."""
+    from ser_tf.experiments.common import verbosity
     from ser_tf.training.seeding import get_strategy
 
+    args.quiet = verbosity(args) == 0  # --quiet or --verbose 0: the paper's hooks see it too
     experiment = spec.setup(args, spec.config())
     settings = _settings(spec, args, experiment)
     if spec.intercept is not None:
@@ -268,11 +306,88 @@ def run(spec, args) -> dict:
                           task=experiment.task, **settings)
 
 
+def summary_lines(out: dict) -> list[str]:
+    """What a finished run prints last: its scores (UA and WA, mean ± std over folds; the
+    last epoch's too when the record has them; pooled for overlapping repetitions), its
+    training time, the protocol's warning and where the record is. Empty when ``out`` has
+    no run record folder (e.g. ``--ship-fold``)."""
+    from ser_tf.util.jsonio import read_json
+    from ser_tf.util.status import format_duration
+
+    folder = out.get("record")
+    if folder is None or not (Path(folder) / "record.json").is_file():
+        return []
+    record = read_json(Path(folder) / "record.json")
+    summary = record.get("summary") or {}
+    n_folds = summary.get("n_folds") or len(record.get("per_fold") or ()) or out.get("n_folds")
+    head = (f"run {out.get('run_id', record.get('run_id'))} ({record.get('paper')} "
+            f"{record.get('corpus')}, protocol {record.get('protocol')}): {n_folds} folds")
+    wall = record.get("wall_time_seconds")
+    if wall:
+        head += f", {format_duration(wall)} of training"
+    lines = [head]
+    scores = _scores(summary)
+    if scores:
+        lines.append(f"  {scores}  (mean ± std over folds)")
+    last = _scores(record.get("summary_last_epoch") or {})
+    if last:
+        lines.append(f"  last epoch: {last}")
+    pooled = summary.get("pooled")
+    if isinstance(pooled, dict) and record.get("protocol") == "paper-time" and "UA" in pooled:
+        lines.append("  pooled over repetitions (as the paper's figures): "
+                     + ", ".join(f"{k} {float(pooled[k]):.2f}" for k in ("UA", "WA")
+                                 if isinstance(pooled.get(k), (int, float))))
+    if record.get("protocol_warning"):
+        lines.append(f"  NOTE: {record['protocol_warning']}")
+    lines.append(f"  record: {folder}")
+    return lines
+
+
+def _scores(summary: dict) -> str:
+    """``UA 70.52 ± 8.95, WA 72.22 ± 7.97`` (classification), else every ``mean``/``std``
+    entry of a run summary."""
+    import math
+
+    entries = {k: v for k, v in summary.items() if isinstance(v, dict) and "mean" in v}
+    names = [k for k in ("UA", "WA") if k in entries] or list(entries)
+    parts = []
+    for name in names:
+        mean, std = entries[name].get("mean"), entries[name].get("std")
+        if not isinstance(mean, (int, float)):
+            continue
+        text = f"{name} {mean:.2f}"
+        if isinstance(std, (int, float)) and not math.isnan(std):
+            text += f" ± {std:.2f}"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def _command_line_output(stack):
+    """``before_run`` of :func:`main`: TensorFlow quiet unless ``--verbose 2`` (or ``-v``),
+    set before it is imported (:mod:`ser_tf.util.quiet`), then imported."""
+
+    def before_run(args) -> None:
+        from ser_tf.experiments.common import verbosity
+        from ser_tf.util import quiet
+
+        stack.enter_context(quiet.command_line_output(verbose=verbosity(args) >= 2))
+        quiet.import_tensorflow()
+
+    return before_run
+
+
 def main(spec, argv=None, prog: str | None = None) -> int:
-    """``ser-tf train NAME ...`` (and the papers' ``python -m`` commands)."""
+    """``ser-tf train NAME ...`` (and the papers' ``python -m`` commands): parse, keep
+    TensorFlow's start-up quiet (unless ``-v``), train or resume, then print the scores and
+    where the record is (:func:`summary_lines`)."""
+    import contextlib
+
     from ser_tf.experiments.common import run_cli
 
-    return run_cli(build_parser(spec, prog), lambda args: run(spec, args), argv)
+    parser = build_parser(spec, prog)
+    with contextlib.ExitStack() as stack:
+        return run_cli(parser, lambda args: run(spec, args), argv,
+                       before_run=_command_line_output(stack), summarize=summary_lines)
 
 
 def commands(spec, prog: str):

@@ -14,11 +14,12 @@ import argparse
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
-from ser_tf.training.classifier import FitConfig
+if TYPE_CHECKING:  # annotations only: building a paper's parser imports no training code
+    from ser_tf.training.classifier import FitConfig
 
 
 @dataclass
@@ -66,7 +67,10 @@ class PaperSpec:
     ``name``: the results folder (``experiments/results/<name>/``) and ``ser-tf train NAME``;
     ``package``: where ``config.yaml`` and ``reference.yaml`` are;
     ``setup(args, config) -> Experiment``; ``add_arguments(parser, config)``: the paper's own
-    flags; ``parser_defaults(config) -> dict``: defaults of shared flags (e.g. its seed);
+    flags (``parser`` is an :class:`~ser_tf.experiments.common.ExperimentParser`: its
+    ``add_check(check)`` validates values against each other once parsed; keep this free of
+    TensorFlow imports, so ``--help`` stays quick); ``parser_defaults(config) -> dict``:
+    defaults of shared flags (e.g. its seed);
     ``protocols``: those ``--protocol`` offers; ``intercept(args, experiment, plan)``: runs
     instead of training when it returns a result (e.g. exporting a finished fold).
     """

@@ -10,23 +10,44 @@ exactly the models the Keras scores describe.
 from __future__ import annotations
 
 
+#: What the progress line says a fold's export is.
+STEP = "TFLite export (float32, float16, dynamic int8, int8) and scoring"
+
+
 def export_fold(work_dir, fold, feature_set, build_model, recipe, *,
-                name: str) -> dict:
+                name: str, quiet: bool = False) -> dict:
     """Right after a fold finishes (or on resume, for a finished fold whose weights are
     here but whose scores are not): convert and score its four TFLite variants into
-    ``fold_XX/tflite.json`` (:func:`ser_tf.export.evaluate.ensure_fold_export`)."""
-    from ser_tf.export.evaluate import ensure_fold_export
+    ``fold_XX/tflite.json`` (:func:`ser_tf.export.evaluate.ensure_fold_export`).
 
-    return ensure_fold_export(work_dir, fold, feature_set, build_model, recipe=recipe, name=name)
+    The conversions take about a minute and print nothing of their own: unless ``quiet``, a
+    line says what runs (:func:`ser_tf.util.status.step`); a fold already exported is read
+    back silently. The converter's own stderr lines are dropped when the command line is
+    quiet (:func:`ser_tf.util.quiet.filtered_native_stderr`).
+    """
+    from ser_tf.export.evaluate import current_fold_export, ensure_fold_export
+    from ser_tf.util.quiet import filtered_native_stderr
+    from ser_tf.util.status import fold_label, step
+
+    row = current_fold_export(work_dir, fold)
+    if row is not None:
+        return row
+    with step(f"{fold_label(fold)}: {STEP}", quiet=quiet), filtered_native_stderr():
+        return ensure_fold_export(work_dir, fold, feature_set, build_model, recipe=recipe,
+                                  name=name)
 
 
 def export_all_folds(work_dir, folds, feature_set, build_model, recipe, *,
-                     name: str) -> dict:
+                     name: str, quiet: bool = False) -> dict:
     """The four TFLite variants of every fold, scored on that fold's test utterances: each
-    fold's ``tflite.json`` (exported from its weights where missing), summarised. Any
-    feature-in model works; ``name`` is the model name written into the files' sidecars."""
+    fold's ``tflite.json`` (exported from its weights where missing, with a progress line
+    unless ``quiet``), summarised. Any feature-in model works; ``name`` is the model name
+    written into the files' sidecars."""
     from ser_tf.export.evaluate import collect_fold_exports
+    from ser_tf.training.kfold import as_folds
 
+    for fold in as_folds(folds):  # the missing ones now, each with its line
+        export_fold(work_dir, fold, feature_set, build_model, recipe, name=name, quiet=quiet)
     result = collect_fold_exports(work_dir, folds, feature_set, build_model, recipe=recipe,
                                   name=name)
     result.pop("files", None)  # nothing is kept: the files lived in temporary folders

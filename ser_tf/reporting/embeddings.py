@@ -39,9 +39,12 @@ def store_fold_embedding(work_dir, fold, feature_set, build_model, embedding_mod
     return path
 
 
-def ensure_fold_embedding(work_dir, fold, feature_set, build_model, embedding_model) -> dict:
+def ensure_fold_embedding(work_dir, fold, feature_set, build_model, embedding_model, *,
+                          quiet: bool = False) -> dict:
     """The fold's ``embedding.npz`` contents, (re)computed from its weights when missing or
-    stale (other test ids, or weights on disk with another hash); idempotent."""
+    stale (other test ids, or weights on disk with another hash), with a progress line
+    unless ``quiet``; idempotent."""
+    from ser_tf.util.status import fold_label, step
 
     path = Path(work_dir) / fold_dir_name(fold) / EMBEDDING_FILE
     weights = path.with_name(WEIGHTS_FILE)
@@ -52,18 +55,20 @@ def ensure_fold_embedding(work_dir, fold, feature_set, build_model, embedding_mo
             not weights.is_file() or str(data.get("weights_sha256")) == content_hash(weights))
         if current:
             return data
-    with np.load(store_fold_embedding(work_dir, fold, feature_set, build_model,
-                                       embedding_model)) as stored:
+    with step(f"{fold_label(fold)}: embedding the test utterances", quiet=quiet):
+        stored_path = store_fold_embedding(work_dir, fold, feature_set, build_model,
+                                           embedding_model)
+    with np.load(stored_path) as stored:
         return {key: stored[key] for key in stored.files}
 
 
-def fold_embeddings(work_dir, folds, feature_set, build_model,
-                    embedding_model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fold_embeddings(work_dir, folds, feature_set, build_model, embedding_model, *,
+                    quiet: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fused embedding of every fold's test utterances by that fold's chosen weights,
     stacked over folds, their class indices and their fold numbers (1-based), via
     :func:`ensure_fold_embedding` per fold."""
-    stored = [ensure_fold_embedding(work_dir, fold, feature_set, build_model, embedding_model)
-              for fold in folds]
+    stored = [ensure_fold_embedding(work_dir, fold, feature_set, build_model, embedding_model,
+                                    quiet=quiet) for fold in folds]
     return (np.concatenate([s["embedding"] for s in stored]),
             np.concatenate([s["labels"] for s in stored]),
             np.concatenate([np.full(len(s["labels"]), number)
@@ -71,21 +76,23 @@ def fold_embeddings(work_dir, folds, feature_set, build_model,
 
 
 def write_tsne(work_dir, folds, feature_set, build_model, embedding_model, path, *,
-               seed: int = 0,
-               title: str | None = None) -> dict:
+               seed: int = 0, title: str | None = None, quiet: bool = False) -> dict:
     """``tsne.png`` of :func:`fold_embeddings`, one panel per fold; returns what the record
     says about it.
 
     The folds' models are different networks whose embeddings share no coordinate system:
     one t-SNE of all folds together separated the folds (ten islands of mixed classes), so
     each fold's test utterances get their own t-SNE, each showing how well that fold's
-    model separates the classes."""
+    model separates the classes. Unless ``quiet``, a line says while it runs (tens of
+    seconds on a busy machine)."""
     from ser_tf.reporting.plots import TSNE_MIN_SAMPLES, plot_tsne
 
     from threadpoolctl import threadpool_limits
 
+    from ser_tf.util.status import step
+
     x, y, fold_numbers = fold_embeddings(work_dir, folds, feature_set, build_model,
-                                         embedding_model)
+                                         embedding_model, quiet=quiet)
     # A fold with fewer test utterances than t-SNE accepts (tiny corpora) gets no panel,
     # and the record says so, rather than the finished run losing its record.
     numbers, counts = np.unique(fold_numbers, return_counts=True)
@@ -98,7 +105,8 @@ def write_tsne(work_dir, folds, feature_set, build_model, embedding_model, path,
         return {"file": None, **about}
     # One OpenMP thread: the embedding does not depend on the thread count, and on a busy
     # machine sklearn's spinning OpenMP workers made a 14-point t-SNE take 5 s, not 0.1 s.
-    with threadpool_limits(1):
+    with step(f"t-SNE of {len(folds)} folds' test embeddings ({int(keep.sum())} points)",
+              quiet=quiet), threadpool_limits(1):
         plot_tsne(x[keep], y[keep], list(feature_set.label_names), path, seed=seed,
                   title=title, groups=fold_numbers[keep], group_title="fold {}")
     return {"file": Path(path).name, **about}

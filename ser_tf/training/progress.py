@@ -4,6 +4,7 @@ logs on disk across resumed ``fit`` calls; :class:`EpochLogger` prints progress.
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import keras
 
 from ser_tf.util.jsonio import read_json, write_json_atomic
+from ser_tf.util.status import current_run_clock, format_duration
 
 
 class HistoryLog(keras.callbacks.Callback):
@@ -103,17 +105,25 @@ class EpochLogger(keras.callbacks.Callback):
 
     On a terminal (stderr is a TTY): a tqdm bar per fold counting epochs, with the latest
     metrics, and a transient bar per epoch counting batches. Otherwise (logs, CI,
-    notebooks): one plain line per epoch, ``fold 2/10 epoch 7/300 loss ... 3.1s``.
+    notebooks): one plain line per epoch,
+    ``fold 2/10 epoch 7/300 loss ... 3.1s | left: fold 15m20s, run 3h02m10s``.
     ``quiet=True``: nothing.
+
+    The time left: the fold's, the median epoch time so far times the epochs still to run
+    (an upper bound when early stopping may end the fold sooner); the run's, that plus the
+    folds this call still trains, each taking what the folds before took (their median),
+    or as many epochs as this one, from the run's :class:`~ser_tf.util.status.RunClock`
+    (``clock``, else the runner's current one; without either only the fold's).
     """
 
     def __init__(self, fold: int | None = None, n_folds: int | None = None, *,
-                 quiet: bool = False, stream=None, tty: bool | None = None):
+                 quiet: bool = False, stream=None, tty: bool | None = None, clock=None):
         super().__init__()
         self.fold, self.n_folds, self.quiet = fold, n_folds, quiet
-        self.stream, self.tty = stream, tty
+        self.stream, self.tty, self.clock = stream, tty, clock
         self._fold_bar = self._epoch_bar = None
         self._t0 = 0.0
+        self._epoch_times: list[float] = []
 
     def _prefix(self) -> str:
         if self.fold is None:
@@ -125,6 +135,25 @@ class EpochLogger(keras.callbacks.Callback):
         self._out = self.stream if self.stream is not None else sys.stderr
         isatty = getattr(self._out, "isatty", None)
         self._use_bars = self.tty if self.tty is not None else bool(isatty and isatty())
+        self._epoch_times = []
+
+    def time_left(self, epoch: int) -> str:
+        """`` | left: fold 15m20s, run 3h02m10s`` after epoch ``epoch`` (0-based) ended;
+        empty when nothing is left or nothing can be estimated."""
+        if not self._epoch_times:
+            return ""
+        per_epoch = float(statistics.median(self._epoch_times))
+        epochs = self.params.get("epochs") if self.params else None
+        fold_left = per_epoch * max(int(epochs) - (epoch + 1), 0) if epochs else None
+        parts = []
+        if fold_left:
+            parts.append(f"fold {format_duration(fold_left)}")
+        clock = self.clock if self.clock is not None else current_run_clock()
+        if clock is not None and clock.folds_after_current and fold_left is not None:
+            run_left = clock.run_left(fold_left, per_epoch)
+            if run_left is not None:
+                parts.append(f"run {format_duration(run_left)}")
+        return f" | left: {', '.join(parts)}" if parts else ""
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
@@ -151,18 +180,20 @@ class EpochLogger(keras.callbacks.Callback):
         if self.quiet:
             return
         seconds = time.perf_counter() - self._t0
+        self._epoch_times.append(seconds)
         metrics = format_logs(logs or {})
+        left = self.time_left(epoch)
         if not self._use_bars:
             epochs = self.params.get("epochs")
             total = f"/{epochs}" if epochs else ""
-            print(f"{self._prefix()}epoch {epoch + 1}{total} {metrics} {seconds:.1f}s".replace("  ", " "),
-                  file=self._out, flush=True)
+            print(f"{self._prefix()}epoch {epoch + 1}{total} {metrics} {seconds:.1f}s{left}"
+                  .replace("  ", " "), file=self._out, flush=True)
             return
         if self._epoch_bar is not None:
             self._epoch_bar.close()
             self._epoch_bar = None
         if self._fold_bar is not None:
-            self._fold_bar.set_postfix_str(f"{metrics} {seconds:.1f}s", refresh=False)
+            self._fold_bar.set_postfix_str(f"{metrics} {seconds:.1f}s{left}", refresh=False)
             self._fold_bar.update(1)
 
     def on_train_end(self, logs=None):

@@ -10,11 +10,13 @@ Defaults are the paper's (``config.yaml`` beside this file): 3 s MFCC input,
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import yaml
 
 from ser_tf.experiments import runner
+from ser_tf.experiments.common import non_negative_int, positive_int
 from ser_tf.experiments.spec import Experiment, PaperSpec
 
 PAPER = "lightsernet"
@@ -26,6 +28,9 @@ DATASETS = {"EMODB": "EMODB", "EMO-DB": "EMODB", "IEMOCAP": "IEMOCAP"}
 INPUTS = ("mfcc", "spectrogram", "mel_spectrogram")
 LOSSES = {"cross_entropy": "cross_entropy", "categorical_crossentropy": "cross_entropy",
           "cross-entropy": "cross_entropy", "focal": "focal"}
+#: ``paper-time`` repetitions there are: pairs of its 10 parts (``folds.PAPER_TIME_PARTS``;
+#: spelled here because ``folds.py`` imports scikit-learn, too slow for ``--help``).
+PAPER_TIME_MAX_REPETITIONS = math.comb(10, 2)
 
 
 def load_config(path=CONFIG) -> dict:
@@ -68,9 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
     parser.add_argument("--loss", "-ln", default="cross_entropy", choices=sorted(LOSSES))
     parser.add_argument("--audio-type", "-at", default="all", choices=("all", "impro", "script"),
                         help="IEMOCAP subset (ignored for EMO-DB)")
-    parser.add_argument("--verbose", "-v", type=int, default=1, help="0: quiet; 1: progress")
-    parser.add_argument("--epochs", type=int, default=cfg["epochs"])
-    parser.add_argument("--batch-size", type=int, default=cfg["batch_size"])
+    # -v/--verbose (the original script's -v 0 / -v 1, and 2 or -v alone: TensorFlow's
+    # messages too) is a shared flag (ser_tf.experiments.common).
+    parser.add_argument("--epochs", type=positive_int, default=cfg["epochs"])
+    parser.add_argument("--batch-size", type=positive_int, default=cfg["batch_size"])
     parser.add_argument("--partial-batches", action="store_true",
                         help="ablation: one pass over the training data per epoch, the last "
                              "batch short (the authors' code from April 2022 on, and this "
@@ -78,10 +84,27 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
                              "as the code of the paper's time")
     parser.add_argument("--no-export", action="store_true",
                         help="skip the TFLite export of every fold at the end of the run")
-    parser.add_argument("--ship-fold", type=int, metavar="N",
+    parser.add_argument("--ship-fold", type=non_negative_int, metavar="N",
                         help="do not train: export fold N (0-based) of this run's finished "
                              "folds to --ship-dest with model cards")
     parser.add_argument("--ship-dest", default="tflite_models", help="(default: tflite_models)")
+    if hasattr(parser, "add_check"):
+        parser.add_check(check_arguments)
+
+
+def check_arguments(args: argparse.Namespace) -> str | None:
+    """``--folds`` of ``paper-time`` (at most :data:`PAPER_TIME_MAX_REPETITIONS`) and
+    ``--ship-fold`` (a fold the run has) once parsed."""
+    folds = getattr(args, "folds", None)
+    if folds is None:
+        return None
+    if args.protocol == "paper-time" and folds > PAPER_TIME_MAX_REPETITIONS:
+        return (f"argument --folds: paper-time has {PAPER_TIME_MAX_REPETITIONS} repetitions "
+                f"(pairs of its 10 parts), got {folds}")
+    if args.ship_fold is not None and args.ship_fold >= folds:
+        return (f"argument --ship-fold: folds are numbered 0 to {folds - 1} (--folds {folds}), "
+                f"got {args.ship_fold}")
+    return None
 
 
 def fit_config(args: argparse.Namespace, cfg: dict | None = None):
@@ -123,23 +146,25 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
                       "audio_type": args.audio_type if corpus == "IEMOCAP" else None})
     if not args.no_export:
         experiment.on_fold_done = lambda work_dir, fold, features, result: _export_fold(
-            work_dir, fold, features, build, recipe)
+            work_dir, fold, features, build, recipe, quiet=args.quiet)
         experiment.after_folds = lambda work_dir, folds, features, results: (
-            {"tflite": _export_all(work_dir, folds, features, build, recipe)}, None)
+            {"tflite": _export_all(work_dir, folds, features, build, recipe,
+                                   quiet=args.quiet)}, None)
     return experiment
 
 
-def _export_fold(work_dir, fold, feature_set, build, recipe):
+def _export_fold(work_dir, fold, feature_set, build, recipe, quiet=False):
     from ser_tf.export.folds import export_fold
 
-    export_fold(work_dir, fold, feature_set, build, recipe, name=SHIP_PREFIX + "-mfcc")
+    export_fold(work_dir, fold, feature_set, build, recipe, name=SHIP_PREFIX + "-mfcc",
+                quiet=quiet)
 
 
-def _export_all(work_dir, folds, feature_set, build, recipe):
+def _export_all(work_dir, folds, feature_set, build, recipe, quiet=False):
     from ser_tf.export.folds import export_all_folds
 
     return export_all_folds(work_dir, folds, feature_set, build, recipe,
-                            name=SHIP_PREFIX + "-mfcc")
+                            name=SHIP_PREFIX + "-mfcc", quiet=quiet)
 
 
 def ship(args: argparse.Namespace, experiment: Experiment, plan) -> dict | None:
@@ -150,17 +175,26 @@ def ship(args: argparse.Namespace, experiment: Experiment, plan) -> dict | None:
     from ser_tf.export.ship import ship_fold
     from ser_tf.features.cache import extract_features
     from ser_tf.training.rundir import RunDir
+    from ser_tf.util.errors import UserError
+    from ser_tf.util.quiet import filtered_native_stderr
+    from ser_tf.util.status import step
 
+    if args.ship_fold >= len(plan.folds):  # e.g. fewer speakers than --folds
+        raise UserError(f"--ship-fold {args.ship_fold}: run {plan.run_id} has "
+                        f"{len(plan.folds)} folds, numbered 0 to {len(plan.folds) - 1}")
     fold_dir = RunDir(plan.work_dir).fold(args.ship_fold)
     if not fold_dir.finished:
         raise FileNotFoundError(f"{fold_dir.path}: fold {args.ship_fold} of run {plan.run_id} "
                                 "has not finished; run the same command without --ship-fold")
     feature_set = extract_features(experiment.manifest, experiment.recipe, args.cache_dir)
     record = plan.work_dir.parent / f"shipped-{plan.run_id}-fold{args.ship_fold:02d}.json"
-    measured = ship_fold(plan, args.ship_fold, experiment.manifest, feature_set,
-                         experiment.build_model, experiment.recipe, prefix=SHIP_PREFIX,
-                         dest=args.ship_dest, record_path=record,
-                         title=f"Light-SERNet EMO-DB {args.duration:g} s")
+    with step(f"fold {args.ship_fold + 1}/{len(plan.folds)}: shipping its TFLite models to "
+              f"{args.ship_dest} (conversions, parity and latency)", quiet=args.quiet), \
+            filtered_native_stderr():
+        measured = ship_fold(plan, args.ship_fold, experiment.manifest, feature_set,
+                             experiment.build_model, experiment.recipe, prefix=SHIP_PREFIX,
+                             dest=args.ship_dest, record_path=record,
+                             title=f"Light-SERNet EMO-DB {args.duration:g} s")
     return {"run_id": plan.run_id, "record": record, "shipped": measured["shipped"]}
 
 

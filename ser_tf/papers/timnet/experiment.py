@@ -34,6 +34,7 @@ from pathlib import Path
 import yaml
 
 from ser_tf.experiments import runner
+from ser_tf.experiments.common import non_negative_int, positive_int
 from ser_tf.experiments.spec import Experiment, PaperSpec
 
 PAPER = "timnet"
@@ -65,16 +66,16 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
                         help="which epoch's weights are tested: last; best-val (best on the "
                              "validation split; the test fold under --protocol paper); "
                              "paper (best on the test fold: optimistic). Default best-val")
-    parser.add_argument("--check-every", type=int, default=1, metavar="N",
+    parser.add_argument("--check-every", type=positive_int, default=1, metavar="N",
                         help="validate and evaluate the selection criterion every N epochs "
                              "(default 1); the epochs between skip validation")
-    parser.add_argument("--patience", type=int, default=None,
+    parser.add_argument("--patience", type=positive_int, default=None,
                         help="stop a fold after this many checks without improvement")
-    parser.add_argument("--min-epochs", type=int, default=0,
+    parser.add_argument("--min-epochs", type=non_negative_int, default=0,
                         help="no selection or early stop before this epoch")
-    parser.add_argument("--epochs", type=int, default=cfg["epochs"])
-    parser.add_argument("--batch-size", type=int, default=cfg["batch_size"])
-    parser.add_argument("--blocks", type=int, default=None, dest="n_blocks",
+    parser.add_argument("--epochs", type=positive_int, default=cfg["epochs"])
+    parser.add_argument("--batch-size", type=positive_int, default=cfg["batch_size"])
+    parser.add_argument("--blocks", type=positive_int, default=None, dest="n_blocks",
                         help=f"temporal-aware blocks per stream (default {cfg['n_blocks']}, "
                              f"{cfg['n_blocks_iemocap']} for IEMOCAP)")
     parser.add_argument("--no-export", action="store_true",
@@ -144,8 +145,9 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
         if not args.no_export:
             from ser_tf.export.folds import export_fold
 
-            export_fold(work_dir, fold, features, build, recipe, name=name)
-        ensure_fold_embedding(work_dir, fold, features, build, embedding_model)
+            export_fold(work_dir, fold, features, build, recipe, name=name, quiet=args.quiet)
+        ensure_fold_embedding(work_dir, fold, features, build, embedding_model,
+                              quiet=args.quiet)
 
     def after_folds(work_dir, folds, features, results):
         from ser_tf.models.timnet import embedding_model
@@ -156,10 +158,10 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
             from ser_tf.export.folds import export_all_folds
 
             details["tflite"] = export_all_folds(work_dir, folds, features, build, recipe,
-                                                 name=name)
+                                                 name=name, quiet=args.quiet)
         tsne = Path(work_dir) / "tsne.png"
         details["tsne"] = write_tsne(work_dir, folds, features, build, embedding_model, tsne,
-                                     seed=fit.seed,
+                                     seed=fit.seed, quiet=args.quiet,
                                      title=f"TIM-Net {corpus}: fused embedding of each fold's "
                                            f"test utterances ({args.protocol}, {checkpoint})")
         return details, ({"tsne.png": tsne} if details["tsne"]["file"] else {})
