@@ -33,25 +33,27 @@ def test_deploy_from_a_finished_speaker_run(tmp_path):
     uas = [json.loads(p.read_text())["metrics"]["UA"] for p in results]
     assert cv["expected"]["UA"]["mean"] == pytest.approx(np.mean(uas))
 
-    out = deploy(SPEC, args, prefix="toy", title="Toy model", dest=tmp_path / "ship")
+    # The paper's own flag: the same command with --ship.
+    out = runner.run(SPEC, build_parser().parse_args(
+        argv + ["--ship", "--ship-dest", str(tmp_path / "ship")]))
     record = json.loads(out["record"].read_text())
     assert record["utterances"] == 32
     assert record["int8"]["int8"] is False  # no fold TFLite scores (--no-export): not shipped
     assert set(out["shipped"]) == {"float32", "float16", "dynamic_int8", "waveform-float32"}
-    sidecar = json.loads((tmp_path / "ship" / "toy-mfcc-float32.json").read_text())
+    sidecar = json.loads((tmp_path / "ship" / "lightsernet-emodb-mfcc-float32.json").read_text())
     assert sidecar["calibration"]["temperature"] == pytest.approx(
         record["calibration"]["temperature"])
     assert sidecar["expected_accuracy"]["UA"]["mean"] == pytest.approx(np.mean(uas))
     assert sidecar["ood"]["threshold"] == pytest.approx(record["ood"]["reference"]["threshold"])
     assert len(record["ood"]["false_alarm_test_speakers"]["per_fold"]) == 2
-    card = (tmp_path / "ship" / "toy-mfcc-float32.md").read_text()
+    card = (tmp_path / "ship" / "lightsernet-emodb-mfcc-float32.md").read_text()
     assert "Out-of-domain warning" in card
     assert f"for {cv['epochs']} epochs" in card and "German" in card
     assert "Has not heard" in card and "new speakers" in card
     history = json.loads(next((tmp_path / "results").glob(
         "lightsernet/EMODB/deploy-*.work/history.json")).read_text())
     assert len(history["loss"]) == cv["epochs"]  # trained exactly the chosen epoch count
-    lite = LiteModel(tmp_path / "ship" / "toy-waveform-float32.tflite")
+    lite = LiteModel(tmp_path / "ship" / "lightsernet-emodb-waveform-float32.tflite")
     assert lite.predict(np.zeros((1, 48000), np.float32)).shape == (1, 7)
 
 

@@ -187,7 +187,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
             if on_fold_done is not None:
                 _catch_up_finished_folds(work_dir, folds, feature_set, on_fold_done)
             start = time.perf_counter()
-            results = run_kfold(work_dir, folds, train, train_only=train_only,
+            results = run_kfold(work_dir, folds, train, train_only=train_only, quiet=quiet,
                 on_fold_done=None if on_fold_done is None else
                 lambda fold, result: on_fold_done(work_dir, fold, feature_set, result))
             if len(results) == len(folds) and after_folds is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from ser_tf.experiments import runner
+from ser_tf.experiments.deploy import add_deploy_arguments
 from ser_tf.experiments.common import non_negative_int, positive_int
 from ser_tf.experiments.spec import Experiment, PaperSpec
 
@@ -88,6 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
                         help="do not train: export fold N (0-based) of this run's finished "
                              "folds to --ship-dest with model cards")
     parser.add_argument("--ship-dest", default="tflite_models", help="(default: tflite_models)")
+    add_deploy_arguments(parser)
     if hasattr(parser, "add_check"):
         parser.add_check(check_arguments)
 
@@ -168,8 +170,14 @@ def _export_all(work_dir, folds, feature_set, build, recipe, quiet=False):
 
 
 def ship(args: argparse.Namespace, experiment: Experiment, plan) -> dict | None:
-    """``--ship-fold N``: export a finished fold of the run these flags describe (instead of
-    training); ``None`` without the flag."""
+    """``--ship``: the deployable model (every speaker; :mod:`ser_tf.experiments.deploy`);
+    ``--ship-fold N``: export a finished fold of the run these flags describe. Either
+    replaces training; ``None`` without them."""
+    if args.ship:
+        from ser_tf.experiments.deploy import deploy
+
+        return deploy(SPEC, args, prefix=SHIP_PREFIX, dest=args.ship_dest,
+                      title=f"Light-SERNet EMO-DB {args.duration:g} s, all speakers")
     if args.ship_fold is None:
         return None
     from ser_tf.export.ship import ship_fold
