@@ -39,6 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     report.add_cli(commands)
 
+    explain = commands.add_parser(
+        "explain", help="draw where an attention model looked: its spectrogram with the "
+                        "attention weights over it",
+        description="ser-tf explain FILE --model MODEL: classify FILE with an attention model "
+                    "(a .keras file, or an explain .tflite exported with its attention output) "
+                    "and save the spectrogram with the attention weights as a PNG.")
+    explain.add_argument("audio", help="the recording (any format ser-tf reads)")
+    explain.add_argument("--model", required=True,
+                         help="a .keras model with an attention layer, or an explain .tflite")
+    explain.add_argument("--recipe", help="feature recipe name (a .keras model only; e.g. "
+                                          "attention_fcn, attention_fcn_utterance)")
+    explain.add_argument("--labels", help="class names, comma-separated (a .keras model only)")
+    explain.add_argument("--out", help="the PNG (default: <audio name>-attention.png here)")
+    explain.set_defaults(handler=_explain)
+
     from ser_tf.lite import predict  # TF-free: `ser-tf predict` starts in well under a second
 
     predict.add_cli(commands)
@@ -54,6 +69,29 @@ def _train(args) -> int:
         return 2
     spec = get_paper(args.paper)
     return runner.main(spec, args.rest, prog=f"ser-tf train {args.paper}")
+
+
+def _explain(args) -> int:
+    from pathlib import Path
+
+    from ser_tf.reporting.attention_maps import explain
+
+    keras_model = not str(args.model).endswith(".tflite")
+    if keras_model and not args.recipe:
+        raise ValueError("a .keras model needs --recipe (the feature recipe it was trained "
+                         "on); an explain .tflite carries its own")
+    if not Path(args.model).is_file():
+        raise FileNotFoundError(f"{args.model}: no such model file")
+    if args.recipe:
+        from ser_tf.papers import get_paper, paper_names
+
+        for name in paper_names():  # a paper's package registers its recipes when imported
+            get_paper(name)
+    out = Path(args.out) if args.out else Path(f"{Path(args.audio).stem}-attention.png")
+    labels = args.labels.split(",") if args.labels else None
+    result = explain(args.audio, args.model, out, recipe=args.recipe, labels=labels)
+    print(f"{args.audio}: {result['label']} - attention map in {result['png']}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

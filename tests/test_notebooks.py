@@ -33,9 +33,11 @@ EPOCHS = os.environ.get("SER_TF_NOTEBOOK_EPOCHS", "3")
 
 #: Minimum number of image/png outputs per notebook (default 1) ...
 EXPECTED_IMAGES = {"lightsernet.ipynb": 3,  # waveform + MFCC, training curves, confusion matrix
-                   "timnet.ipynb": 3}  # MFCC, training progress, t-SNE
+                   "timnet.ipynb": 3,  # MFCC, training progress, t-SNE
+                   # spectrogram, attention map (Keras, explain TFLite), 1-D attention
+                   "attention_fcn.ipynb": 4}
 #: ... and its time budget in seconds, kernel start to last cell (default 300).
-TIME_LIMITS = {"lightsernet.ipynb": 120, "timnet.ipynb": 120}
+TIME_LIMITS = {"lightsernet.ipynb": 120, "timnet.ipynb": 120, "attention_fcn.ipynb": 180}
 
 
 @pytest.fixture

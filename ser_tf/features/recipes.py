@@ -113,16 +113,6 @@ def _builtin_recipes() -> dict[str, FeatureRecipe]:
                       {"kind": "mfcc", **LIBROSA_MFCC, "num_mfcc": 128, "dft": "fft"}),
         FeatureRecipe("cnn_logmel", 16000, {"kind": "window", "offset": 0.5, "duration": 3.0},
                       {"kind": "log_mel", **LIBROSA_LOG_MEL, "frame_step": 256, "dft": "fft"}),
-        # Attention-FCN (Zhang et al. 2018, Sec. 3): 40 ms Hamming frames (640), 10 ms hop
-        # (160), 800-point DFT, bins below 4 kHz (0..199 of 401, 20 Hz apiece), log
-        # magnitude, 300-frame segments: 1 + (48480 - 640) // 160 = 300, so the window is
-        # 48480 samples = 3.03 s (3 s plus one frame minus one hop) from the start.
-        # dft="matmul": TFLite's RFFT2D kernel only runs power-of-two lengths.
-        FeatureRecipe(
-            "attention_fcn", 16000, {"kind": "window", "offset": 0.0, "duration": 3.03},
-            {"kind": "spectrogram", "frame_length": 640, "frame_step": 160, "fft_length": 800,
-             "window": "hamming", "power": 1.0, "center": False, "pad_mode": "constant",
-             "max_hz": 4000.0, "log": "log", "log_offset": 1e-6, "dft": "matmul"}),
     ]
     return {recipe.name: recipe for recipe in recipes}
 

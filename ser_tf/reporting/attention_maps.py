@@ -1,0 +1,244 @@
+"""Where an attention model looks: α drawn over the input it was computed from.
+
+For models with an :class:`~ser_tf.models.attention_fcn.AttentionPooling` layer (the
+Attention-FCN family): α is one weight per position of the last feature map (H'×W' for a
+spectrogram model, a few frequency positions for a 1-D one), each summarising a region of
+the input. :func:`draw_attention_map` stretches the α grid over the input, every cell over
+an equal share of the frames and bins it summarises (the receptive fields overlap, so this
+is a coarse picture), and draws it over the spectrogram, with α summed over frequency
+below it; for a 1-D input, over the spectrum.
+
+- :func:`attention_of`: a Keras model's probabilities and α for a batch.
+- :func:`export_explain_tflite`: the model as TFLite with two outputs, probabilities and
+  α (float32 / float16: α of a fully quantised graph is not offered). The suite's
+  classifier export (:func:`ser_tf.export.tflite.export_variants`, :class:`ser_tf.lite.
+  LiteModel`) is single-output, so this "explain" model is a separate file; its sidecar
+  names both outputs. :class:`ExplainLiteModel` runs it without TensorFlow.
+- :func:`explain`: audio file + model (Keras, ``.keras`` or explain ``.tflite``) -> PNG.
+
+Figures use matplotlib's object API (no pyplot), as :mod:`ser_tf.reporting.plots`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: Output names in an explain model's sidecar, in the file's output order.
+EXPLAIN_OUTPUTS = ("probabilities", "attention")
+EXPLAIN_VARIANTS = ("float32", "float16")
+
+
+def attention_of(model, inputs) -> tuple[np.ndarray, np.ndarray]:
+    """``(probabilities, α)`` of a Keras model with an ``AttentionPooling`` layer."""
+    from ser_tf.models.attention_fcn import explain_model
+
+    probabilities, alpha = explain_model(model).predict(inputs, verbose=0)
+    return np.asarray(probabilities), np.asarray(alpha)
+
+
+def stretch(alpha, shape) -> np.ndarray:
+    """The α grid (1-D or 2-D) over an input of ``shape`` (same rank): each cell repeated
+    over its equal share of the positions along every axis."""
+    alpha = np.asarray(alpha, dtype=float)
+    if alpha.ndim != len(shape):
+        raise ValueError(f"α of shape {alpha.shape} cannot cover an input of shape {shape}")
+    index = np.ix_(*[np.minimum((np.arange(n) * cells) // n, cells - 1)
+                     for n, cells in zip(shape, alpha.shape)])
+    return alpha[index]
+
+
+def draw_attention_map(features, alpha, out_png, *, frame_seconds: float = 0.01,
+                       max_hz: float | None = None, title: str | None = None) -> Path:
+    """``features`` (``(frames, bins)`` spectrogram, or a ``(bins,)`` spectrum) with ``α``
+    (``(H', W')`` or ``(positions,)``, already cut to the real positions) drawn over it."""
+    from matplotlib.figure import Figure
+
+    features = np.asarray(features, dtype=float)
+    alpha = np.asarray(alpha, dtype=float)
+    if alpha.max() <= 0:
+        raise ValueError("α has no positive weight")
+    if features.ndim == 1:
+        fig = Figure(figsize=(8, 3.5), layout="constrained")
+        ax = fig.add_subplot()
+        top = max_hz or features.shape[0]
+        ax.plot(np.linspace(0, top, features.shape[0], endpoint=False), features,
+                color="black", linewidth=1)
+        edges = np.linspace(0, top, alpha.size + 1)
+        for weight, low, high in zip(alpha, edges[:-1], edges[1:]):
+            ax.axvspan(low, high, color="tab:orange", alpha=0.1 + 0.6 * weight / alpha.max())
+            ax.text((low + high) / 2, 0.95, f"α {weight:.2f}", ha="center", va="top",
+                    transform=ax.get_xaxis_transform())
+        ax.set(xlabel="frequency (Hz)" if max_hz else "band", ylabel="mean over frames",
+               title=title or "α over the spectrum", xlim=(0, top))
+        return _save(fig, out_png)
+    frames, bins = features.shape
+    extent = (0, frames * frame_seconds, 0, max_hz or bins)
+    weights = stretch(alpha, features.shape).T  # (bins, frames), as drawn
+    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    ax_map, ax_time = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    ax_map.imshow(features.T, origin="lower", aspect="auto", cmap="gray_r", extent=extent)
+    # Opacity follows α between its smallest and largest value, so the spectrogram shows
+    # through everywhere; the colour bar gives the values (an untrained model's α is flat).
+    spread = (weights - weights.min()) / max(weights.max() - weights.min(), 1e-12)
+    overlay = ax_map.imshow(weights, origin="lower", aspect="auto", cmap="autumn_r",
+                            extent=extent, alpha=0.15 + 0.5 * spread)
+    fig.colorbar(overlay, ax=(ax_map, ax_time), pad=0.01, label="α per map position")
+    ax_map.set(ylabel="frequency (Hz)" if max_hz else "bin", title=title or "attention map")
+    rows = np.minimum(np.arange(frames) * alpha.shape[0] // frames, alpha.shape[0] - 1)
+    ax_time.plot((np.arange(frames) + 0.5) * frame_seconds, alpha.sum(axis=1)[rows])
+    ax_time.set(xlabel="time (s)", ylabel="α, summed over\nfrequency", xlim=extent[:2])
+    return _save(fig, out_png)
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def export_explain_tflite(model, out_dir, *, labels, recipe, name: str,
+                          variants=("float32",)) -> dict[str, Path]:
+    """``model`` (one fixed-shape features input, an ``AttentionPooling`` layer) as TFLite
+    with outputs ``probabilities`` and ``attention`` (α), for each of ``variants``;
+    ``<name>-<variant>.tflite`` plus a sidecar naming the outputs and the input's recipe."""
+    from ser_tf.export.tflite import convert, keras_inputs
+    from ser_tf.export.waveform import input_spec
+    from ser_tf.models.attention_fcn import explain_model
+
+    unknown = [v for v in variants if v not in EXPLAIN_VARIANTS]
+    if unknown or not variants:
+        raise ValueError(f"explain models are exported as {EXPLAIN_VARIANTS}, got {variants}")
+    explainer = explain_model(model)
+    (input_name, shape), = keras_inputs(explainer)
+    spec = {"name": input_name, **input_spec(recipe, "features", shape)}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for variant in variants:
+        content = convert(explainer, variant)
+        path = out_dir / f"{name}-{variant}.tflite"
+        _write_bytes(path, content)
+        sidecar = {"name": name, "variant": variant, "labels": [str(x) for x in labels],
+                   "input": spec, "outputs": list(EXPLAIN_OUTPUTS),
+                   "attention_shape": [int(d) for d in explainer.output_shape[1][1:]],
+                   "size_bytes": len(content)}
+        _write_bytes(path.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
+        paths[variant] = path
+    return paths
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    # Atomic: a half-written model left by a kill would load as garbage later.
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class ExplainLiteModel:
+    """An :func:`export_explain_tflite` file run by a TFLite interpreter (no TensorFlow):
+    ``predict(features)`` -> ``(probabilities, α)``."""
+
+    def __init__(self, path, num_threads: int = 1):
+        from ser_tf.lite.runtime import interpreter_class
+
+        self.path = Path(path)
+        sidecar = self.path.with_suffix(".json")
+        if not sidecar.is_file():
+            raise FileNotFoundError(f"{sidecar}: the explain model's sidecar is missing")
+        self.metadata = json.loads(sidecar.read_text(encoding="utf-8"))
+        if self.metadata.get("outputs") != list(EXPLAIN_OUTPUTS):
+            raise ValueError(f"{sidecar}: not an explain model (outputs "
+                             f"{self.metadata.get('outputs')})")
+        self.labels = list(self.metadata["labels"])
+        self.input = dict(self.metadata["input"])
+        self._interpreter = interpreter_class()(model_path=str(self.path),
+                                                num_threads=int(num_threads))
+        self._runner = self._interpreter.get_signature_runner()
+
+    def predict(self, features) -> tuple[np.ndarray, np.ndarray]:
+        features = np.asarray(features, dtype=np.float32)
+        if features.shape[1:] != tuple(self.input["shape"]):
+            raise ValueError(f"{self.path.name} takes (n, {self.input['shape']}), got "
+                             f"{features.shape}")
+        outputs = self._runner(**{self.input.get("name", "features"): features})
+        rank = len(self.metadata["attention_shape"]) + 1
+        alpha = next(v for v in outputs.values() if np.ndim(v) == rank
+                     and tuple(np.shape(v)[1:]) == tuple(self.metadata["attention_shape"]))
+        probabilities = next(v for v in outputs.values() if v is not alpha)
+        return np.asarray(probabilities, np.float32), np.asarray(alpha, np.float32)
+
+
+def _as_recipe(recipe):
+    from ser_tf.features.recipes import FeatureRecipe, get_recipe
+
+    if recipe is None:
+        raise ValueError("a Keras model needs the recipe its features come from")
+    if isinstance(recipe, FeatureRecipe):
+        return recipe
+    if isinstance(recipe, str):
+        return get_recipe(recipe)
+    return FeatureRecipe(**dict(recipe))
+
+
+def explain(audio_path, model, out_png, *, recipe=None, labels=None,
+            title: str | None = None) -> dict:
+    """Classify one recording and draw where the model looked (PNG at ``out_png``).
+
+    ``model``: a Keras model (or ``.keras`` file) with an ``AttentionPooling`` layer, then
+    ``recipe`` (a :class:`~ser_tf.features.recipes.FeatureRecipe`, a registered name or a
+    recipe config) says how its features are computed; or an explain ``.tflite``
+    (:func:`export_explain_tflite`), whose sidecar says it. A model taking ``lengths``
+    gets the whole recording; one taking a vector gets the features' mean over frames.
+    Returns ``{"png", "label", "probabilities" {label: p}, "attention"}``.
+    """
+    from ser_tf.data.audio import read_audio
+
+    if isinstance(model, (str, os.PathLike)) and str(model).endswith(".tflite"):
+        from ser_tf.features.recipes import FeatureRecipe
+        from ser_tf.features.spectral import numpy_features
+
+        lite = ExplainLiteModel(model)
+        spec = lite.input
+        recipe = FeatureRecipe(spec.get("recipe", "explain"), int(spec["sample_rate"]),
+                               dict(spec["segment"]), dict(spec["frontend"]))
+        segment = recipe.segment_audio(read_audio(audio_path, sr=recipe.sample_rate)[0])
+        features = numpy_features(segment[None], recipe.sample_rate, recipe.frontend)[0]
+        probabilities, alpha = lite.predict(features[None])
+        labels = lite.labels
+    else:
+        import keras
+
+        import ser_tf.models.attention_fcn  # noqa: F401  (registers the layers for loading)
+
+        if not isinstance(model, keras.Model):
+            model = keras.saving.load_model(model, compile=False)
+        recipe = _as_recipe(recipe)
+        segment = recipe.segment_audio(read_audio(audio_path, sr=recipe.sample_rate)[0])
+        features = np.asarray(recipe.compute(segment[None]))[0]
+        names = [t.name for t in model.inputs]
+        if len(model.inputs[0].shape) == 2:  # a vector per example: the mean spectrum
+            features = features.mean(axis=0)
+        inputs = {names[0]: features[None]}
+        if "lengths" in names:
+            inputs["lengths"] = np.asarray([features.shape[0]], np.int32)
+        probabilities, alpha = attention_of(model, inputs if len(names) > 1 else features[None])
+    probabilities, alpha = probabilities[0], alpha[0]
+    labels = list(labels) if labels is not None else [f"class_{i}" for i in
+                                                      range(len(probabilities))]
+    best = int(np.argmax(probabilities))
+    front = recipe.frontend
+    # A linear-frequency spectrogram gets a Hz axis; mel and other bands their bin index.
+    max_hz = (front.get("max_hz") or recipe.sample_rate / 2) \
+        if front.get("kind") == "spectrogram" else None
+    png = draw_attention_map(
+        features, alpha, out_png, max_hz=max_hz,
+        frame_seconds=float(front.get("frame_step", 160)) / recipe.sample_rate,
+        title=title or f"{Path(audio_path).name}: {labels[best]} ({probabilities[best]:.2f})")
+    return {"png": png, "label": labels[best],
+            "probabilities": {label: float(p) for label, p in zip(labels, probabilities)},
+            "attention": alpha}
