@@ -198,7 +198,7 @@ def _run(jobs: list[_Job], manifest: Manifest, recipe, cache_dir, batch_size: in
     by_path: dict[str, list[_Job]] = defaultdict(list)
     for job in jobs:
         by_path[job.path].append(job)
-    bar = _progress(len(by_path), progress, config.get("name", "features"))
+    bar = progress_bar(len(by_path), progress, config.get("name", "features"))
     bad: list[str] = []
     for path, path_jobs in by_path.items():
         bar.update(1)
@@ -266,7 +266,8 @@ def _bad(error: AudioError, on_bad_audio: str, skipped: list, bad: list, jobs: l
     return True
 
 
-def _progress(total: int, enabled: bool, name: str):
+def progress_bar(total: int, enabled: bool, name: str):
+    """A tqdm bar of ``total`` files (or an object doing nothing when not ``enabled``)."""
     if enabled:
         try:
             from tqdm.auto import tqdm

@@ -30,7 +30,7 @@ import numpy as np
 
 from ser_tf.data.audio import read_audio
 from ser_tf.features.cache import (FeatureSet, cache_key, cache_path, default_cache_dir,
-                                   load_cached, save_atomic)
+                                   load_cached, progress_bar, save_atomic)
 from ser_tf.util.jsonio import content_hash
 
 #: Batches prepared ahead of the model (as the fixed-length pipelines).
@@ -118,7 +118,7 @@ def extract_utterance_features(manifest, recipe, cache_dir=None, *, load: bool =
     run, minimum = None, _min_samples(recipe)
     start, counts = time.perf_counter(), {"computed": 0, "cached": 0}
     ids, labels, lengths, paths, arrays, dims = [], [], [], [], [], set()
-    bar = _progress(len(manifest), progress, config.get("name", "features"))
+    bar = progress_bar(len(manifest), progress, config.get("name", "features"))
     for utterance in manifest:
         bar.update(1)
         path = cache_path(cache_dir, cache_key(content_hash(utterance.path), config))
@@ -153,25 +153,6 @@ def extract_utterance_features(manifest, recipe, cache_dir=None, *, load: bool =
                         "max": int(lengths.max())} if len(ids) else {}}
     return UtteranceFeatures(ids, np.asarray(labels, np.int64), tuple(manifest.labels), lengths,
                              paths, dims.pop() if dims else 0, arrays if load else None, stats)
-
-
-def _progress(total: int, enabled: bool, name: str):
-    if enabled:
-        try:
-            from tqdm.auto import tqdm
-
-            return tqdm(total=total, desc=f"features {name}", unit="file")
-        except ImportError:
-            pass
-
-    class _Silent:
-        def update(self, n):
-            pass
-
-        def close(self):
-            pass
-
-    return _Silent()
 
 
 def mean_over_time(features: UtteranceFeatures) -> FeatureSet:
