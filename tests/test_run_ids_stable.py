@@ -57,6 +57,18 @@ def timnet_argv(config):
     return argv
 
 
+def attention_fcn_argv(config):
+    fit = config["fit"]
+    argv = ["--variant", config["variant"], "--dataset", config["corpus"],
+            "--protocol", config["protocol"], "--epochs", str(fit["epochs"]),
+            "--batch-size", str(fit["batch_size"]), "--seed", str(fit["seed"]),
+            "--folds", str(config["n_folds"]), "--lam", str(config["lam"])]
+    for key, flag in (("crop", "--crop"), ("max_seconds", "--max-seconds")):
+        if config.get(key) is not None:
+            argv += [flag, str(config[key])]
+    return argv
+
+
 class StoredManifest:
     """What plan_experiment reads of a manifest, from a stored config."""
 
@@ -74,15 +86,20 @@ def rebuild(config, monkeypatch):
     import ser_tf.data.fingerprint
     import ser_tf.training.protocols
     from ser_tf.experiments import lightsernet, timnet
+    from ser_tf.papers.attention_fcn import experiment as attention_fcn
 
     monkeypatch.setattr(ser_tf.data, "load_manifest",
                         lambda *a, **k: StoredManifest(config))
     monkeypatch.setattr(ser_tf.data.fingerprint, "fingerprint",
                         lambda manifest, **k: config.get("data"))
+    # Attention FCN keeps four classes of the corpus: the stored manifest has them already.
+    monkeypatch.setattr(attention_fcn, "load_four_classes",
+                        lambda *a, **k: StoredManifest(config))
     monkeypatch.setattr(ser_tf.training.protocols, "make_folds",
                         lambda *a, **k: list(range(config["n_folds"])))
     module, argv = {"lightsernet": (lightsernet, lightsernet_argv),
-                    "timnet": (timnet, timnet_argv)}[config["paper"]]
+                    "timnet": (timnet, timnet_argv),
+                    "attention_fcn": (attention_fcn, attention_fcn_argv)}[config["paper"]]
     plan = module.plan(module.build_parser().parse_args(argv(config)))
     rebuilt = dict(plan.config)
     if "data" not in config:  # recorded before runs stored a fingerprint
