@@ -21,6 +21,7 @@ from ser_tf.data.synthetic import class_signal  # noqa: E402
 from ser_tf.features import frontends as fe  # noqa: E402
 # The paper packages register the "lightsernet" and "timnet-*" recipes.
 import ser_tf.papers.attention_fcn  # noqa: E402, F401
+import ser_tf.papers.cnn_family  # noqa: E402, F401
 import ser_tf.papers.lightsernet  # noqa: E402, F401
 import ser_tf.papers.timnet  # noqa: E402, F401
 from ser_tf.features.recipes import RECIPES, get_recipe  # noqa: E402

@@ -35,9 +35,12 @@ EPOCHS = os.environ.get("SER_TF_NOTEBOOK_EPOCHS", "3")
 EXPECTED_IMAGES = {"lightsernet.ipynb": 3,  # waveform + MFCC, training curves, confusion matrix
                    "timnet.ipynb": 3,  # MFCC, training progress, t-SNE
                    # spectrogram, attention map (Keras, explain TFLite), 1-D attention
-                   "attention_fcn.ipynb": 4}
+                   "attention_fcn.ipynb": 4,
+                   # pooled classes, MFCC and mel maps, AWGN copy, training curves
+                   "cnn_family.ipynb": 4}
 #: ... and its time budget in seconds, kernel start to last cell (default 300).
-TIME_LIMITS = {"lightsernet.ipynb": 120, "timnet.ipynb": 120, "attention_fcn.ipynb": 180}
+TIME_LIMITS = {"lightsernet.ipynb": 120, "timnet.ipynb": 120, "attention_fcn.ipynb": 180,
+               "cnn_family.ipynb": 120}
 
 
 @pytest.fixture

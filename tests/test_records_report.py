@@ -391,3 +391,16 @@ def test_mean_interval_is_the_student_t_interval():
     assert mean_interval([1, 2, 3], level=0.5)[1] - 2 < high - 3  # narrower at 50 %
     with pytest.raises(ValueError, match="level"):
         mean_interval([1, 2], level=1.0)
+
+
+def test_report_note_is_each_runs_own_protocol_warning():
+    """A `paper` run that kept its last epoch chose nothing on the test fold: the report's
+    note must say so, not the test-selection warning (which another run may still need)."""
+    from pathlib import Path
+
+    from ser_tf.reporting.report import render_report
+
+    repo = Path(__file__).resolve().parents[1]
+    text = render_report(repo / "experiments" / "results", paper="attention_fcn")
+    assert "Note: Protocol 'paper' with the last epoch's weights" in text
+    assert "the best epoch was chosen on the test fold itself" not in text

@@ -49,11 +49,13 @@ def plan_experiment(manifest: Manifest, recipe, *, paper: str, protocol: str, fi
     from ser_tf.reporting.records import run_id
     from ser_tf.training.protocols import TEST_SELECTING, make_folds
 
-    if protocol in TEST_SELECTING and fit.checkpoint == "best-val":
-        # Under the paper protocol the validation ids ARE the test ids; say so in the policy.
-        fit = FitConfig(**{**fit.to_dict(), "checkpoint": "paper"})
     folds = make_folds(manifest, protocol, n_folds=n_folds, seed=fold_seed,
                        val_fraction=val_fraction, paper_split=paper_split)
+    if (protocol in TEST_SELECTING and fit.checkpoint == "best-val"
+            and any(getattr(f, "selection_on_test", True) for f in folds)):
+        # When a paper's folds validate on their test ids, say so in the policy; a paper
+        # split with a validation part of its own keeps best-val.
+        fit = FitConfig(**{**fit.to_dict(), "checkpoint": "paper"})
     config = {"paper": paper, "corpus": manifest.corpus, "protocol": protocol,
               "recipe": recipe.config(), "fit": fit.to_dict(), "n_folds": len(folds),
               "fold_seed": fold_seed,
@@ -139,7 +141,9 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
                            paper_split=paper_split, val_fraction=val_fraction,
                            config_extra=config_extra, fingerprint_data=fingerprint_data)
     folds, work_dir = plan.folds, plan.work_dir
-    warning = paper_protocol_warning(protocol, plan.fit.checkpoint, plan.fit.patience)
+    warning = paper_protocol_warning(protocol, plan.fit.checkpoint, plan.fit.patience,
+                                     selection_on_test=any(f.selection_on_test
+                                                           for f in plan.folds))
     if warning and not quiet:
         print(f"NOTE: {warning}")
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -103,21 +103,9 @@ LIBROSA_LOG_MEL = {"frame_length": 2048, "frame_step": 512, "fft_length": 2048,
 LIBROSA_MFCC = {**LIBROSA_LOG_MEL, "dct_norm": "ortho"}
 
 
-def _builtin_recipes() -> dict[str, FeatureRecipe]:
-    recipes = [
-        # CNN recipes: 3 s from 0.5 s at 16 kHz with librosa's defaults. MFCC: hop 512,
-        # centred -> 1 + 48000 // 512 = 94 frames x 128 coefficients (128 mels, full DCT).
-        # Log-mel: the same with hop 256 -> 1 + 48000 // 256 = 188 frames x 128 mels.
-        # Features are (frames, coefficients); a model wanting 128 x 94 transposes.
-        FeatureRecipe("cnn_mfcc", 16000, {"kind": "window", "offset": 0.5, "duration": 3.0},
-                      {"kind": "mfcc", **LIBROSA_MFCC, "num_mfcc": 128, "dft": "fft"}),
-        FeatureRecipe("cnn_logmel", 16000, {"kind": "window", "offset": 0.5, "duration": 3.0},
-                      {"kind": "log_mel", **LIBROSA_LOG_MEL, "frame_step": 256, "dft": "fft"}),
-    ]
-    return {recipe.name: recipe for recipe in recipes}
-
-
-RECIPES: dict[str, FeatureRecipe] = _builtin_recipes()
+#: Every named recipe: filled by the paper packages (``ser_tf.papers.<name>.recipes``),
+#: which register theirs when imported.
+RECIPES: dict[str, FeatureRecipe] = {}
 
 
 def register_recipe(recipe: FeatureRecipe) -> FeatureRecipe:
@@ -137,7 +125,7 @@ def register_recipe(recipe: FeatureRecipe) -> FeatureRecipe:
 
 def get_recipe(name: str, **overrides) -> FeatureRecipe:
     """A fresh copy of a named recipe, with ``overrides`` applied by
-    :meth:`FeatureRecipe.replace` (``get_recipe("cnn_mfcc", segment={"duration": 7.0})``)."""
+    :meth:`FeatureRecipe.replace` (``get_recipe("lightsernet", segment={"duration": 7.0})``)."""
     if name not in RECIPES:
         raise KeyError(f"unknown feature recipe {name!r}; known: {sorted(RECIPES)}. A paper's "
                        "recipes are registered by importing its package, ser_tf.papers.<name>")

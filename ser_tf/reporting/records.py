@@ -231,7 +231,8 @@ def write_run_record(dest_dir: str | os.PathLike, *, config: Mapping, protocol: 
         raise ValueError(f"{len(fold_results)} fold results for {len(folds)} folds")
     fit = config.get("fit") or {}
     warning = paper_protocol_warning(protocol, config.get("checkpoint") or fit.get("checkpoint"),
-                                     config.get("patience", fit.get("patience")))
+                                     config.get("patience", fit.get("patience")),
+                                     selection_on_test=any(f.selection_on_test for f in folds))
     resolved = {**config, "protocol": protocol}
     rid = run_id(resolved)
     final = (Path(dest_dir) / _component(config["paper"], "paper")

@@ -326,9 +326,15 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
                   *progress]
     from ser_tf.training.protocols import TEST_SELECTING, paper_protocol_warning
 
-    for protocol in TEST_SELECTING:
-        if any(r.get("protocol") == protocol for r in records):
-            lines += ["", f"Note: {paper_protocol_warning(protocol)}"]
+    # Each record's own warning: it says whether that run chose anything on the test fold
+    # (a `paper` run keeping its last epoch did not).
+    notes = []
+    for record in records:
+        if record.get("protocol") in TEST_SELECTING:
+            note = record.get("protocol_warning") or paper_protocol_warning(record["protocol"])
+            if note not in notes:
+                notes.append(note)
+    lines += [line for note in notes for line in ("", f"Note: {note}")]
     return "\n".join(lines) + "\n"
 
 

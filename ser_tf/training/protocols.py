@@ -58,6 +58,10 @@ _PAPER_TIME_WARNING = ("Protocol 'paper-time' (the original code as the paper wa
                        "of random parts that overlap across repetitions, pooled into one "
                        "confusion matrix; these scores are optimistic and not comparable "
                        "with the 'clean' or 'speaker' protocols.")
+_PAPER_VALIDATED_WARNING = ("Protocol 'paper' with a validation split of its own: nothing was "
+                            "chosen on the test data, but utterances, not speakers, were split "
+                            "at random as in the original code, so these scores are not "
+                            "comparable with the 'speaker' protocol.")
 _PAPER_LAST_WARNING = ("Protocol 'paper' with the last epoch's weights: nothing was chosen on "
                        "the test fold, but the folds are the original code's (utterances, not "
                        "speakers, split at random), so these scores are not comparable with "
@@ -416,11 +420,14 @@ def load_folds(path) -> list[Fold]:
 
 
 def paper_protocol_warning(protocol: str, checkpoint: str | None = None,
-                           patience: int | None = None) -> str | None:
+                           patience: int | None = None, *,
+                           selection_on_test: bool = True) -> str | None:
     """The sentence to print with every result of the ``paper`` protocol; ``None`` otherwise.
 
-    With ``checkpoint="last"`` and no early stopping (``patience`` None) nothing is chosen
-    on the test fold, so the sentence says only what remains: the original random folds.
+    With ``checkpoint="last"`` and no early stopping (``patience`` None), or folds whose
+    validation ids are not their test ids (``selection_on_test=False``: a paper split with
+    its own validation part), nothing is chosen on the test data, so the sentence says only
+    what remains: the original random, not speaker-independent, split.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -428,4 +435,6 @@ def paper_protocol_warning(protocol: str, checkpoint: str | None = None,
         return _PAPER_TIME_WARNING
     if protocol != "paper":
         return None
+    if not selection_on_test:  # the paper's split validates on ids apart from the test ids
+        return _PAPER_VALIDATED_WARNING
     return _PAPER_LAST_WARNING if checkpoint == "last" and patience is None else _PAPER_WARNING
