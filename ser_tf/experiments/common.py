@@ -66,6 +66,17 @@ def positive_int(text: str) -> int:
     return _whole_number(text, 1, "10")
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (seconds, learning rates)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
 def fold_count(text: str) -> int:
     """argparse type of ``--folds``: a whole number >= 1 (k-fold protocols need 2 or more:
     :func:`check_folds`, which knows the protocol)."""

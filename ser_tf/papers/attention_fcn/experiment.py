@@ -23,7 +23,7 @@ import argparse
 from pathlib import Path
 
 from ser_tf.experiments import runner
-from ser_tf.experiments.common import positive_int
+from ser_tf.experiments.common import positive_float, positive_int
 from ser_tf.experiments.spec import Experiment, PaperSpec
 
 PAPER = "attention_fcn"
@@ -36,17 +36,6 @@ FOUR_CLASSES = ("anger", "happiness", "neutral", "sadness")
 NO_TRANSFER_NOTE = ("The paper's ImageNet-initialised AlexNet trunk is not reproduced: the "
                     "five convolutions start from random weights (give --trunk-weights FILE "
                     "to start from saved ones).")
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0 (seconds)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from ser_tf.experiments import runner
-from ser_tf.experiments.common import non_negative_int, positive_int
+from ser_tf.experiments.common import non_negative_int, positive_float, positive_int
 from ser_tf.experiments.spec import Experiment, PaperSpec
 from ser_tf.papers.cnn_family.corpora import (LABEL_MAPPING, add_corpus_arguments,
                                               check_corpus_arguments)
@@ -28,16 +28,6 @@ RUNNER_SELECTS_ON_TEST = (
     "protocol 'paper' of cnn_family keeps a validation tenth for early stopping and scores "
     "the test tenth once, but this run would choose its epoch on the TEST split. Refusing "
     "to choose on the test split: use --protocol clean.")
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
