@@ -274,12 +274,13 @@ def test_explain_tflite_returns_probabilities_and_alpha_as_keras_does(corpus, tm
     assert stretch(np.eye(2), (4, 6)).shape == (4, 6)
 
 
-def test_one_d_waveform_model_matches_features_and_converts(tmp_path):
+@pytest.mark.parametrize("scale", ["power", "db"])
+def test_one_d_waveform_model_matches_features_and_converts(tmp_path, scale):
     from ser_tf.lite import LiteModel
     from ser_tf.papers.attention_fcn.export import build_waveform_model_1d, export_waveform_1d
     from ser_tf.training.padded import _frontend
 
-    recipe, model = recipes.RECIPE_1D, build_attention_fcn_1d(4)
+    recipe, model = recipes.RECIPES_1D[scale], build_attention_fcn_1d(4)
     audio = class_signal(2, duration=3.0, sr=22050, seed=1)
     mean = _frontend(recipe)(audio).mean(axis=0)
     expected = model.predict(mean[None], verbose=0)
@@ -338,8 +339,27 @@ def test_flags_of_one_variant_are_refused_for_the_other(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--variant", "1d", "--crop", "2"])
     assert "only for --variant 2d" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--variant", "2d", "--input-scale", "db"])
+    assert "only for --variant 1d" in capsys.readouterr().err
     args = build_parser().parse_args(["--crop", "2"])
     assert args.variant == "2d" and args.folds == 5 and args.protocol == "clean"
+
+
+def test_input_scale_picks_the_recipe_and_keeps_the_power_run_id(corpus):
+    from ser_tf.papers.attention_fcn.experiment import SPEC, build_parser, plan
+
+    def planned(*flags):
+        args = build_parser().parse_args(["--variant", "1d", "--dataset", "EMODB",
+                                          "--data-dir", str(corpus[0]), "--folds", "2", *flags])
+        return plan(args)
+
+    power, default, db = planned("--input-scale", "power"), planned(), planned(
+        "--input-scale", "db")
+    assert power.run_id == default.run_id != db.run_id
+    assert db.config["recipe"]["name"] == "attention_fcn_1d_db"
+    assert db.config["recipe"]["frontend"]["log"] == "db"
+    assert db.config["input"] == "mel dB, mean over time"
 
 
 def test_crop_runs_train_a_fixed_length_model(corpus):

@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
     parser.add_argument("--batch-size", type=positive_int,
                         help=f"default {cfg['2d']['batch_size']} (2d), "
                              f"{cfg['1d']['batch_size']} (1d)")
+    parser.add_argument("--input-scale", choices=("power", "db"), default="power",
+                        help="1d: the mel spectrum as power (the student's, default) or in "
+                             "dB before the mean over frames (ours: the mean log-mel spectrum)")
     parser.add_argument("--no-export", action="store_true",
                         help="skip the TFLite export of every fold")
     if hasattr(parser, "add_check"):
@@ -73,6 +76,8 @@ def check_arguments(args: argparse.Namespace) -> str | None:
         for flag in ("trunk_weights", "crop", "max_seconds"):
             if getattr(args, flag, None) is not None:
                 return f"argument --{flag.replace('_', '-')}: only for --variant 2d"
+    elif getattr(args, "input_scale", "power") != "power":
+        return "argument --input-scale: only for --variant 1d"
     if args.crop is not None and args.max_seconds is not None:
         return "argument --max-seconds: not with --crop (crops have a fixed length)"
     return None
@@ -184,9 +189,11 @@ def _setup_2d(args, cfg, settings, manifest, fit, lam) -> Experiment:
 
 def _setup_1d(args, cfg, settings, manifest, fit, lam) -> Experiment:
     from ser_tf.models.attention_fcn import build_attention_fcn_1d
-    from ser_tf.papers.attention_fcn.recipes import RECIPE_1D
+    from ser_tf.papers.attention_fcn.recipes import RECIPES_1D
 
-    bins = int(RECIPE_1D.frontend["num_mel_bins"])
+    scale = getattr(args, "input_scale", "power")
+    recipe = RECIPES_1D[scale]
+    bins = int(recipe.frontend["num_mel_bins"])
 
     def build(num_classes):
         return build_attention_fcn_1d(num_classes, bins, lam=lam)
@@ -196,13 +203,15 @@ def _setup_1d(args, cfg, settings, manifest, fit, lam) -> Experiment:
         from ser_tf.training.sources import CachedFeatureSource
 
         return CachedFeatureSource(mean_over_time(extract_utterance_features(
-            manifest, RECIPE_1D, cache_dir, progress=not quiet)))
+            manifest, recipe, cache_dir, progress=not quiet)))
 
-    hooks = _Hooks(args, cfg, manifest, "1d", RECIPE_1D, build,
+    hooks = _Hooks(args, cfg, manifest, "1d", recipe, build,
                    f"attention_fcn-{manifest.corpus.lower()}-1d")
+    # The power run's config (and id) is the one it had before --input-scale existed.
+    described = {"power": "mel power, mean over time", "db": "mel dB, mean over time"}
     return Experiment(
-        manifest=manifest, recipe=RECIPE_1D, build_model=build, fit=fit, source=source,
-        config_extra={"variant": "1d", "lam": lam, "input": "mel power, mean over time"},
+        manifest=manifest, recipe=recipe, build_model=build, fit=fit, source=source,
+        config_extra={"variant": "1d", "lam": lam, "input": described[scale]},
         on_fold_done=hooks.on_fold_done, after_folds=hooks.after_folds)
 
 

@@ -8,6 +8,9 @@
   128-band mel power spectrogram of the whole file as librosa 0.11's
   ``melspectrogram(y, sr=22050)`` computes it by default; the experiment averages its
   frames (:func:`ser_tf.training.padded.mean_over_time`).
+- ``attention_fcn_1d_db``: the same mel spectrogram in decibels (librosa's ``power_to_db``
+  defaults: ref 1, amin 1e-10, top_db 80) before the mean over frames, i.e. the mean
+  log-mel spectrum: ``--input-scale db``, our choice, not the student's.
 
 Imports only the shared recipe module (no TensorFlow).
 """
@@ -45,6 +48,16 @@ RECIPE_1D = register_recipe(FeatureRecipe(
      "window": "hann", "power": 2.0, "center": True, "pad_mode": "constant",
      "num_mel_bins": 128, "fmin": 0.0, "fmax": None, "mel_scale": "slaney", "norm": "slaney",
      "log": None, "dft": "fft"}))
+
+
+#: The 1-D input in decibels (``--input-scale db``): power spectra span ten orders of
+#: magnitude, so a few low bands dominate the raw mean spectrum the student fed the
+#: convolutions, and a full-int8 input scale rounds most bands to zero.
+RECIPE_1D_DB = register_recipe(RECIPE_1D.replace(
+    name="attention_fcn_1d_db", frontend={"log": "db", "ref": 1.0, "amin": 1e-10,
+                                          "top_db": 80.0}))
+#: ``--input-scale`` -> the 1-D recipe.
+RECIPES_1D = {"power": RECIPE_1D, "db": RECIPE_1D_DB}
 
 
 def crop_recipe(seconds: float | None = None) -> FeatureRecipe:
