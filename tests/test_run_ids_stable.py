@@ -24,7 +24,9 @@ def committed_configs():
     for path in sorted(RESULTS.glob("*/*/*.work/config.json")):
         found[path.parent.name[: -len(".work")]] = read_json(path)
     for path in sorted(RESULTS.glob("*/*/*/record.json")):
-        found.setdefault(path.parent.name, read_json(path)["config"])
+        record = read_json(path)
+        if "config" in record:  # benchmark records (alignment, bench/) are not runs
+            found.setdefault(path.parent.name, record["config"])
     return sorted(found.items())
 
 
@@ -66,6 +68,8 @@ def attention_fcn_argv(config):
     for key, flag in (("crop", "--crop"), ("max_seconds", "--max-seconds")):
         if config.get(key) is not None:
             argv += [flag, str(config[key])]
+    if config["recipe"]["name"] == "attention_fcn_1d_db":
+        argv += ["--input-scale", "db"]
     return argv
 
 
