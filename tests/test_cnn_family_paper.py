@@ -1,9 +1,14 @@
 """The cnn_family paper end to end on a tiny generated pooled corpus: training through
 ``ser-tf train`` with AWGN copies and the per-fold TFLite export, protocol ``paper`` never
-choosing on its test split, the Hyperband learning-rate search on training and validation
-ids only, and the CNN + Transformer model as TFLite."""
+choosing on its test split, every fold scored under noise, the Hyperband learning-rate
+search on training and validation ids only and its best value reused with ``--hparams``,
+the issue's command line (``python -m ser_tf.experiments.cnn_family``), and the three
+models as TFLite."""
 
 import json
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -46,6 +51,12 @@ def test_trains_with_awgn_copies_and_exports_every_fold(data_root, tmp_path):
     tflite = record["tflite"]
     assert set(tflite["variants"]) == {"float32", "float16", "dynamic_int8", "int8"}
     assert tflite["n_folds"] == 2 and tflite["float32_max_prob_diff"] < 1e-4
+    for variant in tflite["variants"].values():  # size and latency in the export record
+        assert variant["size_bytes"] > 0 and variant["latency"]
+    # Noise scores of both folds: clean, 20, 10 and 0 dB, summarised in the record.
+    noise = record["noise_robustness"]
+    assert list(noise["conditions"]) == ["clean", "20 dB", "10 dB", "0 dB"]
+    assert noise["n_folds"] == 2 and noise["snr_db"] == [20.0, 10.0, 0.0]
 
 
 @pytest.mark.slow
@@ -58,6 +69,15 @@ def test_paper_protocol_never_chooses_on_the_test_split(data_root, tmp_path, cap
     assert len(fold["test_ids"]) == 8
     # Nothing chosen on the test split, but the split is random: the note says that much.
     assert "validation split of its own" in record["protocol_warning"]
+    # The test tenth scored under noise too; clean through the same path = the fold's scores.
+    conditions = fold["noise"]["conditions"]
+    assert list(conditions) == ["clean", "20 dB", "10 dB", "0 dB"]
+    assert conditions["clean"]["UA"] == pytest.approx(fold["metrics"]["UA"])
+    assert conditions["clean"]["WA"] == pytest.approx(fold["metrics"]["WA"])
+    assert fold["noise"]["n_utterances"] == 8 and fold["noise"]["seed"] == 42
+    summary = record["noise_robustness"]["conditions"]
+    assert summary["0 dB"]["UA"]["per_fold"] == [conditions["0 dB"]["UA"]]
+    assert "hparams" not in record and "tflite" not in record
 
 
 @pytest.mark.slow
@@ -97,8 +117,10 @@ def test_tuner_picks_the_working_learning_rate_from_training_and_validation_ids(
 
 
 @pytest.mark.slow
-def test_tune_command_searches_the_grid_on_the_paper_split(data_root, tmp_path, monkeypatch):
+def test_tune_command_searches_the_grid_then_training_reuses_the_best_value(
+        data_root, tmp_path, monkeypatch):
     from ser_tf.training import sources
+    from ser_tf.training.classifier import FitConfig
 
     asked = set()
     original = sources.CachedFeatureSource.dataset
@@ -109,7 +131,7 @@ def test_tune_command_searches_the_grid_on_the_paper_split(data_root, tmp_path, 
 
     monkeypatch.setattr(sources.CachedFeatureSource, "dataset", recording)
     assert train(data_root, tmp_path, "--tune", "--tune-epochs", "2") == 0
-    path, = (tmp_path / "results").glob("cnn_family/*/paper-*.tuning/result.json")
+    path, = (tmp_path / "results").glob("cnn_family/*/paper-*.tuning/hyperband-2ep/result.json")
     result = json.loads(path.read_text())
     assert result["grid"] == [1e-5, 1e-4, 1e-3, 1e-2]
     assert result["learning_rate"] in result["grid"] and result["objective"] == "val_loss"
@@ -117,18 +139,114 @@ def test_tune_command_searches_the_grid_on_the_paper_split(data_root, tmp_path, 
     assert result["config"]["protocol"] == "paper" and result["fold"] == 0
     assert len(asked) == 76  # 68 training + 8 validation utterances, no test utterance
     assert not list((tmp_path / "results").glob("cnn_family/*/*/record.json"))  # no training
+    assert list((path.parent / "keras_tuner" / "fold_00" / "tensorboard").glob("*/execution0"))
+    best_file = path.parent / "best_hparams.json"
+    best = json.loads(best_file.read_text())
+    assert best["fit"] == {"learning_rate": result["learning_rate"]}
+    assert best["source"]["search"] == str(path) and best["source"]["tuner"] == "hyperband"
+
+    # Training with --hparams: the optimiser gets the file's rate, the builder its model
+    # settings, and the record says where they came from.
+    best_file.write_text(json.dumps({**best, "fit": {"learning_rate": 0.0042},
+                                     "model": {"dropout": 0.125}}))
+    compiled = []
+    compile_ = FitConfig.compile
+
+    def spy(self, model, task):
+        compiled.append(compile_(self, model, task))
+        return compiled[-1]
+
+    monkeypatch.setattr(FitConfig, "compile", spy)
+    assert train(data_root, tmp_path, "--hparams", str(best_file), "--no-export",
+                 "--noise-eval", "off") == 0
+    model = compiled[-1]
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0042)
+    dropouts = [layer.rate for layer in model.layers if "dropout" in layer.name]
+    assert dropouts and set(dropouts) == {0.125}
+    record = only_record(tmp_path)
+    assert record["config"]["fit"]["learning_rate"] == 0.0042
+    assert record["config"]["model_kwargs"] == {"dropout": 0.125}
+    assert record["hparams"]["file"] == str(best_file.resolve())
+    assert record["hparams"]["source"]["search"] == str(path)
+    assert record["hparams"]["fit"] == {"learning_rate": 0.0042}
+    assert "noise_robustness" not in record  # --noise-eval off
+    assert train(data_root, tmp_path, "--hparams", str(tmp_path / "none.json")) == 1
+
+
+def test_the_issues_command_line_spelling(data_root):
+    from ser_tf.experiments.cnn_family import build_parser
+
+    parse = build_parser().parse_args
+    args = parse(["--model", "2cnn_transformer", "--input", "mel", "--awgn", "2",
+                  "--protocol", "speaker", "--dataset", "RAVDESS", "--tune", "--tuner", "random"])
+    assert (args.model, args.features, args.awgn, args.corpora) == \
+        ("transformer", "mel", 2, ["ravdess"])
+    assert parse(["--model", "2cnn"]).model == "parallel"
+    assert parse(["--dataset", "ravdess+savee+tess+crema-d"]).corpora == \
+        ["ravdess", "savee", "tess", "cremad"]
+    assert parse([]).noise_eval == [20.0, 10.0, 0.0]
+    assert parse(["--noise-eval", "off"]).noise_eval == []
+    for argv in (["--model", "3cnn"], ["--dataset", "EMODB"],
+                 ["--dataset", "RAVDESS", "--corpora", "tess"],
+                 ["--hparams", "f.json", "--learning-rate", "0.1"],
+                 ["--noise-eval", "20,x"]):
+        with pytest.raises(SystemExit):
+            parse(argv)
+    # One corpus: --data-dir may be that corpus's own folder, as for the other papers.
+    from ser_tf.papers.cnn_family.corpora import corpus_dirs
+
+    dirs = corpus_dirs(parse(["--dataset", "RAVDESS", "--data-dir", str(data_root / "ravdess")]))
+    assert dirs == {"RAVDESS": data_root / "ravdess"}
+
+
+def test_hparams_model_settings_must_be_the_models(data_root, tmp_path):
+    from ser_tf.experiments.cnn_family import build_parser, plan
+    from ser_tf.tuning.hparams import HParamsError
+
+    path = tmp_path / "best.json"
+    path.write_text(json.dumps({"fit": {}, "model": {"units": 8}}))
+    base = ["--data-root", str(data_root), "--results-dir", str(tmp_path), "--model", "cnn"]
+    with pytest.raises(HParamsError, match=r"\['units'\] are not settings of the cnn model"):
+        plan(build_parser().parse_args([*base, "--hparams", str(path)]))
+    path.write_text(json.dumps({"fit": {"batch_size": 8}, "model": {"dropout": 0.2}}))
+    planned = plan(build_parser().parse_args([*base, "--hparams", str(path)]))
+    assert planned.config["fit"]["batch_size"] == 8
+    assert planned.config["model_kwargs"] == {"dropout": 0.2}
+    # Without --hparams the config has no model_kwargs entry: earlier run ids stay.
+    assert "model_kwargs" not in plan(build_parser().parse_args(base)).config
+
+
+def test_the_experiments_module_answers_help_without_tensorflow():
+    probe = ("import runpy, sys; sys.argv = ['x', '--help']\n"
+             "try:\n    runpy.run_module('ser_tf.experiments.cnn_family', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules} & "
+             "{'tensorflow', 'keras', 'keras_tuner', 'sklearn'}))")
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60)
+    elapsed = time.perf_counter() - start
+    assert out.returncode == 0, out.stderr
+    assert "--model {cnn,2cnn,2cnn_transformer}" in out.stdout and "--tuner" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert elapsed < 5
 
 
 @pytest.mark.slow
-def test_cnn_transformer_as_tflite_gives_the_keras_probabilities(tmp_path):
-    from ser_tf.export.tflite import export_variants
+@pytest.mark.parametrize("kind", ["cnn", "parallel", "transformer"])
+def test_every_model_as_builtin_only_tflite_gives_the_keras_probabilities(tmp_path, kind):
+    from ser_tf.export.tflite import export_variants, flex_ops, operators
     from ser_tf.lite import LiteModel
-    from ser_tf.models.cnn_family import build_cnn_transformer
+    from ser_tf.models.cnn_family import build_model
 
-    model = build_cnn_transformer(7, (94, 128))
+    model = build_model(kind, 7, (94, 128))
     x = np.random.default_rng(0).normal(scale=20.0, size=(3, 94, 128)).astype("float32")
     reference = model.predict(x, verbose=0)
-    paths = export_variants(model, tmp_path, labels=[str(i) for i in range(7)], name="cnn-tf",
-                            variants=("float32",), input_spec={"kind": "features"})
+    paths = export_variants(model, tmp_path, labels=[str(i) for i in range(7)],
+                            name=f"cnn-family-{kind}", variants=("float32",),
+                            input_spec={"kind": "features"})
+    content = paths["float32"].read_bytes()
+    assert flex_ops(content) == []  # TFLite builtins only, the Transformer's attention too
+    assert "CONV_2D" in operators(content)
     lite = LiteModel(paths["float32"])
     np.testing.assert_allclose(lite.predict(x), reference, atol=1e-5)

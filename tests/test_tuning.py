@@ -74,3 +74,101 @@ def test_tune_fold_finds_the_working_learning_rate_without_reading_test_ids(tmp_
     with pytest.raises(ValueError, match="validation ids apart from the test"):
         tune_fold(paper_fold, source=source, task=TASK, build_model=build, fit=fit,
                   space=space, directory=tmp_path / "t2")
+
+
+def small_fold(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2)).astype("float32")
+    data = ({"id": f"u{i:03d}", "inputs": {"x": x[i]}, "target": int(x[i].sum() > 0)}
+            for i in range(60))
+    source = TFRecordSource(write_tfrecord_shards(data, tmp_path / "tfr", shard_size=30))
+    ids = source.ids
+    return source, Fold(0, ids[:40], ids[40:50], ids[50:], selection_on_test=False)
+
+
+@pytest.mark.parametrize("tuner", ["hyperband", "bayesian"])
+def test_every_trial_writes_tensorboard_logs_and_the_best_values_resolve(tmp_path, tuner):
+    source, fold = small_fold(tmp_path)
+    fit = FitConfig(epochs=3, batch_size=16, monitor="val_loss", jit_compile=False, seed=1)
+    result = tune_fold(fold, source=source, task=TASK, build_model=build, fit=fit, space=space,
+                       directory=tmp_path / "tuner", tuner=tuner, max_epochs=3, max_trials=3)
+    finished = [t for t in result["trials"] if t["status"] == "COMPLETED"]
+    assert finished and result["trials_run"] == [t["trial_id"] for t in result["trials"]]
+    logdir = tmp_path / "tuner" / "fold_00" / "tensorboard"
+    assert result["tensorboard"] == str(logdir)
+    for trial in finished:  # one log per trial, training and validation curves
+        for part in ("train", "validation"):
+            events = list((logdir / trial["trial_id"] / "execution0" / part).glob("events.*"))
+            assert events and events[0].stat().st_size > 0, (trial["trial_id"], part)
+    # The best values are the space's (Hyperband's own tuner/* values left out) and
+    # resolve into the sections a training run takes.
+    assert set(result["best"]) == {"learning_rate", "units"}
+    assert result["fit"] == {"learning_rate": result["best"]["learning_rate"]}
+    assert result["model"] == {"units": result["best"]["units"]}
+    best = min(finished, key=lambda t: t["score"])
+    assert result["best_trial"]["score"] == best["score"]
+    assert result["distributed"] == {"role": "single", "tuner_id": "tuner0", "oracle": None}
+
+
+def test_best_values_file_round_trip_and_clear_errors(tmp_path):
+    from ser_tf.tuning.hparams import (HParamsError, apply_fit, provenance, read_hparams,
+                                       write_hparams)
+
+    path = write_hparams(tmp_path / "best.json", values={"learning_rate": 0.01, "units": 8},
+                         fit={"learning_rate": 0.01}, model={"units": 8},
+                         source={"tuner": "hyperband", "score": 0.5})
+    hparams = read_hparams(path)
+    assert (hparams.fit, hparams.model) == ({"learning_rate": 0.01}, {"units": 8})
+    fit = apply_fit(FitConfig(learning_rate=1e-4, epochs=7), hparams)
+    assert fit.learning_rate == 0.01 and fit.epochs == 7
+    record = provenance(hparams)
+    assert record["file"] == str(path.resolve()) and len(record["sha256"]) == 64
+    assert record["source"]["tuner"] == "hyperband"
+    bad = tmp_path / "bad.json"
+    for text, message in (('{"fit": {"learnig_rate": 1}}', "unknown FitConfig fields"),
+                          ("[1]", "JSON object"), ("{", "not JSON"),
+                          ('{"values": {}}', "neither a 'fit' nor a 'model'"),
+                          ('{"fit": {"epochs": 0}}', "must be positive"),
+                          ('{"format": "other/2", "fit": {}}', "format")):
+        bad.write_text(text)
+        with pytest.raises(HParamsError, match=message):
+            apply_fit(FitConfig(), read_hparams(bad))
+    with pytest.raises(HParamsError, match="no such file"):
+        read_hparams(tmp_path / "missing.json")
+
+
+def test_distributed_environment_is_checked():
+    from ser_tf.tuning.distributed import describe, environment, role
+
+    assert role({}) == "single"
+    assert role(environment("chief", "127.0.0.1", 8000)) == "chief"
+    assert describe(environment("tuner1", "10.0.0.2", 8000)) == {
+        "role": "worker", "tuner_id": "tuner1", "oracle": "10.0.0.2:8000"}
+    for env, message in (({"KERASTUNER_ORACLE_PORT": "8000"}, "ORACLE_IP is not"),
+                         ({"KERASTUNER_ORACLE_IP": "x"}, "ORACLE_PORT is not"),
+                         ({"KERASTUNER_ORACLE_IP": "x", "KERASTUNER_ORACLE_PORT": "99999",
+                           "KERASTUNER_TUNER_ID": "chief"}, "1-65535"),
+                         ({"KERASTUNER_ORACLE_IP": "x", "KERASTUNER_ORACLE_PORT": "1"},
+                          "TUNER_ID is not")):
+        with pytest.raises(ValueError, match=message):
+            role(env)
+
+
+def test_search_flags_are_checked_when_parsed():
+    from ser_tf.experiments.common import ExperimentParser
+    from ser_tf.tuning.cli import (add_tuning_arguments, search_folder_name,
+                                   search_settings)
+
+    parser = ExperimentParser(prog="x")
+    add_tuning_arguments(parser, max_epochs=30)
+    args = parser.parse_args(["--tune"])
+    assert search_settings(args) == {"tuner": "hyperband", "max_epochs": 30,
+                                     "max_trials": 10, "overwrite": False}
+    assert search_folder_name(search_settings(args)) == "hyperband-30ep"
+    args = parser.parse_args(["--tune", "--tuner", "bayesian", "--tune-trials", "4",
+                              "--tune-epochs", "5"])
+    assert search_folder_name(search_settings(args)) == "bayesian-5ep-4trials"
+    for argv in (["--tuner", "random"], ["--tune-epochs", "3"], ["--tune", "--hparams", "f"],
+                 ["--tune", "--tune-trials", "3"], ["--tune", "--tuner", "grid"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)

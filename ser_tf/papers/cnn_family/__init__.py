@@ -2,11 +2,13 @@
 J. L. Bautista, Y. K. Lee, H. S. Shin, "Speech emotion recognition based on parallel
 CNN-attention networks with multi-fold data augmentation", Electronics 11(23), 2022.
 
-``experiment.py`` (flags, setup, export hooks, ``--tune``), ``recipes.py`` (feature
+``experiment.py`` (flags, setup, ``--tune``, ``--hparams``), ``hooks.py`` (per-fold TFLite
+export and noise-robustness scores, the record's sections), ``recipes.py`` (feature
 recipes ``cnn_mfcc`` / ``cnn_logmel``, registered on import), ``corpora.py`` (the pooled
 7-class corpus and where its corpora are), ``folds.py`` (protocol ``paper``: one
 stratified 80/10/10 split), ``source.py`` (AWGN copies of the training utterances),
-``tune.py`` (the Hyperband learning-rate search), ``synthetic.py`` (a tiny generated pooled
+``tune.py`` (the learning-rate search, through :mod:`ser_tf.tuning`), ``noise_report.py``
+(the README's noise table), ``synthetic.py`` (a tiny generated pooled
 corpus for tests and the notebook), ``config.yaml``, ``reference.yaml``, ``README.md``.
 The models are :mod:`ser_tf.models.cnn_family`; the pooled manifest
 :mod:`ser_tf.data.pooled`.

@@ -7,10 +7,14 @@ TESS ``angry ... ps``, CREMA-D ``ANG DIS FEA HAP NEU SAD``, RAVDESS ``01``–``0
 :data:`LABEL_MAPPING` then only merges RAVDESS calm into neutral, as the report did.
 CREMA-D has no surprise. Complete corpora: 1440 + 480 + 2800 + 7442 = 12,162 files.
 
-Where each corpus is: ``--data-dir-<corpus> DIR``, else ``<root>/<folder>`` with the root
-from ``--data-root`` (or the shared ``--data-dir``), else ``$SER_TF_DATA/<folder>``; the
-folders are the loaders' defaults (``ravdess``, ``savee``, ``tess``, ``cremad``).
-Imports no TensorFlow.
+Which corpora: ``--corpora ravdess,tess`` or, in the issue's spelling, ``--dataset
+RAVDESS+SAVEE+TESS+CREMAD`` (``--dataset RAVDESS``: RAVDESS alone, still 7 classes with calm
+merged into neutral); default all four. Where each corpus is: ``--data-dir-<corpus> DIR``,
+else ``<root>/<folder>`` with the root from ``--data-root`` (or the shared ``--data-dir``),
+else ``$SER_TF_DATA/<folder>``; the folders are the loaders' defaults (``ravdess``,
+``savee``, ``tess``, ``cremad``). With one corpus, the root may also be that corpus's own
+folder (``--dataset RAVDESS --data-dir ~/corpora/ravdess``, as the other papers' commands
+take it). Imports no TensorFlow.
 """
 
 from __future__ import annotations
@@ -42,11 +46,27 @@ def corpus_list(text: str) -> list[str]:
     return [n for n in CORPORA if n in names]
 
 
+def dataset_corpora(text: str) -> list[str]:
+    """argparse type of ``--dataset``: ``"RAVDESS+SAVEE+TESS+CREMAD"`` (any of the four
+    joined by ``+``, any case, ``CREMA-D`` too) -> ``--corpora`` names in report order."""
+    try:
+        return corpus_list(text.replace("+", ","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected RAVDESS, SAVEE, TESS, CREMAD or several joined by '+' (e.g. "
+            f"RAVDESS+SAVEE+TESS+CREMAD), got {text!r}") from None
+
+
 def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("corpora (pooled)")
-    group.add_argument("--corpora", type=corpus_list, default=list(CORPORA),
+    which = group.add_mutually_exclusive_group()
+    which.add_argument("--corpora", type=corpus_list, default=list(CORPORA),
                        metavar="NAME,...",
                        help=f"which corpora to pool (default: all, {','.join(CORPORA)})")
+    which.add_argument("--dataset", dest="corpora", type=dataset_corpora,
+                       metavar="RAVDESS|RAVDESS+SAVEE+TESS+CREMAD",
+                       help="the same as --corpora, spelled as the issue does: one corpus or "
+                            "several joined by '+'")
     group.add_argument("--data-root", metavar="DIR",
                        help="folder holding one folder per corpus (ravdess/, savee/, tess/, "
                             "cremad/); the shared --data-dir means the same for this paper; "
@@ -78,13 +98,17 @@ def corpus_dirs(args: argparse.Namespace) -> dict[str, Path]:
     root = getattr(args, "data_root", None) or getattr(args, "data_dir", None)
     env = os.environ.get(DATA_ENV)
     found, missing = {}, []
-    for flag in getattr(args, "corpora", None) or list(CORPORA):
+    chosen = getattr(args, "corpora", None) or list(CORPORA)
+    for flag in chosen:
         corpus = CORPORA[flag]
         explicit = getattr(args, f"data_dir_{flag}", None)
         if explicit:
             path, how = Path(explicit).expanduser(), f"--data-dir-{flag}"
         elif root:
             path, how = Path(root).expanduser() / FOLDERS[corpus], "--data-root"
+            if not path.is_dir() and len(chosen) == 1 and Path(root).expanduser().is_dir():
+                # One corpus: the folder given may be the corpus itself.
+                path, how = Path(root).expanduser(), "--data-root (the corpus folder itself)"
         elif env:
             path, how = Path(env).expanduser() / FOLDERS[corpus], f"${DATA_ENV}"
         else:
