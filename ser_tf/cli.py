@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ser_tf.lite import predict  # TF-free: `ser-tf predict` starts in well under a second
 
     predict.add_cli(commands)
+
+    from ser_tf.align import command as align_command  # argparse only; aeneas loads on use
+
+    align_command.add_cli(commands)
     return parser
 
 

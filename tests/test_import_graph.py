@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ser_tf"
-SHARED = ("util", "models", "data", "features", "training", "lite")
+SHARED = ("util", "models", "data", "features", "training", "lite", "align", "tuning")
 HIGHER = ("experiments", "papers", "reporting", "export", "bench")
 
 
