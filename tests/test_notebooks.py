@@ -14,8 +14,10 @@ notebooks must have no outputs (they are cleared before committing).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,15 +34,19 @@ KERNEL_NAME = "ser-tf-test-python"
 EPOCHS = os.environ.get("SER_TF_NOTEBOOK_EPOCHS", "3")
 
 #: Minimum number of image/png outputs per notebook (default 1) ...
+#: The semantic notebook aligns a synthesised sentence when espeak-ng and aeneas are here.
+_CAN_ALIGN = bool(shutil.which("espeak-ng")) and importlib.util.find_spec("aeneas") is not None
 EXPECTED_IMAGES = {"lightsernet.ipynb": 3,  # waveform + MFCC, training curves, confusion matrix
                    "timnet.ipynb": 3,  # MFCC, training progress, t-SNE
                    # spectrogram, attention map (Keras, explain TFLite), 1-D attention
                    "attention_fcn.ipynb": 4,
                    # pooled classes, MFCC and mel maps, AWGN copy, training curves
-                   "cnn_family.ipynb": 4}
+                   "cnn_family.ipynb": 4,
+                   # frames and words, training curves (+ the aligned espeak-ng sentence)
+                   "semantic.ipynb": 3 if _CAN_ALIGN else 2}
 #: ... and its time budget in seconds, kernel start to last cell (default 300).
 TIME_LIMITS = {"lightsernet.ipynb": 120, "timnet.ipynb": 120, "attention_fcn.ipynb": 180,
-               "cnn_family.ipynb": 120}
+               "cnn_family.ipynb": 120, "semantic.ipynb": 150}
 
 
 @pytest.fixture
