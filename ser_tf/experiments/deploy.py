@@ -5,7 +5,9 @@ must be finished (its folds choose the epoch count, give the expected accuracy a
 the temperature, see :mod:`ser_tf.export.deploy`); then the final model trains on every
 utterance (resumable, in ``<results>/<paper>/<corpus>/deploy-<run-id>.work/``), is
 exported with cards into ``--ship-dest``, and a record ``deploy-<run-id>.json`` beside the
-run says what was measured.
+run says what was measured. An unfinished run is refused before anything trains, naming
+its missing folds (:class:`~ser_tf.export.deploy.CrossValidationNotFinished`, a user
+error: the command prints it and exits 1).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import copy
 DEPLOY_PROTOCOL = "speaker"
 
 
-def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
+def add_deploy_arguments(parser: argparse.ArgumentParser, *, ship_dest: bool = False) -> None:
+    """``--ship`` and ``--ood-corpus``; ``ship_dest``: also ``--ship-dest`` (for a paper
+    that does not define it for other flags already)."""
     parser.add_argument("--ship", action="store_true",
                         help="do not cross-validate: train the deployable model on every "
                              "speaker (epochs: median chosen by the finished speaker-protocol "
@@ -25,6 +29,10 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ood-corpus", action="append", default=[], metavar="NAME=DIR",
                         help="with --ship: measure the out-of-domain warning's detection rate "
                              "on this corpus (repeatable), e.g. RAVDESS=~/corpora/ravdess")
+    if ship_dest:
+        parser.add_argument("--ship-dest", default="tflite_models",
+                            help="with --ship: where the models and cards go "
+                                 "(default: tflite_models)")
 
 
 def _other_features(pairs, recipe, cache_dir, quiet) -> dict:
@@ -35,15 +43,18 @@ def _other_features(pairs, recipe, cache_dir, quiet) -> dict:
     for pair in pairs:
         name, sep, folder = pair.partition("=")
         if not sep or not name or not folder:
-            raise ValueError(f"--ood-corpus takes NAME=DIR, got {pair!r}")
+            from ser_tf.util.errors import UserError
+
+            raise UserError(f"--ood-corpus takes NAME=DIR, got {pair!r}")
         manifest = load_manifest(name.upper(), folder, on_bad_audio="skip")
         others[manifest.corpus] = extract_features(manifest, recipe, cache_dir,
                                                    progress=not quiet).features
     return others
 
 
-def deploy(spec, args, *, prefix: str, title: str, dest) -> dict:
-    """Train and ship the deployable model of the run ``args`` describe (module docstring)."""
+def deploy(spec, args, *, prefix: str, title: str, dest, notes=()) -> dict:
+    """Train and ship the deployable model of the run ``args`` describe (module docstring);
+    ``notes``: lines the paper adds to the cards (e.g. why its window has its length)."""
     from ser_tf.data import get_corpus
     from ser_tf.experiments import runner
     from ser_tf.export.deploy import (cv_summary, int8_within_reach, ood_check, scope_lines,
@@ -80,7 +91,8 @@ def deploy(spec, args, *, prefix: str, title: str, dest) -> dict:
     shipped = ship_final(model, out_dir=dest, prefix=prefix, title=title,
                          recipe=experiment.recipe, feature_set=feature_set,
                          labels=manifest.labels, cv=cv, calibration=calibration, int8=int8,
-                         scope=scope_lines(corpus, manifest), ood=ood)
+                         scope=scope_lines(corpus, manifest, plan.config.get("data")),
+                         ood=ood, data=plan.config.get("data"), notes=tuple(notes))
     record = plan.work_dir.parent / f"deploy-{plan.run_id}.json"
     write_json_atomic(record, {"cross_validation": cv, "calibration": calibration,
                                "int8": int8, "ood": ood, "utterances": len(feature_set.ids),

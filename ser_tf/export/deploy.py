@@ -29,27 +29,41 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_tf.export.model_card import recordings_line, window_lines
+from ser_tf.util.errors import UserError
+
 #: Full int8 ships only if the folds' mean UA drops by at most this many points.
 INT8_MAX_UA_DROP = 1.0
 SCORE_KEYS = ("UA", "WA", "macro_F1")
 
 
-class CrossValidationNotFinished(ValueError):
-    """The speaker-independent run a deployable model depends on is not complete."""
+class CrossValidationNotFinished(UserError, ValueError):
+    """The speaker-independent run a deployable model depends on is not complete (a user
+    error: the CLI prints the message, which names the missing folds, and exits 1)."""
+
+
+def missing_folds(plan) -> list[int]:
+    """Indices (0-based, as the ``fold_XX`` folders) of ``plan``'s folds without a result."""
+    from ser_tf.training.rundir import RunDir
+
+    run_dir = RunDir(plan.work_dir)
+    return [int(f.index) for f in plan.folds if not run_dir.fold(f).finished]
 
 
 def _fold_results(plan) -> list[dict]:
-    from ser_tf.training.rundir import RunDir
+    from ser_tf.training.rundir import RunDir, fold_dir_name
     from ser_tf.util.jsonio import read_json
 
-    run_dir = RunDir(plan.work_dir)
-    done = [run_dir.fold(f) for f in plan.folds if run_dir.fold(f).finished]
-    if len(done) < len(plan.folds):
+    missing = missing_folds(plan)
+    if missing:
+        done = len(plan.folds) - len(missing)
+        names = ", ".join(fold_dir_name(i) for i in missing)
         raise CrossValidationNotFinished(
-            f"the {plan.config['protocol']} cross-validation {plan.run_id} has {len(done)} of "
-            f"{len(plan.folds)} folds finished ({plan.work_dir}); finish it first (the same "
-            "command with --protocol speaker and without --ship)")
-    return [read_json(d.result) for d in done]
+            f"the {plan.config['protocol']} cross-validation {plan.run_id} has {done} of "
+            f"{len(plan.folds)} folds finished; missing: {names} (in {plan.work_dir}). "
+            "Finish it first: the same command with --protocol speaker and without --ship")
+    run_dir = RunDir(plan.work_dir)
+    return [read_json(run_dir.fold(f).result) for f in plan.folds]
 
 
 def cv_summary(plan) -> dict:
@@ -178,13 +192,15 @@ def ood_check(plan, feature_set, others: dict | None = None) -> dict:
             "detection": detection}
 
 
-def scope_lines(corpus, manifest) -> list[str]:
-    """What the model has heard, and what it has not, from the corpus loader's facts."""
+def scope_lines(corpus, manifest, data: dict | None = None) -> list[str]:
+    """What the model has heard, and what it has not, from the corpus loader's facts and
+    the run's data fingerprint ``data`` (rates, lengths, copy)."""
     speakers = sorted({u.speaker for u in manifest})
     heard = [f"{len(manifest)} utterances of {corpus.name}: {len(speakers)} speakers "
              f"({', '.join(speakers[:12])}{' ...' if len(speakers) > 12 else ''})",
              f"language: {getattr(corpus, 'language', '') or 'not recorded'}; speech: "
              f"{getattr(corpus, 'speech', '') or 'not recorded'}",
+             *([recordings_line(data)] if recordings_line(data) else []),
              f"classes: {', '.join(manifest.labels)}"]
     not_heard = ["other languages, other speakers' voices, spontaneous speech, noise, "
                  "far-field or telephone audio, children: expect lower accuracy there, "
@@ -196,13 +212,24 @@ def scope_lines(corpus, manifest) -> list[str]:
 
 def ship_final(model, *, out_dir, prefix: str, title: str, recipe, feature_set, labels,
                cv: dict, calibration: dict, int8: dict, scope: list[str],
-               ood: dict | None = None, representative_size: int = 200,
-               seed: int = 0) -> dict:
-    """Export the final model (features-in variants and the waveform-in float32 model) to
-    ``out_dir`` with sidecars carrying the temperature and expected accuracy, and cards."""
+               ood: dict | None = None, data: dict | None = None, notes=(),
+               features_name: str = "mfcc", representative_size: int = 200,
+               seed: int = 0, latency_runs: int = 20) -> dict:
+    """Export the final model to ``out_dir``: the features-in variants
+    (``<prefix>-<features_name>-<variant>``) and, when the recipe's front-end can be a graph
+    layer, the waveform-in float32 model (``<prefix>-waveform-float32``); sidecars carry the
+    temperature, expected accuracy and out-of-domain reference; cards say what the model
+    has heard (``scope``, ``data``: the run's data fingerprint), its window, and ``notes``
+    (the caller's own lines, e.g. why the window has its length).
+
+    A front-end without a graph layer (e.g. ``librosa_mfcc``) ships features-in only: the
+    device computes it with :func:`ser_tf.features.spectral.numpy_features`, the training
+    front-end's numbers in NumPy, so the model gets the input it was trained on."""
+    from ser_tf.export.evaluate import measure_frontend_latency, measure_latency
     from ser_tf.export.model_card import write_model_card
     from ser_tf.export.tflite import export_variants
     from ser_tf.export.waveform import build_waveform_model, input_spec
+    from ser_tf.features.spectral import TF_KINDS
 
     variants = ("float32", "float16", "dynamic_int8") + (("int8",) if int8["int8"] else ())
     rng = np.random.default_rng(seed)
@@ -225,54 +252,100 @@ def ship_final(model, *, out_dir, prefix: str, title: str, recipe, feature_set, 
                         "sample_rate": int(recipe.sample_rate),
                         "false_alarm_test_speakers": ood["false_alarm_test_speakers"]["mean"],
                         "detection": ood["detection"]}
+    waveform_in = recipe.frontend.get("kind") in TF_KINDS
     shipped = {}
     with tempfile.TemporaryDirectory() as tmp:
         shape = tuple(int(d) for d in feature_set.features.shape[1:])
         paths = export_variants(model, Path(tmp), labels=list(labels), variants=variants,
                                 representative=representative if "int8" in variants else None,
                                 input_spec=input_spec(recipe, "features", shape),
-                                name=f"{prefix}-mfcc")
-        waveform = build_waveform_model(model, recipe)
-        paths["waveform-float32"] = export_variants(
-            waveform, Path(tmp), labels=list(labels), variants=("float32",),
-            input_spec=input_spec(recipe, "waveform", (int(waveform.input_shape[1]),)),
-            name=f"{prefix}-waveform")["float32"]
+                                name=f"{prefix}-{features_name}")
+        if waveform_in:
+            waveform = build_waveform_model(model, recipe)
+            paths["waveform-float32"] = export_variants(
+                waveform, Path(tmp), labels=list(labels), variants=("float32",),
+                input_spec=input_spec(recipe, "waveform", (int(waveform.input_shape[1]),)),
+                name=f"{prefix}-waveform")["float32"]
         for variant, path in paths.items():
             sidecar = path.with_suffix(".json")
-            data = json.loads(sidecar.read_text(encoding="utf-8"))
-            sidecar.write_text(json.dumps({**data, **extra}, indent=2) + "\n", encoding="utf-8")
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            sidecar.write_text(json.dumps({**meta, **extra}, indent=2) + "\n", encoding="utf-8")
             for source in (path, sidecar):
                 shutil.copy2(source, out_dir / source.name)
             shipped[variant] = out_dir / path.name
-    protocol = (f"Trained on every utterance for {cv['epochs']} epochs: the median of the epochs "
-                f"chosen on validation speakers by the {cv['folds']} folds of the "
-                f"{cv['protocol']} cross-validation {cv['run_id']} (chosen: "
-                f"{', '.join(map(str, cv['chosen_epochs']))}). The metrics below are that "
-                "cross-validation's test folds (speakers the fold's model never heard): the "
-                "accuracy to expect on new speakers of the same corpus. This model has no "
-                "held-out data of its own.")
+    segment = np.zeros(recipe.num_samples(), np.float32)
+    segment[: len(segment) // 2] = rng.standard_normal(len(segment) // 2) * 0.1
+    frontend_ms = measure_frontend_latency(recipe.frontend, recipe.sample_rate, segment,
+                                           runs=latency_runs)
+    latency = {}
+    for variant, path in shipped.items():
+        example = segment if variant == "waveform-float32" else representative[0]
+        latency[variant] = measure_latency(path, example, threads=(1,), runs=latency_runs)[1]
+    card_notes = _final_notes(cv, calibration, int8, ood, scope, notes, window_lines(
+        json.loads(shipped["float32"].with_suffix(".json").read_text())["input"], data),
+        waveform_in, recipe)
+    metrics = {key: cv["expected"][key] for key in SCORE_KEYS}
+    for variant, path in shipped.items():
+        spec = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["input"]
+        rows_ms = {"host_ms": _ms(latency[variant])}
+        if variant != "waveform-float32":
+            rows_ms["Development machine CPU, the NumPy front-end before the model "
+                    "(ser_tf.lite), one window"] = _ms(frontend_ms)
+        write_model_card(path, title=f"{title} ({variant})",
+                         training_data=f"all {len(feature_set.ids)} utterances of the "
+                                       "corpus, every speaker (what they are: 'Has heard' "
+                                       "under Notes)",
+                         protocol=_protocol_text(cv), metrics=metrics, labels=list(labels),
+                         input_spec=spec, latency=rows_ms, notes=card_notes)
+    return {"shipped": {k: str(v) for k, v in shipped.items()}, "variants": list(shipped),
+            "latency_ms": {"models": latency, "numpy_frontend": frontend_ms}}
+
+
+def _ms(stats: dict) -> str:
+    return f"mean {stats['mean_ms']:.2f}, p95 {stats['p95_ms']:.2f}"
+
+
+def _protocol_text(cv: dict) -> str:
+    return (f"Trained on every utterance for {cv['epochs']} epochs: the median of the epochs "
+            f"chosen on validation speakers by the {cv['folds']} folds of the "
+            f"{cv['protocol']} cross-validation {cv['run_id']} (chosen: "
+            f"{', '.join(map(str, cv['chosen_epochs']))}). The metrics below are that "
+            "cross-validation's test folds (speakers the fold's model never heard): the "
+            "accuracy to expect on new speakers of the same corpus. This model has no "
+            "held-out data of its own.")
+
+
+def _final_notes(cv, calibration, int8, ood, scope, notes, window, waveform_in,
+                 recipe) -> str:
+    """The card's notes: calibration, full int8, out-of-domain check, window, input, scope."""
     cal = calibration["test"]
-    notes = "\n".join([
+    if int8["int8"]:
+        int8_text = (f"shipped (folds' mean UA, float32 minus int8: {int8['int8_drop']:+.2f} "
+                     f"points; the limit is {INT8_MAX_UA_DROP:g} point)")
+    else:
+        reason = int8.get("reason") or f"folds lose {int8['int8_drop']:.2f} points UA"
+        int8_text = f"not shipped ({reason}; the limit is {INT8_MAX_UA_DROP:g} point)"
+    lines = [
         f"Calibration: probabilities are divided in log space by a temperature T = "
         f"{calibration['temperature']:.3f} (sidecar `calibration`), fitted on the folds' "
         f"validation speakers ({calibration['validation_utterances']} utterances); on their "
         f"test speakers it moves the expected calibration error from {cal['ece_before']:.1f} % "
         f"to {cal['ece_after']:.1f} % ({cal['bins']} bins).",
-        "Full int8: " + (f"shipped (folds' mean UA drop {int8['int8_drop']:.2f} points)"
-                         if int8["int8"] else f"not shipped ({int8.get('reason') or 'folds lose %.2f points UA' % int8['int8_drop']})"),
-        *([] if ood is None else [
+        "Full int8: " + int8_text + "."]
+    if ood is not None:
+        detection = (", ".join(f"{k}: {v:.1f} %" for k, v in ood["detection"].items())
+                     or "other corpora: not measured")
+        lines.append(
             f"Out-of-domain warning: `predict` warns when a recording's feature statistics lie "
             f"beyond the {100 * ood['reference']['quantile']:.0f}th percentile of the training "
             f"utterances' (sidecar `ood`). Measured false alarms on held-out speakers of the "
             f"training corpus: {ood['false_alarm_test_speakers']['mean']:.1f} %; detection on "
-            + (", ".join(f"{k}: {v:.1f} %" for k, v in ood["detection"].items())
-               or "other corpora: not measured") + "."]),
-        "", *scope])
-    metrics = {key: cv["expected"][key] for key in SCORE_KEYS}
-    for variant, path in shipped.items():
-        spec = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["input"]
-        write_model_card(path, title=f"{title} ({variant})",
-                         training_data=f"all {len(feature_set.ids)} utterances",
-                         protocol=protocol, metrics=metrics, labels=list(labels),
-                         input_spec=spec, notes=notes)
-    return {"shipped": {k: str(v) for k, v in shipped.items()}, "variants": list(shipped)}
+            f"{detection}.")
+    lines += window
+    if not waveform_in:
+        lines.append(f"Input: features only. The front-end ({recipe.frontend.get('kind')}, "
+                     "the sidecar's `input.frontend`) is computed on the device by "
+                     "`ser_tf.lite` in NumPy, the same numbers as in training; there is no "
+                     "waveform-in model because that front-end has no graph layer.")
+    # One paragraph per statement (Markdown joins lines that no blank line separates).
+    return "\n\n".join([*lines, *notes, "\n".join(scope)])

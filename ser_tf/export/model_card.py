@@ -23,7 +23,8 @@ STANDARD_METRICS = {"UA": "Unweighted accuracy (UA, mean per-class recall)",
                     "WA": "Weighted accuracy (WA, plain accuracy)",
                     "macro_F1": "Macro F1"}
 
-#: Latencies every card lists: milliseconds per ``predict`` call on one 3 s window.
+#: Latencies every card lists: milliseconds per ``predict`` call on one 3 s window (a
+#: model with another input length gets its own length in the row's text).
 STANDARD_LATENCY = {"host_ms": "Development machine CPU, 1 thread, one 3 s window",
                     "raspberry_pi_ms": "Raspberry Pi, 1 thread, one 3 s window"}
 
@@ -101,16 +102,28 @@ def render_model_card(model_name: str, *, title, training_data, protocol, metric
     lines += ["", "## Input", ""] + _input_lines(input_spec)
     lines += ["", "## Size", "", _fmt_size(size_bytes), "",
               "## Latency", "", "| setting | ms |", "|---|---|"]
-    lines += [f"| {desc} | {_fmt(latency.get(key))} |" for key, desc in STANDARD_LATENCY.items()]
+    window = _window_text(window_seconds(input_spec) or 3.0)
+    lines += [f"| {desc.replace('3 s', window)} | {_fmt(latency.get(key))} |"
+              for key, desc in STANDARD_LATENCY.items()]
     lines += [f"| {key} | {_fmt(value)} |" for key, value in latency.items()
               if key not in STANDARD_LATENCY]
-    lines += ["", "## Run it on a Raspberry Pi", "", *pi_commands(model_name, sidecar_name)]
+    lines += ["", "## Run it on a Raspberry Pi", "",
+              *pi_commands(model_name, sidecar_name, window_s=window_seconds(input_spec))]
     if notes and notes.strip():
         lines += ["", "## Notes", "", notes.strip()]
     return "\n".join(lines) + "\n"
 
 
-def pi_commands(model_name: str, sidecar_name: str, host: str = PI_HOST) -> list[str]:
+def window_seconds(spec: dict | None) -> float | None:
+    """Seconds of audio one prediction sees (``samples / sample_rate`` of an input spec),
+    or None when the spec does not say."""
+    if not spec or not spec.get("samples") or not spec.get("sample_rate"):
+        return None
+    return int(spec["samples"]) / int(spec["sample_rate"])
+
+
+def pi_commands(model_name: str, sidecar_name: str, host: str = PI_HOST,
+                window_s: float | None = 3.0) -> list[str]:
     """The three commands (Markdown) that run the model on a Pi with only the lite runtime.
 
     The whole ``ser_tf`` source folder is copied (a few hundred kB of Python): the lite path
@@ -129,9 +142,14 @@ def pi_commands(model_name: str, sidecar_name: str, host: str = PI_HOST) -> list
         "```", "",
         "Any length, sample rate or channel count works (wav/flac/ogg; mp3/m4a need "
         "`sudo apt install ffmpeg`): the audio is resampled, averaged to mono and classified "
-        "in 3 s windows with a 1 s hop whose probabilities are averaged. Add `--json` for "
+        f"in {_window_text(window_s)} windows with a 1 s hop whose probabilities are averaged "
+        "(a shorter recording is one window, centre-padded with silence). Add `--json` for "
         "machine-readable output, `--threads 4` to use all cores.",
     ]
+
+
+def _window_text(window_s: float | None) -> str:
+    return "fixed-length" if window_s is None else f"{window_s:.3g} s"
 
 
 def _sidecar_name(model_path: Path) -> str:
@@ -170,6 +188,10 @@ def _input_lines(spec: dict | None) -> list[str]:
             "features": "features computed from the audio by the front-end below (ser_tf.lite "
                         "computes it in NumPy, no TensorFlow)"}
     lines = [f"- kind: `{kind}` - {what.get(kind, 'unknown kind')}"]
+    seconds = window_seconds(spec)
+    if seconds is not None:
+        lines.append(f"- window: {seconds:.3g} s of mono audio at {int(spec['sample_rate'])} Hz "
+                     f"per prediction ({int(spec['samples'])} samples)")
     for key in ("sample_rate", "samples", "shape"):
         lines.append(f"- {key}: {spec[key] if spec.get(key) is not None else 'not specified'}")
     lines += [f"- {key}: {value}" for key, value in spec.items()
@@ -184,3 +206,61 @@ def _fmt_size(size_bytes) -> str:
     if size_bytes < 0:
         raise ValueError(f"size_bytes must be >= 0, got {size_bytes}")
     return f"{size_bytes:,} bytes ({size_bytes / 1024:.1f} KiB)"
+
+
+# --- what a deployable model has heard ---------------------------------------------------
+def _seconds(value) -> str:
+    return f"{float(value):.2f} s"
+
+
+def recordings_line(data: dict | None) -> str | None:
+    """The training recordings' rates, lengths and copy, from a run's data fingerprint
+    (:func:`ser_tf.data.fingerprint.fingerprint`); None without one."""
+    if not data or not data.get("duration_s"):
+        return None
+    rates = " and ".join(f"{int(r) / 1000:g} kHz" for r in (data.get("sample_rates") or {}))
+    lengths = data["duration_s"]
+    span = (f"all {_seconds(lengths['max'])} long" if data.get("same_duration") else
+            f"{_seconds(lengths['min'])} to {_seconds(lengths['max'])} long (median "
+            f"{_seconds(lengths['median'])})")
+    copy = f"; copy: {data['release']}" if data.get("release") else ""
+    return f"recordings: {rates or 'rate not recorded'}, {span}{copy}"
+
+
+def window_lines(spec: dict, data: dict | None = None) -> list[str]:
+    """What one prediction sees, and how that compares with the training recordings:
+    the window (the model's input length at its rate), how a recording is cut into windows,
+    and, from the data fingerprint, whether the window is the recordings' length, crops
+    them or pads them, and whether the model has heard anything above the recordings'
+    Nyquist frequency."""
+    seconds = window_seconds(spec)
+    if seconds is None:
+        raise ValueError(f"input spec without samples and sample_rate: {spec}")
+    rate = int(spec["sample_rate"])
+    lines = [f"Window: each prediction sees {seconds:.3g} s of mono audio at {rate} Hz "
+             f"({int(spec['samples'])} samples), the model's input length. A longer recording "
+             "is cut into such windows every 1 s and their probabilities averaged; a shorter "
+             "one is one window, centre-padded with silence."]
+    if not data or not data.get("duration_s"):
+        return lines
+    lengths = data["duration_s"]
+    if data.get("same_duration") and abs(float(lengths["max"]) - seconds) < 0.02:
+        lines.append(f"The window is the length of every training recording "
+                     f"({_seconds(lengths['max'])}): the model was trained and evaluated on "
+                     "whole recordings of exactly this length, as it sees a user's windows.")
+    elif float(lengths["max"]) < seconds:
+        lines.append(f"Every training recording is shorter than the window (at most "
+                     f"{_seconds(lengths['max'])}) and was centre-padded with silence: a "
+                     "window of continuous speech is unlike anything it heard.")
+    else:
+        lines.append(f"Training recordings ({_seconds(lengths['min'])} to "
+                     f"{_seconds(lengths['max'])}) were centre-cropped or centre-padded to the "
+                     "window, so it has heard both whole short utterances in silence and "
+                     "windows from inside longer ones.")
+    rates = [int(r) for r in (data.get("sample_rates") or {})]
+    if rates and max(rates) < rate:
+        lines.append(f"The training recordings were {max(rates) / 1000:g} kHz, resampled to "
+                     f"{rate / 1000:g} kHz: the model has heard nothing above "
+                     f"{max(rates) / 2000:g} kHz. Recordings with content there (most 44.1 / "
+                     "48 kHz audio) are unlike its training data.")
+    return lines

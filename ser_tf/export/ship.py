@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 def waveform_parity(feature_model, waveform_path, recipe, audio_paths) -> dict:
     """Max probability difference between the waveform-in TFLite model and the Keras
     pipeline (segment -> front-end -> model) on real recordings."""
@@ -121,7 +122,7 @@ def _card_latency(latency: dict, frontend: dict | None = None) -> dict:
         key = "host_ms" if int(threads) == 1 else f"Development machine CPU, {threads} threads"
         rows[key] = text
     if frontend is not None:
-        rows["Development machine CPU, MFCC in NumPy before the model (ser_tf.lite), one 3 s "
+        rows["Development machine CPU, MFCC in NumPy before the model (ser_tf.lite), one "
              "window"] = f"mean {frontend['mean_ms']:.2f}, p95 {frontend['p95_ms']:.2f}"
     return rows
 

@@ -106,10 +106,26 @@ def class_labels(model: LiteModel) -> list[str]:
     return model.labels or [f"class_{i}" for i in range(model.num_classes)]
 
 
-def window_geometry(model: LiteModel, spec: dict, window: float, hop: float
-                    ) -> tuple[int, int, int]:
+def window_seconds(model: LiteModel, spec: dict) -> float:
+    """The model's own window in seconds: its input's samples at its sample rate (e.g. 3 s
+    at 16 kHz, or 96000 samples = 4.354 s at 22 050 Hz). Each window of a recording is
+    prepared as the training recordings were (normalised, centre-padded) to that length."""
+    sr = int(spec.get("sample_rate") or DEFAULT_SAMPLE_RATE)
+    samples = spec.get("samples") or (model.input_shape[0] if len(model.input_shape) == 1
+                                      else None)
+    if not samples:
+        raise ValueError(f"{model.path.name}: its input spec gives no sample count, so its "
+                         "window is unknown; pass window= in seconds")
+    return int(samples) / sr
+
+
+def window_geometry(model: LiteModel, spec: dict, window: float | None = None,
+                    hop: float = 1.0) -> tuple[int, int, int]:
     """``(sample_rate, window samples, hop samples)`` for a checked model input ``spec``;
-    ``ValueError`` if ``window`` is not the model's input length."""
+    ``window=None`` is the model's own window (:func:`window_seconds`); ``ValueError`` if a
+    given ``window`` is not the model's input length."""
+    if window is None:
+        window = window_seconds(model, spec)
     if not (window > 0 and hop > 0):
         raise ValueError(f"window and hop must be positive seconds, got {window}, {hop}")
     sr = int(spec.get("sample_rate") or DEFAULT_SAMPLE_RATE)

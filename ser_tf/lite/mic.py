@@ -94,7 +94,7 @@ def microphone_blocks(stream, sample_rate: int, *, seconds: float | None = None,
             yield tail
 
 
-def classify_microphone(model, *, window: float = 3.0, hop: float = 1.0,
+def classify_microphone(model, *, window: float | None = None, hop: float = 1.0,
                         seconds: float | None = None, on_window=None, err=None,
                         open_stream=open_default_input) -> dict:
     """Classify the microphone until Ctrl-C (while listening) or ``seconds`` of audio.

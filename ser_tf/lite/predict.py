@@ -13,10 +13,12 @@ How a file is classified (:func:`predict_file`): it is streamed block by block
 (:func:`ser_tf.data.blocks.read_blocks`: the samples, checks and errors of the suite's one
 audio reader :func:`ser_tf.data.audio.read_audio`, i.e. any format, rate and channel
 count, averaged to mono and resampled to the model's rate; bad files raise
-:class:`AudioError` naming the file), cut on the fly into the 3 s windows with a 1 s hop
-that :func:`ser_tf.features.segment.sliding_windows` would cut from the whole file (each
-normalised as the sidecar's ``input.normalise`` says, i.e. as the training segments were),
-classified a few windows at a time, and the window probabilities are averaged as they come
+:class:`AudioError` naming the file), cut on the fly into windows of the model's input
+length (the sidecar's ``input.samples`` at its ``sample_rate``: 3 s for the 16 kHz models)
+with a 1 s hop, the windows :func:`ser_tf.features.segment.sliding_windows` would cut from
+the whole file (each normalised as the sidecar's ``input.normalise`` says, i.e. as the
+training segments were; a recording shorter than a window is centre-padded), classified
+a few windows at a time, and the window probabilities are averaged as they come
 (:mod:`ser_tf.lite.stream`). Peak memory therefore does not grow with the file's length
 (under 100 MB for an hour of 48 kHz stereo, see ``ser_tf.bench.stream``). ``--timeline``
 writes each window's probabilities as it goes (:mod:`ser_tf.lite.timeline`);
@@ -93,7 +95,7 @@ def default_model_path(models_dir=None) -> Path:
     return path
 
 
-def predict_file(path, model: LiteModel, *, window: float = 3.0, hop: float = 1.0,
+def predict_file(path, model: LiteModel, *, window: float | None = None, hop: float = 1.0,
                  batch_size: int = DEFAULT_BATCH_SIZE, on_window=None,
                  block_frames: int = DEFAULT_BLOCK_FRAMES) -> dict:
     """Classify one audio file, streaming it: memory does not grow with its length.
@@ -109,7 +111,8 @@ def predict_file(path, model: LiteModel, *, window: float = 3.0, hop: float = 1.
     Args:
         path: any length, sample rate, channel count and format :func:`read_audio` reads.
         model: a waveform-in or features-in :class:`LiteModel` (see the module docstring).
-        window: seconds per window; must match the model's input length.
+        window: seconds per window; must match the model's input length (default: the
+            model's own, from its sidecar: 3 s for a 48000-sample 16 kHz model).
         hop: seconds between window starts.
         batch_size: windows per interpreter call (the result does not depend on it).
         on_window: called with each window's prediction, in order (see
@@ -262,8 +265,9 @@ def add_cli(subparsers) -> None:
     """Register ``ser-tf predict`` (argparse only: importing this module needs no TF)."""
     parser = subparsers.add_parser(
         "predict", help="classify audio files with a .tflite model (no TensorFlow needed)",
-        description="Classify audio files with a .tflite model: 3 s windows, "
-                    "1 s hop, probabilities averaged. Exit code 1 if any file failed.")
+        description="Classify audio files with a .tflite model: windows of the "
+                    "model's input length (e.g. 3 s), 1 s hop, probabilities averaged. "
+                    "Exit code 1 if any file failed.")
     _add_arguments(parser)
     parser.set_defaults(handler=run, predict_parser=parser)
 

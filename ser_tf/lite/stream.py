@@ -171,12 +171,13 @@ class MeanProbabilities:
         return self._sum / self.count
 
 
-def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float = 3.0,
+def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float | None = None,
                    hop: float = 1.0, batch_size: int = DEFAULT_BATCH_SIZE,
                    on_window=None) -> dict:
     """Classify a recording given as 1-D float32 blocks at the model's sample rate.
 
-    Windows are cut as they become complete, classified ``batch_size`` at a time and
+    Windows (``window`` seconds, default the model's own input length) are cut as they
+    become complete, classified ``batch_size`` at a time and
     averaged on the fly; ``on_window(prediction)`` is called for each window in order
     (a :class:`WindowPrediction`).
 
@@ -200,11 +201,19 @@ def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float = 3.0,
     ood = model.metadata.get("ood")
     distances = []
 
+    # A features-in model whose input IS the reference's front-end: its features serve the
+    # check too (computing them twice would double the front-end's cost per window).
+    shared = ood is not None and spec.get("kind") == "features" and \
+        ood.get("frontend") == spec.get("frontend") and \
+        int(ood.get("sample_rate", -1)) == int(spec.get("sample_rate", -2))
+
     def to_model_input(audio):
+        inputs = model_inputs(audio, spec)
         if ood is not None:  # the window's feature statistics, for the out-of-domain check
-            features = numpy_features(audio, int(ood["sample_rate"]), ood["frontend"])
+            features = inputs if shared else numpy_features(audio, int(ood["sample_rate"]),
+                                                            ood["frontend"])
             distances.extend(ood_distances(feature_summary(features), ood))
-        return model_inputs(audio, spec)
+        return inputs
 
     mean = MeanProbabilities(model.num_classes)
     for prediction in classify_windows(windows(), model, sample_rate=sr, size=size,

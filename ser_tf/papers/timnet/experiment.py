@@ -24,6 +24,11 @@ one t-SNE panel per fold of the fused embedding of its test utterances by that f
 model (as the paper's Fig. 3; the folds' models share no feature space). Both are computed
 when each fold ends (``fold_XX/tflite.json``, ``fold_XX/embedding.npz``), so a run resumed
 on another machine needs no weights files from the earlier sessions.
+
+``--window SECONDS`` sets the input length (default: TIM-Net's sample count per corpus;
+another length is another recipe, so another run id). ``--ship`` (the same flags) trains
+nothing of the cross-validation: it ships the deployable model of the finished ``speaker``
+run (:mod:`ser_tf.papers.timnet.ship`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import yaml
 
 from ser_tf.experiments import runner
 from ser_tf.experiments.common import non_negative_int, positive_int
+from ser_tf.experiments.deploy import add_deploy_arguments
 from ser_tf.experiments.spec import Experiment, PaperSpec
 
 PAPER = "timnet"
@@ -80,6 +86,34 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
                              f"{cfg['n_blocks_iemocap']} for IEMOCAP)")
     parser.add_argument("--no-export", action="store_true",
                         help="skip the TFLite export of every fold at the end of the run")
+    parser.add_argument("--window", type=_window_seconds, default=None, metavar="SECONDS",
+                        help="model input length in seconds at 22 050 Hz (centre pad or "
+                             "crop), instead of TIM-Net's per-corpus sample count; e.g. 2.39 "
+                             "for the 2.39 s trimmed RAVDESS copy (a new run id)")
+    add_deploy_arguments(parser, ship_dest=True)
+    if hasattr(parser, "add_check"):
+        parser.add_check(check_arguments)
+
+
+def _window_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.1 <= value <= 60.0:
+        raise argparse.ArgumentTypeError(f"must be seconds in [0.1, 60], got {text!r}")
+    return value
+
+
+def check_arguments(args: argparse.Namespace) -> str | None:
+    """Flags that need the corpus audio cannot go with ``--features``."""
+    if getattr(args, "features", None) is None:
+        return None
+    for flag, given in (("--ship", args.ship), ("--window", args.window is not None)):
+        if given:
+            return (f"argument {flag}: needs the corpus audio (speaker ids, recordings); "
+                    "--features files have neither")
+    return None
 
 
 def _data(args, corpus: str):
@@ -113,7 +147,12 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
     n_blocks = args.n_blocks if args.n_blocks is not None else \
         cfg["n_blocks_iemocap" if corpus == "IEMOCAP" else "n_blocks"]
     manifest, feature_set, source = _data(args, corpus)
-    recipe = get_recipe(f"timnet-{corpus}")
+    if getattr(args, "window", None) is None:
+        recipe = get_recipe(f"timnet-{corpus}")
+    else:  # another length: another recipe config, so another run id (default runs keep theirs)
+        from ser_tf.papers.timnet.recipes import window_recipe
+
+        recipe = window_recipe(corpus, args.window)
     shape = (tuple(feature_set.features.shape[1:]) if feature_set is not None
              else recipe.feature_shape())
     # Under the paper protocol the validation ids are the test ids: best-val IS test selection.
@@ -176,6 +215,13 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
         notes=(warning,) if warning else ())
 
 
+def _ship(args, experiment, plan):
+    """``--ship`` replaces training (:mod:`ser_tf.papers.timnet.ship`)."""
+    from ser_tf.papers.timnet.ship import ship
+
+    return ship(SPEC, args, experiment, plan)
+
+
 SPEC = PaperSpec(
     name=PAPER, title="TIM-Net (Ye et al., ICASSP 2023)",
     description="TIM-Net (Ye et al., ICASSP 2023) on CASIA, EMODB, EMOVO, IEMOCAP, RAVDESS "
@@ -183,7 +229,7 @@ SPEC = PaperSpec(
                 "TIM-Net README.",
     package="ser_tf.papers.timnet", setup=setup, add_arguments=add_arguments,
     parser_defaults=lambda cfg: {"folds": cfg["folds"], "seed": cfg["seed"]},
-    protocols=("paper", "clean", "speaker"), default_protocol="clean")
+    protocols=("paper", "clean", "speaker"), default_protocol="clean", intercept=_ship)
 
 
 build_parser, plan, run, main = runner.commands(SPEC, PROG)

@@ -51,3 +51,21 @@ seg.register_segmenter(SEGMENT_KIND, _segment, _num_samples)
 RECIPES = {corpus: register_recipe(FeatureRecipe(
     f"timnet-{corpus}", TIMNET_SAMPLE_RATE, {"kind": SEGMENT_KIND, "corpus": corpus},
     {"kind": "librosa_mfcc", **LIBROSA_MFCC, "num_mfcc": 39})) for corpus in TIMNET_LENGTHS}
+
+
+def window_recipe(corpus: str, seconds: float) -> FeatureRecipe:
+    """``timnet-<CORPUS>`` with another input length: ``seconds`` at 22 050 Hz, centre pad
+    or crop (the generic ``pad_or_crop`` kind, the same function as the ``timnet`` kind),
+    the same MFCCs. For a corpus copy whose files all have one length (the 2.39 s trimmed
+    RAVDESS), so the model's window is that length instead of mostly padding. Not
+    registered: its config (segment length included) is stored in the run's config."""
+    key = str(corpus).upper()
+    timnet_length(key)  # a corpus TIM-Net knows
+    samples = int(round(float(seconds) * TIMNET_SAMPLE_RATE))
+    frontend = dict(RECIPES[key].frontend)
+    # At least one STFT frame's worth of audio: shorter inputs give no MFCC frames to learn.
+    if not samples >= int(frontend["fft_length"]):
+        raise ValueError(f"window {seconds} s is {samples} samples at {TIMNET_SAMPLE_RATE} Hz; "
+                         f"need at least {frontend['fft_length']}")
+    return FeatureRecipe(f"timnet-{key}-{samples}", TIMNET_SAMPLE_RATE,
+                         {"kind": "pad_or_crop", "length": samples}, frontend)
