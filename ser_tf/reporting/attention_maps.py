@@ -15,6 +15,9 @@ below it; for a 1-D input, over the spectrum.
   LiteModel`) is single-output, so this "explain" model is a separate file; its sidecar
   names both outputs. :class:`ExplainLiteModel` runs it without TensorFlow.
 - :func:`explain`: audio file + model (Keras, ``.keras`` or explain ``.tflite``) -> PNG.
+- For figures of several maps: :func:`draw_attention_panel` (one map on given axes),
+  :func:`alpha_time_profile` (α over normalised time, for averaging over utterances of
+  different lengths) and :func:`real_frames` (where the audio ends in a padded input).
 
 Figures use matplotlib's object API (no pyplot), as :mod:`ser_tf.reporting.plots`.
 """
@@ -52,9 +55,11 @@ def stretch(alpha, shape) -> np.ndarray:
 
 
 def draw_attention_map(features, alpha, out_png, *, frame_seconds: float = 0.01,
-                       max_hz: float | None = None, title: str | None = None) -> Path:
+                       max_hz: float | None = None, title: str | None = None,
+                       real_frames: int | None = None) -> Path:
     """``features`` (``(frames, bins)`` spectrogram, or a ``(bins,)`` spectrum) with ``α``
-    (``(H', W')`` or ``(positions,)``, already cut to the real positions) drawn over it."""
+    (``(H', W')`` or ``(positions,)``, already cut to the real positions) drawn over it.
+    ``real_frames``: frames of actual audio in a zero-padded fixed-length input (marked)."""
     from matplotlib.figure import Figure
 
     features = np.asarray(features, dtype=float)
@@ -75,23 +80,78 @@ def draw_attention_map(features, alpha, out_png, *, frame_seconds: float = 0.01,
         ax.set(xlabel="frequency (Hz)" if max_hz else "band", ylabel="mean over frames",
                title=title or "α over the spectrum", xlim=(0, top))
         return _save(fig, out_png)
+    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    ax_map, ax_time = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    overlay = draw_attention_panel(ax_map, ax_time, features, alpha,
+                                   frame_seconds=frame_seconds, max_hz=max_hz,
+                                   title=title or "attention map", real_frames=real_frames)
+    fig.colorbar(overlay, ax=(ax_map, ax_time), pad=0.01, label="α per map position")
+    return _save(fig, out_png)
+
+
+def draw_attention_panel(ax_map, ax_time, features, alpha, *, frame_seconds: float = 0.01,
+                         max_hz: float | None = None, title: str | None = None,
+                         real_frames: int | None = None, vmax: float | None = None,
+                         time_label: bool = True):
+    """Draw a ``(frames, bins)`` spectrogram with its ``(H', W')`` α over it on ``ax_map``
+    and α summed over frequency on ``ax_time`` (matplotlib axes sharing x, time in s).
+
+    ``real_frames``: where the actual audio ends in a zero-padded fixed-length input (a
+    dashed line). ``vmax``: the top of the α colour scale (several panels sharing one
+    colour bar); default α's maximum. Returns the overlay image (for a colour bar).
+    """
+    from matplotlib.colors import Normalize
+
+    features = np.asarray(features, dtype=float)
+    alpha = np.asarray(alpha, dtype=float)
+    if features.ndim != 2 or alpha.ndim != 2:
+        raise ValueError(f"a panel takes a 2-D spectrogram and a 2-D α, got {features.shape} "
+                         f"and {alpha.shape}")
     frames, bins = features.shape
     extent = (0, frames * frame_seconds, 0, max_hz or bins)
     weights = stretch(alpha, features.shape).T  # (bins, frames), as drawn
-    fig = Figure(figsize=(9, 5.5), layout="constrained")
-    ax_map, ax_time = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     ax_map.imshow(features.T, origin="lower", aspect="auto", cmap="gray_r", extent=extent)
     # Opacity follows α between its smallest and largest value, so the spectrogram shows
     # through everywhere; the colour bar gives the values (an untrained model's α is flat).
     spread = (weights - weights.min()) / max(weights.max() - weights.min(), 1e-12)
     overlay = ax_map.imshow(weights, origin="lower", aspect="auto", cmap="autumn_r",
-                            extent=extent, alpha=0.15 + 0.5 * spread)
-    fig.colorbar(overlay, ax=(ax_map, ax_time), pad=0.01, label="α per map position")
+                            extent=extent, alpha=0.15 + 0.5 * spread,
+                            norm=Normalize(0.0, vmax if vmax else max(weights.max(), 1e-12)))
     ax_map.set(ylabel="frequency (Hz)" if max_hz else "bin", title=title or "attention map")
     rows = np.minimum(np.arange(frames) * alpha.shape[0] // frames, alpha.shape[0] - 1)
     ax_time.plot((np.arange(frames) + 0.5) * frame_seconds, alpha.sum(axis=1)[rows])
-    ax_time.set(xlabel="time (s)", ylabel="α, summed over\nfrequency", xlim=extent[:2])
-    return _save(fig, out_png)
+    if real_frames is not None and 0 < real_frames < frames:
+        for ax in (ax_map, ax_time):
+            ax.axvline(real_frames * frame_seconds, color="tab:blue", linestyle="--",
+                       linewidth=1)
+        ax_time.text(real_frames * frame_seconds, 0.95, " end of audio", va="top",
+                     fontsize="small", color="tab:blue", transform=ax_time.get_xaxis_transform())
+    ax_time.set(xlabel="time (s)", ylabel="α, summed over\nfrequency" if time_label else None,
+                xlim=extent[:2])
+    return overlay
+
+
+def alpha_time_profile(alpha, frames: int, real_frames: int | None = None,
+                       points: int = 100) -> np.ndarray:
+    """α over normalised time: the ``(H', W')`` α of an input of ``frames`` frames, summed
+    over frequency, spread evenly over the frames each row summarises, cut to the
+    ``real_frames`` of actual audio (default all), renormalised to sum 1 there and sampled
+    at ``points`` equally spaced instants of [0, 1] as a density (1 everywhere = uniform
+    attention; 2 = twice the uniform share)."""
+    alpha = np.asarray(alpha, dtype=float)
+    per_row = alpha.reshape(alpha.shape[0], -1).sum(axis=1)
+    rows = np.minimum(np.arange(frames) * per_row.size // frames, per_row.size - 1)
+    counts = np.bincount(rows, minlength=per_row.size)
+    per_frame = per_row[rows] / counts[rows]
+    real = int(frames if real_frames is None else min(max(int(real_frames), 1), frames))
+    per_frame = per_frame[:real]
+    total = per_frame.sum()
+    if total <= 0:
+        raise ValueError("α has no weight on the real frames")
+    density = per_frame / total * real
+    where = np.minimum((np.linspace(0, 1, points, endpoint=False) + 0.5 / points) * real,
+                       real - 1).astype(int)
+    return density[where]
 
 
 def _save(fig, path) -> Path:
@@ -102,10 +162,11 @@ def _save(fig, path) -> Path:
 
 
 def export_explain_tflite(model, out_dir, *, labels, recipe, name: str,
-                          variants=("float32",)) -> dict[str, Path]:
+                          variants=("float32",), extra: dict | None = None) -> dict[str, Path]:
     """``model`` (one fixed-shape features input, an ``AttentionPooling`` layer) as TFLite
     with outputs ``probabilities`` and ``attention`` (α), for each of ``variants``;
-    ``<name>-<variant>.tflite`` plus a sidecar naming the outputs and the input's recipe."""
+    ``<name>-<variant>.tflite`` plus a sidecar naming the outputs and the input's recipe
+    (and ``extra``'s keys, e.g. where the weights came from)."""
     from ser_tf.export.tflite import convert, keras_inputs
     from ser_tf.export.waveform import input_spec
     from ser_tf.models.attention_fcn import explain_model
@@ -126,7 +187,7 @@ def export_explain_tflite(model, out_dir, *, labels, recipe, name: str,
         sidecar = {"name": name, "variant": variant, "labels": [str(x) for x in labels],
                    "input": spec, "outputs": list(EXPLAIN_OUTPUTS),
                    "attention_shape": [int(d) for d in explainer.output_shape[1][1:]],
-                   "size_bytes": len(content)}
+                   "size_bytes": len(content), **dict(extra or {})}
         _write_bytes(path.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
         paths[variant] = path
     return paths
@@ -172,6 +233,38 @@ class ExplainLiteModel:
         probabilities = next(v for v in outputs.values() if v is not alpha)
         return np.asarray(probabilities, np.float32), np.asarray(alpha, np.float32)
 
+    @property
+    def recipe(self):
+        """The :class:`~ser_tf.features.recipes.FeatureRecipe` the sidecar describes."""
+        from ser_tf.features.recipes import FeatureRecipe
+
+        spec = self.input
+        return FeatureRecipe(spec.get("recipe", "explain"), int(spec["sample_rate"]),
+                             dict(spec["segment"]), dict(spec["frontend"]))
+
+    def features(self, audio_path) -> tuple[np.ndarray, int]:
+        """``(features, real_frames)`` of one recording as this model takes them (NumPy
+        front-end, no TensorFlow): the recipe's segment of the file, and how many of its
+        frames hold audio rather than the zero padding of a short file."""
+        from ser_tf.data.audio import read_audio
+        from ser_tf.features.spectral import numpy_features
+
+        recipe = self.recipe
+        audio = read_audio(audio_path, sr=recipe.sample_rate)[0]
+        segment = recipe.segment_audio(audio)
+        features = numpy_features(segment[None], recipe.sample_rate, recipe.frontend)[0]
+        return features, real_frames(audio.size, recipe, features.shape[0])
+
+
+def real_frames(samples: int, recipe, frames: int) -> int:
+    """Frames of a ``frames``-frame input (``recipe``'s segment) that start within a
+    recording of ``samples`` samples, i.e. hold some of it rather than only zero padding:
+    where the audio ends, in frames."""
+    offset = int(round(float(recipe.segment.get("offset", 0.0) or 0.0) * recipe.sample_rate))
+    left = max(int(samples) - offset, 0)
+    step = int(recipe.frontend.get("frame_step", 160))
+    return int(min(frames, -(-left // step)))
+
 
 def _as_recipe(recipe):
     from ser_tf.features.recipes import FeatureRecipe, get_recipe
@@ -198,16 +291,11 @@ def explain(audio_path, model, out_png, *, recipe=None, labels=None,
     """
     from ser_tf.data.audio import read_audio
 
+    heard = None  # frames of actual audio in a fixed-length (zero-padded) input
     if isinstance(model, (str, os.PathLike)) and str(model).endswith(".tflite"):
-        from ser_tf.features.recipes import FeatureRecipe
-        from ser_tf.features.spectral import numpy_features
-
         lite = ExplainLiteModel(model)
-        spec = lite.input
-        recipe = FeatureRecipe(spec.get("recipe", "explain"), int(spec["sample_rate"]),
-                               dict(spec["segment"]), dict(spec["frontend"]))
-        segment = recipe.segment_audio(read_audio(audio_path, sr=recipe.sample_rate)[0])
-        features = numpy_features(segment[None], recipe.sample_rate, recipe.frontend)[0]
+        recipe = lite.recipe
+        features, heard = lite.features(audio_path)
         probabilities, alpha = lite.predict(features[None])
         labels = lite.labels
     else:
@@ -238,7 +326,7 @@ def explain(audio_path, model, out_png, *, recipe=None, labels=None,
     png = draw_attention_map(
         features, alpha, out_png, max_hz=max_hz,
         frame_seconds=float(front.get("frame_step", 160)) / recipe.sample_rate,
-        title=title or f"{Path(audio_path).name}: {labels[best]} ({probabilities[best]:.2f})")
+        real_frames=heard if features.ndim == 2 else None, title=title or f"{Path(audio_path).name}: {labels[best]} ({probabilities[best]:.2f})")
     return {"png": png, "label": labels[best],
             "probabilities": {label: float(p) for label, p in zip(labels, probabilities)},
             "attention": alpha}

@@ -288,10 +288,16 @@ def load_run_record(folder: str | os.PathLike) -> dict:
 
 def iter_run_records(results_dir: str | os.PathLike, paper: str | None = None) -> Iterator[dict]:
     """Every complete record under ``results_dir/<paper>/<corpus>/<run-id>/``, sorted by
-    path; hidden (temporary or swapped-out) folders are skipped."""
+    path; hidden (temporary or swapped-out) folders are skipped, and so are the records of
+    other formats stored the same way (benchmarks, e.g. ``ser_tf.bench.alignment/1``: not
+    runs). A ``record.json`` without a format is an error."""
     root = Path(results_dir)
     pattern = f"{paper}/*/*/{RECORD_FILE}" if paper else f"*/*/*/{RECORD_FILE}"
     for path in sorted(root.glob(pattern)):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
+        kind = read_json(path).get("format")
+        if isinstance(kind, str) and kind != RECORD_FORMAT and \
+                not kind.startswith(RECORD_FORMAT.split("/")[0]):
+            continue  # another kind of record
         yield load_run_record(path.parent)

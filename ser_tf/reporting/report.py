@@ -31,97 +31,45 @@ read (its fingerprint, :mod:`ser_tf.data.fingerprint`, or what
 ``<results>/provenance.yaml`` says of records older than fingerprints); records that file
 marks superseded get a table of their own, never a place beside the published numbers
 (:mod:`ser_tf.reporting.provenance`).
+
+Regression runs (a task of :mod:`ser_tf.training.tasks` other than classification: CCC of
+every output per fold, mean ± std in the summary) get a table of their own
+(:mod:`ser_tf.reporting.regression_table`), beside regression entries, whose metrics are
+``ccc_<output>`` (and optionally ``mean_ccc``), ``null`` where no value has been checked::
+
+      - corpus: SEWA
+        setting: {model.variant: fusion, protocol: paper}
+        metrics: {ccc_arousal: 0.52, ccc_valence: null, ccc_liking: null}
+
+Reading, checking and matching: :mod:`ser_tf.reporting.references`; runs in progress:
+:mod:`ser_tf.reporting.progress`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-import yaml
+from ser_tf.reporting.progress import in_progress_lines
+from ser_tf.reporting.references import (MEASURED, PAPERS_DIR, REFERENCE_FILE,
+                                         by_paper_corpus_date, config_value, entry_kind,
+                                         epochs_text, load_reference, loss_text, place,
+                                         protocol_text, record_kind, setting_text,
+                                         source_text, value_text)
 
-REFERENCE_FILE = "reference.yaml"
-#: Where the papers' packages (and their reference.yaml files) are.
-PAPERS_DIR = Path(__file__).resolve().parents[1] / "papers"
+__all__ = ["COLUMNS", "MEASURED", "PAPERS_DIR", "REFERENCE_FILE", "in_progress_lines",
+           "load_reference", "markdown_table", "render_report", "replace_section",
+           "report_rows", "with_last_epoch_views"]
+
 COLUMNS = ("paper", "corpus", "setting", "published UA / WA / F1", "source", "protocol", "loss",
            "epochs", "folds", "UA", "WA", "F1", "pooled UA / WA / wF1", "data", "date",
            "run id")
-MEASURED = {"UA": "UA", "WA": "WA", "F1": "macro_F1"}
-
-
-def load_reference(path: str | os.PathLike) -> dict:
-    """Read and check one ``reference.yaml`` (format in the module docstring)."""
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from err
-    entries = data.get("entries")
-    if not isinstance(entries, list):
-        raise ValueError(f"{path}: needs a list 'entries'")
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, Mapping) or not entry.get("corpus"):
-            raise ValueError(f"{path}: entry {i} needs a 'corpus'")
-        if not isinstance(entry.get("metrics"), Mapping) or not entry["metrics"]:
-            raise ValueError(f"{path}: entry {i} ({entry['corpus']}) needs 'metrics'")
-        unknown = set(entry["metrics"]) - set(MEASURED)
-        if unknown:
-            raise ValueError(f"{path}: entry {i} has unknown metrics {sorted(unknown)}; "
-                             f"use {sorted(MEASURED)}")
-        if not isinstance(entry.get("setting", {}) or {}, Mapping):
-            raise ValueError(f"{path}: entry {i} 'setting' must be a mapping")
-    return {**data, "paper": data.get("paper") or path.parent.name, "path": str(path)}
-
-
-def _normal(value: Any) -> Any:
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip().lower()
-    try:
-        return float(text)
-    except ValueError:
-        return re.sub(r"[-_\s]+", "", text)
-
-
-def _lookup(record: Mapping, key: str) -> Any:
-    node: Any = record.get("config", {})
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return record.get(key) if "." not in key else None
-        node = node[part]
-    return node
-
-
-def _matches(entry: Mapping, record: Mapping) -> bool:
-    if str(entry["corpus"]).lower() != str(record.get("corpus", "")).lower():
-        return False
-    setting = entry.get("setting") or {}
-    return all(_normal(_lookup(record, k)) == _normal(v) for k, v in setting.items())
-
-
-def _value(value: Any) -> str:
-    return "—" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
-
-
-def _setting_text(setting: Mapping | None) -> str:
-    return ", ".join(f"{k}={_value(v)}" for k, v in (setting or {}).items()) or "—"
-
-
-def _source_text(source: Any) -> str:
-    if isinstance(source, Mapping):
-        parts = [str(source.get("paper") or "")]
-        if source.get("table"):
-            parts.append(f"Table {source['table']}")
-        if source.get("kind"):
-            parts.append(str(source["kind"]))
-        return ", ".join(p for p in parts if p) or "—"
-    return str(source) if source else "—"
+#: What the report says of the classification table's measured columns.
+MEASURED_TEXT = ("Measured: mean ± std over folds (%, F1 = macro-F1); pooled: of the summed "
+                 "confusion matrix (wF1 = weighted F1, as `classification_report` prints it).")
+LAST_EPOCH_TEXT = ("A run that chose its epoch also reports its last epoch (protocol "
+                   "`… (last)`, run id `…, last epoch`). Data: the corpus copy the run read.")
 
 
 def _published(entry: Mapping | None) -> str:
@@ -146,40 +94,13 @@ def _pooled(record: Mapping) -> str:
     return f"{pooled['UA']:.2f} / {pooled['WA']:.2f} / " + ("–" if f1 is None else f"{f1:.2f}")
 
 
-def _config_value(config: Mapping, key: str) -> Any:
-    """A run setting: top-level in the config (an experiment's ``config_extra``), else in
-    its ``fit`` section, where the training settings live."""
-    value = config.get(key)
-    return value if value is not None else (config.get("fit") or {}).get(key)
-
-
-def _loss_text(config: Mapping) -> str:
-    loss = _config_value(config, "loss")
-    if isinstance(loss, Mapping):
-        loss = loss.get("name")
-    return _value(loss)
-
-
-def _epochs_text(record: Mapping) -> str:
-    epochs = _config_value(record.get("config", {}), "epochs")
-    if epochs is None:
-        runs = [r.get("epochs_run") for r in record.get("per_fold", []) if r.get("epochs_run")]
-        epochs = max(runs) if runs else None
-    return _value(epochs)
-
-
 def _run_cells(record: Mapping | None, provenance=None) -> list[str]:
     from ser_tf.reporting.provenance import NONE
 
     if record is None:
         return ["not run", "", "", "", "", "", "", "", "", "", ""]
-    config = record.get("config", {})
-    protocol = str(record.get("protocol", "—"))
-    checkpoint = _config_value(config, "checkpoint")
-    if checkpoint:
-        protocol += f" ({checkpoint})"
-    return [protocol, _loss_text(config), _epochs_text(record),
-            _value(record.get("folds", {}).get("n_folds")),
+    return [protocol_text(record), loss_text(record.get("config", {})), epochs_text(record),
+            value_text(record.get("folds", {}).get("n_folds")),
             *(_mean_std(record, MEASURED[k]) for k in MEASURED), _pooled(record),
             (provenance or NONE).data_cell(record),
             str(record.get("created", ""))[:10] or "—", f"`{record.get('run_id', '?')}`"]
@@ -193,7 +114,7 @@ def with_last_epoch_views(records: Sequence[Mapping]) -> list[Mapping]:
     for record in records:
         out.append(record)
         config = record.get("config", {})
-        checkpoint = _config_value(config, "checkpoint")
+        checkpoint = config_value(config, "checkpoint")
         if record.get("summary_last_epoch") and checkpoint != "last":
             out.append({**record, "config": {**config, "checkpoint": "last"},
                         "summary": record["summary_last_epoch"],
@@ -204,36 +125,26 @@ def with_last_epoch_views(records: Sequence[Mapping]) -> list[Mapping]:
 
 def report_rows(references: Sequence[Mapping], records: Sequence[Mapping],
                 provenance=None) -> list[list[str]]:
-    """Table rows: each reference entry with the runs placed beside it (or ``not run``),
-    then the runs that match no entry, grouped by paper and corpus. ``provenance``
+    """Classification table rows: each classification reference entry with the runs
+    placed beside it (or ``not run``), then the runs that match no entry, grouped by paper
+    and corpus. Regression entries and records are left out (their table:
+    :func:`~ser_tf.reporting.regression_table.regression_rows`). ``provenance``
     (:class:`~ser_tf.reporting.provenance.Provenance`) fills the data column of records
     without a fingerprint and labels processed copies."""
     from ser_tf.reporting.provenance import NONE
 
     provenance = provenance or NONE
-    placed: dict[int, list[int]] = {}  # entry position -> record positions
-    entries = [(ref, entry) for ref in references for entry in ref["entries"]]
-    unmatched = []
-    for r, record in enumerate(records):
-        candidates = [e for e, (ref, entry) in enumerate(entries)
-                      if ref["paper"] == record.get("paper") and _matches(entry, record)]
-        if not candidates:
-            unmatched.append(r)
-            continue
-        most = max(len(entries[e][1].get("setting") or {}) for e in candidates)
-        for e in candidates:
-            if len(entries[e][1].get("setting") or {}) == most:
-                placed.setdefault(e, []).append(r)
-
+    entries = [(ref, entry) for ref in references for entry in ref["entries"]
+               if entry_kind(entry) == "classification"]
+    records = [r for r in records if record_kind(r) == "classification"]
+    placed, unmatched = place(entries, records)
     rows = []
     for e, (ref, entry) in enumerate(entries):
-        left = [str(ref["paper"]), str(entry["corpus"]), _setting_text(entry.get("setting")),
-                _published(entry), _source_text(entry.get("source"))]
+        left = [str(ref["paper"]), str(entry["corpus"]), setting_text(entry.get("setting")),
+                _published(entry), source_text(entry.get("source"))]
         for r in placed.get(e, [None]):
             rows.append(left + _run_cells(None if r is None else records[r], provenance))
-    for r in sorted(unmatched, key=lambda i: (records[i].get("paper", ""),
-                                              records[i].get("corpus", ""),
-                                              records[i].get("created", ""))):
+    for r in by_paper_corpus_date(records, unmatched):
         record = records[r]
         rows.append([str(record.get("paper", "?")), provenance.corpus_of(record), "—", "—", "—"]
                     + _run_cells(record, provenance))
@@ -247,10 +158,32 @@ def markdown_table(rows: Sequence[Sequence[str]], columns: Sequence[str] = COLUM
     return "\n".join([line(columns), line(["---"] * len(columns)), *(line(r) for r in rows)])
 
 
+def _tables(references, records, provenance) -> list[str]:
+    """The classification table and, when there are regression entries or runs, the
+    regression table with its paragraph. Only regression: no classification table."""
+    from ser_tf.reporting.regression_table import INTRO, regression_rows
+
+    views = with_last_epoch_views(records)
+    rows = report_rows(references, views, provenance)
+    columns, regression = regression_rows(references, views, provenance)
+    out = [markdown_table(rows)] if rows or not regression else []
+    if regression:
+        out += ([""] if out else []) + [INTRO, "", markdown_table(regression, columns)]
+    return out
+
+
+def _has_classification(references, records) -> bool:
+    return (any(record_kind(r) == "classification" for r in records)
+            or any(entry_kind(e) == "classification" for ref in references
+                   for e in ref["entries"])
+            or not (records or any(ref["entries"] for ref in references)))
+
+
 def render_report(results_dir: str | os.PathLike = "experiments/results",
                   experiments_dir: str | os.PathLike | None = None,
                   paper: str | None = None) -> str:
-    """The markdown report: the table, then the references' sources and the protocol note."""
+    """The markdown report: the table(s), then the references' sources and the protocol
+    note."""
     from ser_tf.reporting.records import iter_run_records  # lazy: keeps `ser-tf --help` light
     from ser_tf.reporting.tflite_table import COLUMNS as TFLITE_COLUMNS
     from ser_tf.reporting.selection import selection_lines
@@ -274,16 +207,14 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
         known = sorted({p.parent.name for p in experiments_dir.glob(f"*/{REFERENCE_FILE}")})
         raise ValueError(f"no reference numbers and no runs for paper {paper!r} "
                          f"(papers with references: {', '.join(known) or 'none'})")
+    measured = (f" {MEASURED_TEXT}" if _has_classification(references, everything)
+                else " Measured: mean ± std over folds (regression table below).")
     lines = [f"# ser-tf results{f': {paper}' if paper else ''}", "",
              f"{len(records)} run record(s) under {results_dir}"
              + (f" (and {len(superseded)} superseded, listed apart below)" if superseded else "")
-             + f"; published numbers from {shown_dir}/<paper>/{REFERENCE_FILE}. "
-             "Measured: mean ± std over folds (%, F1 = macro-F1); pooled: of the summed "
-             "confusion matrix (wF1 = weighted F1, as `classification_report` prints it). A run "
-             "that chose its epoch also reports its last epoch (protocol `… (last)`, run id "
-             "`…, last epoch`). Data: the corpus copy the run read.", "",
-             markdown_table(report_rows(references, with_last_epoch_views(records),
-                                        provenance))]
+             + f"; published numbers from {shown_dir}/<paper>/{REFERENCE_FILE}."
+             + f"{measured} {LAST_EPOCH_TEXT}", "",
+             *_tables(references, records, provenance)]
     tflite = tflite_rows(shown)
     if tflite:
         lines += ["", "TFLite exports: every fold's model converted and scored on that fold's "
@@ -304,7 +235,7 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
                   *selection]
     notes = [f"- {ref.get('title') or ref['paper']}: {ref['citation']}"
              for ref in references if ref.get("citation")]
-    notes += [f"- {entry['corpus']} ({_setting_text(entry.get('setting'))}): "
+    notes += [f"- {entry['corpus']} ({setting_text(entry.get('setting'))}): "
               f"{entry['source']['note']}" for ref in references for entry in ref["entries"]
               if isinstance(entry.get("source"), Mapping) and entry["source"].get("note")]
     if notes:
@@ -317,7 +248,7 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
         lines += ["", "Superseded runs: kept for the history, not comparable with the runs "
                   "above or the published numbers (their TFLite and selection figures are in "
                   "their records).", "",
-                  markdown_table(report_rows([], with_last_epoch_views(superseded), provenance)),
+                  *_tables([], superseded, provenance),
                   "", *(f"- `{r['run_id']}`: {provenance.superseded_reason(r)}"
                         for r in superseded)]
     progress = in_progress_lines(results_dir, paper)
@@ -336,59 +267,6 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
                 notes.append(note)
     lines += [line for note in notes for line in ("", f"Note: {note}")]
     return "\n".join(lines) + "\n"
-
-
-def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
-    """One line per unfinished run (``<run-id>.work`` without a record): folds done so far."""
-    from ser_tf.training.rundir import RunDir
-    from ser_tf.util.jsonio import read_json
-
-    lines = []
-    pattern = f"{paper}/*/*.work" if paper else "*/*/*.work"
-    for work in sorted(Path(results_dir).glob(pattern)):
-        if (work.parent / work.name[: -len(".work")] / "record.json").exists():
-            continue
-        done = sorted(work.glob("fold_*/result.json"))
-        run = RunDir(work)
-        total = len(read_json(run.folds).get("folds", [])) if run.folds.exists() else "?"
-        config = read_json(run.config) if run.config.exists() else {}
-        setting = ", ".join(f"{k} {_config_value(config, k)}"
-                            for k in ("protocol", "loss", "duration", "checkpoint", "epochs",
-                                      "full_batches")
-                            if _config_value(config, k) is not None)
-        if config.get("data"):
-            from ser_tf.data.fingerprint import describe
-
-            setting += f"{', ' if setting else ''}data: {describe(config['data'])}"
-        finished = [read_json(p) for p in done]
-        uas = [r["metrics"]["UA"] for r in finished]
-        so_far = f"; UA of the finished folds {', '.join(f'{u:.2f}' for u in uas)}" if uas else ""
-        lasts = [r["last_epoch"]["metrics"]["UA"] for r in finished if r.get("last_epoch")]
-        if lasts:
-            so_far += f" (last epoch: {', '.join(f'{u:.2f}' for u in lasts)})"
-        drops = _int8_drops(done)
-        if drops:
-            so_far += f"; full-int8 minus float32 UA (work folder: points) {', '.join(drops)}"
-        lines.append(f"- {work.parent.parent.name} {work.parent.name} `{work.name[:-5]}`"
-                     f"{f' ({setting})' if setting else ''}: {len(done)}/{total} folds done{so_far}")
-    return lines
-
-
-def _int8_drops(done: Sequence[Path]) -> list[str]:
-    """``"fold_XX: int8 minus float32 UA"`` of each finished fold (its ``result.json`` in
-    ``done``) whose TFLite scores are there (``tflite.json`` beside it)."""
-    from ser_tf.training.rundir import TFLITE_FILE
-    from ser_tf.util.jsonio import read_json
-
-    drops = []
-    for result in done:
-        path = result.parent / TFLITE_FILE
-        variants = read_json(path).get("variants", {}) if path.exists() else {}
-        if "int8" in variants and "float32" in variants:
-            # The folder name, not a number: fold_00 is "fold 1" elsewhere in the README.
-            drops.append(f"{result.parent.name}: "
-                         f"{variants['int8']['UA'] - variants['float32']['UA']:+.2f}")
-    return drops
 
 
 def replace_section(path, name: str, text: str) -> None:

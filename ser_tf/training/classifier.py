@@ -93,8 +93,12 @@ class FitConfig:
         """Compile ``model`` for ``task`` with these settings: the one place a model meets
         its optimiser, loss and metrics (runner, benchmarks and tuners all call it).
         Returns the model."""
+        from ser_tf.training.tasks import compile_metrics
+
+        # A masked (per-frame) metric must get the sample weights: compile_metrics passes
+        # it as weighted_metrics; every other task's metrics go in as before.
         model.compile(optimizer=self.make_optimizer(), loss=task.loss(self),
-                      metrics=task.metrics(), jit_compile=self.jit_compile)
+                      jit_compile=self.jit_compile, **compile_metrics(task))
         return model
 
     def make_optimizer(self):

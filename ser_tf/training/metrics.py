@@ -13,8 +13,10 @@ TIM-Net (Ye et al. 2023) reports UAR/WAR; Light-SERNet (Aftab et al. 2022) repor
 and F1 from ``sklearn.metrics.classification_report`` over the pooled predictions of all
 folds: :func:`summarize` gives both the per-fold mean ± std and the pooled matrix.
 
-For the continuous (semantic) model: :func:`ccc`, :func:`ccc_loss` and
-:class:`ConcordanceCorrelation` (Lin, Biometrics 45, 1989).
+Continuous targets: :func:`ccc`, :func:`ccc_loss` and :class:`ConcordanceCorrelation`
+(Lin, Biometrics 45, 1989) over every value of a batch; for padded sequences,
+:func:`masked_ccc` (NumPy), :class:`MaskedCCCLoss` and :class:`MaskedConcordanceCorrelation`
+count only the frames whose sample weight is > 0 (the frame mask).
 """
 
 from __future__ import annotations
@@ -232,6 +234,99 @@ class ConcordanceCorrelation(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "num_outputs": self.num_outputs}
+
+
+def masked_ccc(y_true, y_pred, mask):
+    """:func:`ccc` of the rows whose ``mask`` is > 0 (NumPy).
+
+    ``y_true``, ``y_pred``: ``(..., D)`` (e.g. ``(rows, T, D)`` padded sequences) or
+    ``(...)`` for one output; ``mask``: the leading shape (``(rows, T)``), > 0 on real frames.
+    What the values of the other frames are does not matter (NaN included).
+    """
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    m = np.asarray(mask)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true {t.shape} and y_pred {p.shape} differ in shape")
+    single = m.shape == t.shape
+    if not single and m.shape != t.shape[:-1]:
+        raise ValueError(f"mask {m.shape} must be the targets' shape {t.shape} or its leading "
+                         f"part {t.shape[:-1]}")
+    real = m.reshape(-1) > 0
+    if not real.any():
+        raise ValueError("no real frame: the mask is all zero")
+    if single:
+        return ccc(t.reshape(-1)[real], p.reshape(-1)[real])
+    return ccc(t.reshape(-1, t.shape[-1])[real], p.reshape(-1, p.shape[-1])[real])
+
+
+def _mask_rows(y_true, y_pred, sample_weight, num_outputs: int, dtype: str):
+    """``(N, D)`` targets and predictions with the masked-out rows set to 0, and the 0/1
+    mask ``(N, 1)`` (all ones without weights): a weight > 0 marks a real frame."""
+    t = ops.reshape(ops.cast(y_true, dtype), (-1, num_outputs))
+    p = ops.reshape(ops.cast(y_pred, dtype), (-1, num_outputs))
+    if sample_weight is None:
+        return t, p, ops.ones_like(t[:, :1])
+    real = ops.reshape(ops.cast(sample_weight, dtype), (-1, 1)) > 0
+    zeros = ops.zeros_like(t)
+    # where, not a product: padding may hold anything (NaN * 0 is NaN).
+    return (ops.where(real, t, zeros), ops.where(real, p, zeros), ops.cast(real, dtype))
+
+
+def masked_ccc_per_output(t, p, mask):
+    """CCC of every column of ``t``, ``p`` ``(N, D)`` over the rows where ``mask`` ``(N, 1)``
+    is 1 (Keras ops, differentiable; population moments, as :func:`ccc`)."""
+    eps = keras.config.epsilon()
+    total = ops.maximum(ops.sum(mask), eps)
+    mt = ops.sum(mask * t, 0) / total
+    mp = ops.sum(mask * p, 0) / total
+    vt = ops.sum(mask * ops.square(t - mt), 0) / total
+    vp = ops.sum(mask * ops.square(p - mp), 0) / total
+    cov = ops.sum(mask * (t - mt) * (p - mp), 0) / total
+    return 2.0 * cov / (vt + vp + ops.square(mt - mp) + eps)
+
+
+@keras.saving.register_keras_serializable(package="ser_tf")
+class MaskedCCCLoss(keras.losses.Loss):
+    """``sum_i w_i (1 - CCC_i)`` over the frames of a batch whose sample weight is > 0.
+
+    CCC is a batch statistic, so Keras' per-sample weighting cannot reach it: this loss
+    takes the sample weights itself (a frame mask, e.g. the per-batch rescaled mask of
+    :class:`~ser_tf.training.sequence_source.SequenceRecordSource`), uses them as a 0/1
+    mask and returns one scalar per batch. ``y_true``, ``y_pred``: ``(B, T, D)`` or
+    ``(N, D)``; ``output_weights``: one weight per output ``D`` (e.g. ``[1/D] * D``).
+    """
+
+    def __init__(self, output_weights=(1.0,), name="masked_ccc_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.output_weights = [float(v) for v in output_weights]
+        if not self.output_weights:
+            raise ValueError("output_weights needs one weight per output")
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        t, p, mask = _mask_rows(y_true, y_pred, sample_weight, len(self.output_weights),
+                                "float32")
+        per_output = 1.0 - masked_ccc_per_output(t, p, mask)
+        return ops.sum(per_output * ops.convert_to_tensor(self.output_weights, "float32"))
+
+    def call(self, y_true, y_pred):  # the unmasked form, for completeness
+        return self(y_true, y_pred)
+
+    def get_config(self):
+        return {"name": self.name, "output_weights": self.output_weights}
+
+
+@keras.saving.register_keras_serializable(package="ser_tf")
+class MaskedConcordanceCorrelation(ConcordanceCorrelation):
+    """:class:`ConcordanceCorrelation` over the frames whose sample weight is > 0: the
+    padding frames of a batch add nothing to the running sums or the count."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        t, p, mask = _mask_rows(y_true, y_pred, sample_weight, self.num_outputs, "float64")
+        batch = ops.stack([ops.sum(t, 0), ops.sum(p, 0), ops.sum(t * t, 0), ops.sum(p * p, 0),
+                           ops.sum(t * p, 0)])
+        self.sums.assign(self.sums + batch)
+        self.count.assign(self.count + ops.sum(mask))
 
 
 @keras.saving.register_keras_serializable(package="ser_tf")

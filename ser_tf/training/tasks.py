@@ -7,6 +7,10 @@ targets' encoding in ``tf.data``, and how a fold's test predictions become recor
 - :class:`RegressionTask`: several continuous outputs (e.g. arousal, valence, liking),
   loss ``1 - CCC`` averaged over the outputs (or weighted), CCC tracked per epoch; fold
   metrics are the CCC, Pearson r and RMSE of every output.
+- :class:`FrameRegressionTask`: the same outputs per frame of padded sequences: loss,
+  epoch CCC and fold metrics count the real frames only (the frame mask arrives as the
+  batches' sample weights, as :class:`~ser_tf.training.sequence_source.SequenceRecordSource`
+  serves them; the evaluation targets mark padding with NaN).
 
 The trainer (:func:`ser_tf.training.classifier.train_fold`) and the run record ask the task,
 never the label type, so a new kind of target means a new task class, not a new trainer.
@@ -15,7 +19,7 @@ never the label type, so a new kind of target means a new task class, not a new 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 
@@ -194,13 +198,75 @@ class RegressionTask:
         return {"kind": self.kind, "outputs": list(self.outputs), "weighting": self.weighting}
 
 
+def real_frame_pairs(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    """``(frames, D)`` targets and predictions of the real frames: ``y_true`` (rows, T, D)
+    marks padding with NaN (:meth:`SequenceRecordSource.targets`), or is already (N, D)."""
+    t = np.asarray(y_true, np.float64)
+    p = np.asarray(y_pred, np.float64)
+    if t.shape != p.shape:
+        raise ValueError(f"targets {t.shape} and predictions {p.shape} differ in shape")
+    t, p = t.reshape(-1, t.shape[-1]), p.reshape(-1, p.shape[-1])
+    real = ~np.isnan(t).any(axis=1)
+    if not real.any():
+        raise ValueError("no real frame: every target row is padding (NaN)")
+    return t[real], p[real]
+
+
+@dataclass(frozen=True)
+class FrameRegressionTask(RegressionTask):
+    """:class:`RegressionTask` per frame of padded sequences, padding masked out.
+
+    Loss: :class:`~ser_tf.training.metrics.MaskedCCCLoss`, ``sum_i w_i (1 - CCC_i)`` over
+    the frames of the batch whose sample weight is > 0 (``w`` from ``weighting``, as
+    :meth:`RegressionTask.output_weights`; ``inverse_index`` is normalised to sum 1, a
+    constant factor away from unnormalised ``1/i`` weights). Epoch metric:
+    :class:`~ser_tf.training.metrics.MaskedConcordanceCorrelation`. Fold metrics:
+    :func:`regression_metrics` of the real frames (:func:`real_frame_pairs`: padding is NaN
+    in the evaluation targets). The config (and run id) differs from a
+    :class:`RegressionTask`'s by its kind only, ``frame_regression``.
+    """
+
+    kind: str = field(default="frame_regression", init=False)
+    #: The epoch metric needs the frame mask: Keras passes sample weights only to
+    #: ``weighted_metrics`` (see :func:`compile_metrics`).
+    metrics_use_sample_weights: ClassVar[bool] = True
+
+    def loss(self, fit=None):
+        from ser_tf.training.metrics import MaskedCCCLoss
+
+        return MaskedCCCLoss(self.output_weights().tolist())
+
+    def metrics(self) -> list:
+        from ser_tf.training.metrics import MaskedConcordanceCorrelation
+
+        return [MaskedConcordanceCorrelation(len(self.outputs), name="CCC")]
+
+    def evaluate(self, y_true, predictions) -> dict:
+        t, p = real_frame_pairs(y_true, predictions)
+        return regression_metrics(t, p, self.outputs)
+
+
+def compile_metrics(task) -> dict:
+    """``model.compile`` keywords of ``task``'s metrics: ``{"metrics": [...]}``, or
+    ``{"weighted_metrics": [...]}`` for a task whose metrics need the sample weights (Keras
+    calls the metrics given as ``metrics`` without them: a masked metric would then count
+    the padding frames)."""
+    key = "weighted_metrics" if getattr(task, "metrics_use_sample_weights", False) else "metrics"
+    return {key: task.metrics()}
+
+
+TASK_KINDS = ("classification", "regression", "frame_regression")
+
+
 def task_from_config(config: dict | None, labels: Sequence[str]):
     """``None`` / ``{"kind": "classification"}`` -> classification over ``labels``;
-    ``{"kind": "regression", "outputs": [...], "weighting": "mean"}`` -> regression."""
+    ``{"kind": "regression", "outputs": [...], "weighting": "mean"}`` -> regression;
+    ``{"kind": "frame_regression", ...}`` -> the per-frame, masked regression."""
     config = dict(config or {"kind": "classification"})
     kind = config.pop("kind", "classification")
     if kind == "classification":
         return ClassificationTask(tuple(labels))
-    if kind == "regression":
-        return RegressionTask(tuple(config.pop("outputs", labels)), **config)
-    raise ValueError(f"unknown task kind {kind!r}; known: classification, regression")
+    if kind in ("regression", "frame_regression"):
+        cls = RegressionTask if kind == "regression" else FrameRegressionTask
+        return cls(tuple(config.pop("outputs", labels)), **config)
+    raise ValueError(f"unknown task kind {kind!r}; known: {', '.join(TASK_KINDS)}")
