@@ -4,8 +4,10 @@ Works on a fresh clone with no corpus and no TensorFlow import (it uses the TF-f
 predictor, :mod:`ser_tf.lite.predict`), so it answers in about a second:
 
 1. ``espeak-ng -v de`` speaks :data:`SENTENCE` into a temporary wav file;
-2. the shipped waveform-in model (``tflite_models/`` + :data:`DEFAULT_MODEL_NAME`, or
-   ``$SER_TF_MODEL``, or ``--model``) classifies it: 3 s windows, 1 s hop, averaged;
+2. the best shipped model (the ``--ship`` model with the highest expected UA on new
+   speakers, :mod:`ser_tf.lite.catalog`; else ``tflite_models/`` +
+   :data:`DEFAULT_MODEL_NAME`), or ``$SER_TF_MODEL``, or ``--model``, classifies it:
+   windows of the model's length, 1 s hop, averaged;
 3. if EMO-DB is on this machine (``$SER_TF_DATA/emodb`` or ``../shared/data/emodb`` next
    to the repository), one real recording each of anger, sadness and happiness is
    classified too, with the true label beside the prediction.

@@ -74,7 +74,9 @@ def default_model_path(models_dir=None) -> Path:
 
     Order: ``models_dir / DEFAULT_MODEL_NAME`` if ``models_dir`` is given; else
     ``$SER_TF_MODEL`` (a ``.tflite`` file, or a folder holding :data:`DEFAULT_MODEL_NAME`);
-    else the shipped ``tflite_models/`` :data:`DEFAULT_MODEL_NAME`.
+    else the best model shipped in ``tflite_models/`` by ``--ship`` (highest expected UA
+    on new speakers, :func:`ser_tf.lite.catalog.best_shipped_model`); else the shipped
+    :data:`DEFAULT_MODEL_NAME`.
 
     Raises:
         ModelNotFoundError: the file does not exist (the message says how to make it).
@@ -86,7 +88,11 @@ def default_model_path(models_dir=None) -> Path:
         if path.is_dir():
             path = path / DEFAULT_MODEL_NAME
     else:
-        path, source = MODELS_DIR / DEFAULT_MODEL_NAME, "the shipped default"
+        from ser_tf.lite.catalog import best_shipped_model
+
+        best = best_shipped_model(MODELS_DIR) if MODELS_DIR.is_dir() else None
+        path, source = ((best, "the best shipped model") if best is not None else
+                        (MODELS_DIR / DEFAULT_MODEL_NAME, "the shipped default"))
     if not path.is_file():
         raise ModelNotFoundError(
             f"no model at {path} ({source}). The shipped model is made by "
