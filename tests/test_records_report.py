@@ -404,3 +404,21 @@ def test_report_note_is_each_runs_own_protocol_warning():
     text = render_report(repo / "experiments" / "results", paper="attention_fcn")
     assert "Note: Protocol 'paper' with the last epoch's weights" in text
     assert "the best epoch was chosen on the test fold itself" not in text
+
+
+def test_describe_keys_tell_runs_of_one_entry_apart(tmp_path):
+    experiments = tmp_path / "experiments"
+    (experiments / "toy").mkdir(parents=True)
+    (experiments / "toy" / "reference.yaml").write_text(
+        "paper: toy\ndescribe: [lam, input]\nentries:\n"
+        "  - corpus: EMODB\n    setting: {input: power}\n    metrics: {UA: 50.0}\n")
+    results = experiments / "results"
+    base = {"paper": "toy", "corpus": "EMODB", "epochs": 5}
+    write(results, cfg={**base, "input": "power", "lam": 0.3})
+    write(results, cfg={**base, "input": "power", "lam": 0.8})
+    write(results, cfg={**base, "input": "db", "lam": 0.8})  # matches no entry
+    rows = [line for line in render_report(results, experiments, paper="toy").splitlines()
+            if line.startswith("| toy | EMODB")]
+    beside = [r.split(" | ")[2] for r in rows if "50.00" in r]
+    assert sorted(beside) == ["input=power, lam=0.3", "input=power, lam=0.8"]
+    assert any(r.startswith("| toy | EMODB | lam=0.8, input=db | — |") for r in rows)

@@ -326,7 +326,8 @@ def explain(audio_path, model, out_png, *, recipe=None, labels=None,
     png = draw_attention_map(
         features, alpha, out_png, max_hz=max_hz,
         frame_seconds=float(front.get("frame_step", 160)) / recipe.sample_rate,
-        real_frames=heard if features.ndim == 2 else None, title=title or f"{Path(audio_path).name}: {labels[best]} ({probabilities[best]:.2f})")
+        real_frames=heard if features.ndim == 2 else None,
+        title=title or f"{Path(audio_path).name}: {labels[best]} ({probabilities[best]:.2f})")
     return {"png": png, "label": labels[best],
             "probabilities": {label: float(p) for label, p in zip(labels, probabilities)},
             "attention": alpha}

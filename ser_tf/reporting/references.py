@@ -154,6 +154,19 @@ def setting_text(setting: Mapping | None) -> str:
     return ", ".join(f"{k}={value_text(v)}" for k, v in (setting or {}).items()) or "—"
 
 
+def run_setting_text(record: Mapping | None, entry_setting: Mapping | None,
+                     describe: Sequence[str] = ()) -> str:
+    """The setting cell of one row: the entry's setting, then the run's values of the
+    reference's ``describe`` keys (settings that tell runs of one entry apart, e.g. an
+    input scaling or λ) that the entry does not fix."""
+    parts = dict(entry_setting or {})
+    if record is not None:
+        for key in describe:
+            if key not in parts:
+                parts[key] = _lookup(record, key)
+    return setting_text(parts)
+
+
 def source_text(source: Any) -> str:
     if isinstance(source, Mapping):
         parts = [str(source.get("paper") or "")]

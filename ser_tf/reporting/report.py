@@ -7,6 +7,7 @@ Measured runs are the run records under ``experiments/results/<paper>/<corpus>/<
     paper: lightsernet          # = the results folder name, experiments/results/<paper>/
     title: Light-SERNet
     citation: "A. Aftab, ... ICASSP 2022, pp. 6912-6916."
+    describe: [lam, input]      # optional: run settings shown in every row's setting cell
     entries:
       - corpus: EMODB           # ser_tf corpus name (compared case-insensitively)
         setting:                # what a run's resolved config must match to sit beside it
@@ -55,7 +56,8 @@ from ser_tf.reporting.progress import in_progress_lines
 from ser_tf.reporting.references import (MEASURED, PAPERS_DIR, REFERENCE_FILE,
                                          by_paper_corpus_date, config_value, entry_kind,
                                          epochs_text, load_reference, loss_text, place,
-                                         protocol_text, record_kind, setting_text,
+                                         protocol_text, record_kind, run_setting_text,
+                                         setting_text,
                                          source_text, value_text)
 
 __all__ = ["COLUMNS", "MEASURED", "PAPERS_DIR", "REFERENCE_FILE", "in_progress_lines",
@@ -138,16 +140,22 @@ def report_rows(references: Sequence[Mapping], records: Sequence[Mapping],
                if entry_kind(entry) == "classification"]
     records = [r for r in records if record_kind(r) == "classification"]
     placed, unmatched = place(entries, records)
+    # A reference's optional `describe` keys name what tells its runs apart in the table.
+    describe = {str(ref["paper"]): tuple(ref.get("describe") or ()) for ref in references}
     rows = []
     for e, (ref, entry) in enumerate(entries):
-        left = [str(ref["paper"]), str(entry["corpus"]), setting_text(entry.get("setting")),
-                _published(entry), source_text(entry.get("source"))]
         for r in placed.get(e, [None]):
-            rows.append(left + _run_cells(None if r is None else records[r], provenance))
+            record = None if r is None else records[r]
+            rows.append([str(ref["paper"]), str(entry["corpus"]),
+                         run_setting_text(record, entry.get("setting"),
+                                          describe[str(ref["paper"])]),
+                         _published(entry), source_text(entry.get("source"))]
+                        + _run_cells(record, provenance))
     for r in by_paper_corpus_date(records, unmatched):
         record = records[r]
-        rows.append([str(record.get("paper", "?")), provenance.corpus_of(record), "—", "—", "—"]
-                    + _run_cells(record, provenance))
+        setting = run_setting_text(record, None, describe.get(str(record.get("paper")), ()))
+        rows.append([str(record.get("paper", "?")), provenance.corpus_of(record), setting,
+                     "—", "—"] + _run_cells(record, provenance))
     return rows
 
 
