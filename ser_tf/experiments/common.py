@@ -17,6 +17,10 @@ import argparse
 import sys
 from typing import Callable
 
+# The number types live in ser_tf.util.argtypes (shared with ser_tf.lite and tuning).
+from ser_tf.util.argtypes import (_whole_number, non_negative_int, positive_float,  # noqa: F401
+                                  positive_int)
+
 #: ``ser_tf.training.protocols.PROTOCOLS`` (spelled here: that module imports scikit-learn).
 PROTOCOLS = ("paper", "paper-time", "clean", "speaker")
 #: Protocols whose ``--folds`` counts repetitions (overlapping test sets): 1 is enough.
@@ -49,34 +53,6 @@ class ExperimentParser(argparse.ArgumentParser):
         return namespace, extras
 
 
-def _whole_number(text: str, minimum: int, example: str) -> int:
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum} "
-                                         f"(e.g. {example}), got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum} "
-                                         f"(e.g. {example}), got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1 (epochs, batch size, folds, blocks)."""
-    return _whole_number(text, 1, "10")
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0 (seconds, learning rates)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
 def fold_count(text: str) -> int:
     """argparse type of ``--folds``: a whole number >= 1 (k-fold protocols need 2 or more:
     :func:`check_folds`, which knows the protocol)."""
@@ -85,11 +61,6 @@ def fold_count(text: str) -> int:
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected a number of folds >= 2, got {text!r}") \
             from None
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: a whole number >= 0 (a 0-based fold index, a minimum epoch)."""
-    return _whole_number(text, 0, "0")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, default_protocol: str = "clean",

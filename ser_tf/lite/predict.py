@@ -58,6 +58,7 @@ from ser_tf.lite.inputs import (DEFAULT_SAMPLE_RATE, check_model_input, class_la
 from ser_tf.lite.runtime import LiteModel
 from ser_tf.lite.stream import DEFAULT_BATCH_SIZE, predict_blocks
 from ser_tf.lite.timeline import TableTimeline, is_timeline_path, open_timeline
+from ser_tf.util.argtypes import positive_float, positive_int
 
 #: The shipped default model (its model card says what it is): raw 16 kHz audio in, float32.
 DEFAULT_MODEL_NAME = "lightsernet-emodb-waveform-float32.tflite"
@@ -227,26 +228,6 @@ def predict_microphone(model: LiteModel, *, seconds=None, timeline=None, out=Non
 
 
 # --- command line ----------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
-
-
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="*", metavar="FILE", help="audio files (any format, "
                         "rate, channels and length)")
@@ -254,7 +235,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f".tflite model, waveform- or features-in (default: ${MODEL_ENV}, else "
                              f"tflite_models/{DEFAULT_MODEL_NAME})")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
                         help="interpreter CPU threads (default 1)")
     parser.add_argument("--timeline", nargs="?", const="-", default=None, metavar="OUT",
                         help="one row per window (start_s, end_s, label, each class's "
@@ -263,7 +244,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-mic", action="store_true",
                         help="classify the default input device live, a row per window "
                              "(Ctrl-C stops; needs the `mic` extra: pip install 'ser-tf[mic]')")
-    parser.add_argument("--seconds", type=_positive_float, default=None, metavar="S",
+    parser.add_argument("--seconds", type=positive_float, default=None, metavar="S",
                         help="with --from-mic: stop after S seconds of audio")
 
 

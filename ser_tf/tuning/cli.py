@@ -12,16 +12,7 @@ from __future__ import annotations
 import argparse
 
 from ser_tf.tuning import TUNERS
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+from ser_tf.util.argtypes import positive_int
 
 
 def add_tuning_arguments(parser: argparse.ArgumentParser, *, max_epochs: int,
@@ -40,9 +31,9 @@ def add_tuning_arguments(parser: argparse.ArgumentParser, *, max_epochs: int,
                             "interrupted search")
     group.add_argument("--tuner", choices=TUNERS, default=None,
                        help=f"--tune: the search algorithm (default {default_tuner})")
-    group.add_argument("--tune-epochs", type=_positive_int, metavar="N",
+    group.add_argument("--tune-epochs", type=positive_int, metavar="N",
                        help=f"--tune: at most N epochs a trial (default {max_epochs})")
-    group.add_argument("--tune-trials", type=_positive_int, metavar="N",
+    group.add_argument("--tune-trials", type=positive_int, metavar="N",
                        help=f"--tune with random or bayesian: N trials (default {max_trials})")
     group.add_argument("--tune-overwrite", action="store_true",
                        help="--tune: start the search afresh instead of resuming it")
