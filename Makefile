@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := espeak-ng libespeak-ng-libespeak-dev ffmpeg festival-dev libestools-dev
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-EXTRAS ?= dev,lite,align,tuning
+EXTRAS ?= dev,lite,align,tuning,wav2vec2
 # The committed run records. `ser-tf train` alone writes to the user's data folder
 # ($SER_TF_RESULTS or ~/.local/share/ser-tf/results); the targets below that make or read
 # the repository's records name this folder explicitly.

@@ -2,7 +2,9 @@
 experiment commands, as ``python -m ser_tf.experiments.timnet`` is for TIM-Net; the paper
 lives in :mod:`ser_tf.papers.cnn_family` and ``ser-tf train cnn_family`` runs the same
 thing. E.g. ``--model 2cnn_transformer --input mfcc --awgn 2 --protocol paper --dataset
-RAVDESS [--tune --tuner hyperband | --hparams FILE]``."""
+RAVDESS [--tune --tuner hyperband | --hparams FILE]``; the report's pretrained systems:
+``--model vgg16_mel [--weights imagenet|PATH|none]`` and ``--model wav2vec2 [--pretrained
+HUB-NAME|PATH|none]``."""
 
 import sys
 

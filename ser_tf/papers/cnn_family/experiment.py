@@ -9,6 +9,13 @@ with the best weights restored, optional AWGN copies of the training utterances
 (:mod:`.hooks`). Defaults: ``config.yaml`` beside this file. ``--tune`` runs a
 keras-tuner search instead of training (:mod:`.tune`); ``--hparams FILE`` trains with its
 best values.
+
+The report's two pretrained systems join as ``--model vgg16_mel`` (ImageNet VGG16 on the mel
+image, ``--weights imagenet|PATH|none``, ``--trainable-blocks N``) and ``--model wav2vec2``
+(wav2vec2 fine-tuned on the 3 s 16 kHz waveform through a
+:class:`~ser_tf.training.sources.WaveformSource`, ``--pretrained HUB-NAME|PATH|none``,
+``--train-feature-encoder``); :mod:`.pretrained` resolves those flags before training.
+The three CNN models' run configs do not change (their ids are pinned by the tests).
 """
 
 from __future__ import annotations
@@ -26,9 +33,14 @@ from ser_tf.tuning.cli import add_tuning_arguments
 PAPER = "cnn_family"
 PROG = "python -m ser_tf.papers.cnn_family"
 MODELS = ("cnn", "parallel", "transformer")
+#: The report's pretrained systems (:mod:`.pretrained`).
+PRETRAINED_MODELS = ("vgg16_mel", "wav2vec2")
 #: The issue's model names -> the package's (the run config keeps the package's).
-MODEL_ALIASES = {"2cnn": "parallel", "2cnn_transformer": "transformer"}
+MODEL_ALIASES = {"2cnn": "parallel", "2cnn_transformer": "transformer", "vgg16": "vgg16_mel"}
 FEATURES = ("mfcc", "mel")
+#: ``--features`` of each pretrained model: the mel image, the raw waveform.
+PRETRAINED_FEATURES = {"vgg16_mel": "mel", "wav2vec2": "waveform"}
+WAV2VEC2_DEFAULT = "facebook/wav2vec2-base"
 BN_AXES = ("time", "channels")
 RUNNER_SELECTS_ON_TEST = (
     "protocol 'paper' of cnn_family keeps a validation tenth for early stopping and scores "
@@ -39,8 +51,8 @@ RUNNER_SELECTS_ON_TEST = (
 def model_name(text: str) -> str:
     """argparse type of ``--model``: a model or an alias of one -> the model's name."""
     name = MODEL_ALIASES.get(text.strip().lower(), text.strip().lower())
-    if name not in MODELS:
-        accepted = ", ".join([*MODELS, *MODEL_ALIASES])
+    if name not in (*MODELS, *PRETRAINED_MODELS):
+        accepted = ", ".join([*MODELS, *PRETRAINED_MODELS, *MODEL_ALIASES])
         raise argparse.ArgumentTypeError(f"expected one of {accepted}, got {text!r}")
     return name
 
@@ -52,11 +64,14 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
                         metavar="{cnn,2cnn,2cnn_transformer}",
                         help="cnn: one CNN block; 2cnn (or parallel): two CNN blocks; "
                              "2cnn_transformer (or transformer): two CNN blocks and a "
-                             "Transformer encoder in parallel (default)")
+                             "Transformer encoder in parallel (default); the report's "
+                             "pretrained systems: vgg16_mel (ImageNet VGG16 on mel images) "
+                             "and wav2vec2 (wav2vec2 fine-tuned on the 16 kHz waveform)")
     parser.add_argument("--features", "--input", dest="features", choices=FEATURES,
-                        default="mfcc",
+                        default=None,
                         help="mfcc: 128 MFCCs x 94 frames (default); mel: 128-band mel "
-                             "spectrogram x 188 frames")
+                             "spectrogram x 188 frames (vgg16_mel reads mel, wav2vec2 the "
+                             "waveform: not for them)")
     parser.add_argument("--awgn", type=non_negative_int, default=0, metavar="N",
                         help="N noisy copies of every training utterance, SNR uniform in "
                              f"{cfg['awgn_snr_db']} dB (the report: 2); 0 = none (default)")
@@ -66,7 +81,25 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
                              "channels: the usual per-channel BatchNorm")
     parser.add_argument("--learning-rate", type=positive_float,
                         help="Adam's rate (default: " + ", ".join(
-                            f"{m} {rates[m]:g}" for m in MODELS) + ")")
+                            f"{m} {rates[m]:g}" for m in (*MODELS, *PRETRAINED_MODELS)
+                            if m in rates) + ")")
+    parser.add_argument("--weights", metavar="imagenet|PATH|none",
+                        help="vgg16_mel only: VGG16's ImageNet weights (default imagenet: "
+                             "Keras' vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5, "
+                             "downloaded into ~/.keras/models if missing), a local copy of "
+                             "that file, or none (random initialisation: not comparable "
+                             "with the report)")
+    parser.add_argument("--trainable-blocks", type=non_negative_int, metavar="N",
+                        help="vgg16_mel only: VGG16's last N of 5 convolution blocks train, "
+                             "the others stay frozen (default 5: all; 0: the head only)")
+    parser.add_argument("--pretrained", metavar="HUB-NAME|PATH|none",
+                        help=f"wav2vec2 only: the pretrained encoder (default "
+                             f"{WAV2VEC2_DEFAULT}, from the HuggingFace cache or downloaded), "
+                             "a save_pretrained folder, or none (random initialisation: not "
+                             "comparable with the report)")
+    parser.add_argument("--train-feature-encoder", action="store_true",
+                        help="wav2vec2 only: also train its convolutional feature encoder "
+                             "(frozen by default, as in HuggingFace's fine-tuning)")
     parser.add_argument("--epochs", type=positive_int, default=cfg["epochs"],
                         help="at most this many epochs (early stopping ends sooner)")
     parser.add_argument("--batch-size", type=positive_int, default=cfg["batch_size"])
@@ -89,6 +122,35 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
     if hasattr(parser, "add_check"):
         parser.add_check(check_corpus_arguments)
         parser.add_check(_check_hparams_and_rate)
+        parser.add_check(_check_model_flags)
+
+
+def _check_model_flags(args: argparse.Namespace) -> str | None:
+    """The pretrained models' flags against ``--model``; fills in ``--features`` (mfcc for
+    the CNN models, the pretrained model's own input otherwise)."""
+    model = getattr(args, "model", "transformer")
+    only = {"weights": ("--weights", "vgg16_mel"), "trainable_blocks":
+            ("--trainable-blocks", "vgg16_mel"), "pretrained": ("--pretrained", "wav2vec2"),
+            "train_feature_encoder": ("--train-feature-encoder", "wav2vec2")}
+    for key, (flag, owner) in only.items():
+        if getattr(args, key, None) not in (None, False) and model != owner:
+            return f"argument {flag}: for --model {owner} only"
+    if model in PRETRAINED_MODELS:
+        own = PRETRAINED_FEATURES[model]
+        if args.features not in (None, own):
+            return (f"argument --features/--input: --model {model} reads the "
+                    f"{'mel image' if own == 'mel' else '16 kHz waveform'}; leave it out")
+        args.features = own
+        if getattr(args, "tune", False):
+            return f"argument --tune: the learning-rate search is for the CNN models, not {model}"
+        if model == "wav2vec2" and getattr(args, "awgn", 0) > 1:
+            return ("argument --awgn: wav2vec2 adds the noise on the fly, a new draw every "
+                    "epoch (--awgn 1 turns it on); N stored copies are for the other models")
+        if getattr(args, "trainable_blocks", None) is not None and args.trainable_blocks > 5:
+            return "argument --trainable-blocks: VGG16 has 5 blocks"
+    elif args.features is None:
+        args.features = "mfcc"
+    return None
 
 
 def _check_hparams_and_rate(args: argparse.Namespace) -> str | None:
@@ -140,8 +202,13 @@ def _check_model_kwargs(model: str, model_kwargs: dict, hparams) -> None:
     from ser_tf.models.cnn_family import BUILDERS
     from ser_tf.tuning.hparams import HParamsError
 
-    fixed = {"num_classes", "input_shape", "bn_axis", "name"}  # set by the run itself
-    accepted = set(inspect.signature(BUILDERS[model]).parameters) - fixed
+    if model in PRETRAINED_MODELS:
+        from ser_tf.papers.cnn_family.pretrained import builder_arguments
+
+        accepted = builder_arguments(model)
+    else:
+        fixed = {"num_classes", "input_shape", "bn_axis", "name"}  # set by the run itself
+        accepted = set(inspect.signature(BUILDERS[model]).parameters) - fixed
     unknown = sorted(set(model_kwargs) - accepted)
     if unknown:
         raise HParamsError(f"--hparams {hparams.path}: {unknown} are not settings of the "
@@ -160,25 +227,46 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
         from ser_tf.tuning.hparams import read_hparams
 
         hparams = read_hparams(args.hparams)
-    manifest = load_pooled(args)
-    recipe = RECIPES[args.features]
-    shape = recipe.feature_shape()
     model_kwargs = dict(hparams.model) if hparams is not None else {}
     _check_model_kwargs(args.model, model_kwargs, hparams)
-    build = model_builder(args.model, shape, args.bn_axis, **model_kwargs)
+    quiet = bool(getattr(args, "quiet", False))
     snr = [float(v) for v in cfg["awgn_snr_db"]]
-    config_extra = {"model": args.model, "features": args.features, "bn_axis": args.bn_axis,
-                    "awgn_copies": args.awgn, "awgn_snr_db": snr if args.awgn else None,
-                    "label_mapping": LABEL_MAPPING}
+    if args.model in PRETRAINED_MODELS:
+        # Resolved before the corpus is read: a missing file or an offline download fails
+        # at once, with one message.
+        recipe, build, pretrained_config = _pretrained_setup(args, model_kwargs, quiet)
+    else:
+        recipe = RECIPES[args.features]
+        build = model_builder(args.model, recipe.feature_shape(), args.bn_axis,
+                              **model_kwargs)
+    manifest = load_pooled(args)
+    if args.model in PRETRAINED_MODELS:
+        config_extra = {"model": args.model, "features": args.features, **pretrained_config,
+                        "awgn_copies": args.awgn, "awgn_snr_db": snr if args.awgn else None,
+                        "label_mapping": LABEL_MAPPING}
+    else:
+        config_extra = {"model": args.model, "features": args.features,
+                        "bn_axis": args.bn_axis, "awgn_copies": args.awgn,
+                        "awgn_snr_db": snr if args.awgn else None,
+                        "label_mapping": LABEL_MAPPING}
     if model_kwargs:  # only then: runs without model settings keep their ids
         config_extra["model_kwargs"] = model_kwargs
     experiment = Experiment(
         manifest=manifest, recipe=recipe, build_model=build,
         fit=fit_config(args, cfg, hparams), paper_split=SPLIT, config_extra=config_extra)
-    if args.awgn:
+    if args.model == "wav2vec2":
+        experiment.source = _waveform_source_factory(args, manifest, recipe, snr)
+    elif args.awgn:
         experiment.source = _noisy_source_factory(args, manifest, recipe, snr)
-    quiet = bool(getattr(args, "quiet", False))
     export_name = None if args.no_export else f"{PAPER}-{args.model}-{args.features}"
+    if args.model == "wav2vec2" and export_name is not None:
+        # The per-fold export scores four variants on cached features; the wav2vec2
+        # classifier converts (float32 / float16, builtin ops) but its int8 variants
+        # quantise the raw waveform: README, "The pretrained models".
+        export_name = None
+        experiment.notes = ("wav2vec2: no per-fold TFLite export (the model converts to "
+                            "float32 / float16 TFLite by hand: README, 'The pretrained "
+                            "models')",)
     snrs = list(getattr(args, "noise_eval", None) or [])
     hooks = dict(build=build, recipe=recipe, manifest=manifest, export_name=export_name,
                  snrs_db=snrs, seed=args.seed, quiet=quiet)
@@ -189,9 +277,42 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
 
         provenance = hparams_provenance(hparams)
         settings = ", ".join(f"{k}={v}" for k, v in {**hparams.fit, **hparams.model}.items())
-        experiment.notes = (f"hyperparameters from {hparams.path}: {settings}",)
+        experiment.notes = (*experiment.notes,
+                            f"hyperparameters from {hparams.path}: {settings}")
     experiment.after_folds = make_after_folds(**hooks, hparams_provenance=provenance)
     return experiment
+
+
+def _pretrained_setup(args, model_kwargs: dict, quiet: bool):
+    """``(recipe, build, config entries)`` of ``--model vgg16_mel`` or ``wav2vec2``."""
+    from ser_tf.papers.cnn_family import pretrained
+    from ser_tf.papers.cnn_family.recipes import LOGMEL, WAVEFORM
+
+    if args.model == "vgg16_mel":
+        weights_path, weights = pretrained.resolve_vgg16_weights(args.weights, quiet=quiet)
+        blocks = 5 if args.trainable_blocks is None else int(args.trainable_blocks)
+        build = pretrained.vgg16_builder(LOGMEL.feature_shape(), weights_path,
+                                         trainable_blocks=blocks, **model_kwargs)
+        return LOGMEL, build, {"weights": weights, "trainable_blocks": blocks}
+    source, identity = pretrained.resolve_wav2vec2(args.pretrained, WAV2VEC2_DEFAULT)
+    freeze = not args.train_feature_encoder
+    build = pretrained.wav2vec2_builder(WAVEFORM.num_samples(), source,
+                                        freeze_feature_encoder=freeze, **model_kwargs)
+    return WAVEFORM, build, {"pretrained": identity, "freeze_feature_encoder": freeze}
+
+
+def _waveform_source_factory(args, manifest, recipe, snr):
+    """``(cache_dir, quiet) -> WaveformSource`` of the 3 s windows; with ``--awgn 1``
+    white noise at an SNR drawn from ``snr`` on every training waveform, a new draw each
+    epoch (seeded by ``--seed``)."""
+
+    def make(cache_dir, quiet):
+        from ser_tf.training.sources import WaveformSource, awgn_augmentation
+
+        augment = awgn_augmentation(tuple(snr), seed=args.seed) if args.awgn else None
+        return WaveformSource(manifest, recipe, augment=augment)
+
+    return make
 
 
 def _noisy_source_factory(args, manifest, recipe, snr):
