@@ -24,6 +24,8 @@ help:
 	@echo "make reproduce-lightsernet - Light-SERNet on EMO-DB: 6 runs x 10 folds (hours; resumes)"
 	@echo "make reproduce-timnet      - TIM-Net on EMO-DB and RAVDESS (TIMNET_RUNS, TIMNET_EPOCHS)"
 	@echo "make reproduce-cnn-family  - CNN family on RAVDESS: 6 paper + 2 speaker runs, noise scores, Hyperband (CORPORA=DIR: 4-corpus union too)"
+	@echo "make reproduce-attention-fcn - Attention FCN: 1-D RAVDESS (paper, dB input; speaker, λ ablation), 2-D EMO-DB and RAVDESS (speaker)"
+	@echo "make reproduce-semantic    - Semantic SER: EMO-DB proxy, audio-only and fusion, speaker folds (SEWA_DIR=...: the paper's corpus)"
 	@echo "make bench-lightsernet     - seconds per epoch, feature throughput, TFLite latency"
 
 install: $(STAMP)
@@ -134,6 +136,41 @@ reproduce-cnn-family: install
 	  --readme ser_tf/papers/cnn_family/README.md
 	$(PY) -m ser_tf.papers.cnn_family.noise_report --results $(RESULTS_DIR) \
 	  --readme ser_tf/papers/cnn_family/README.md
+
+# Attention FCN (issue 28): the 1-D variant on RAVDESS 4-class under its own protocol (power
+# input as the student had it, and the dB input chosen on validation: clean runs of both),
+# speaker-independent with λ in {0.3, 0.8, 1.0} (compare with
+# python -m ser_tf.reporting.validation_choice), and the 2-D model speaker-independent on
+# EMO-DB and RAVDESS 4-class. Every run resumes.
+AFCN_RAVDESS_DIR ?= $(if $(filter command line environment,$(origin RAVDESS_DIR)),$(RAVDESS_DIR),../shared/data/ravdess)
+AFCN_EMODB_DIR ?= $(if $(filter command line environment,$(origin EMODB_DIR)),$(EMODB_DIR),../shared/data/emodb)
+AFCN := $(PY) -m ser_tf.experiments.attention_fcn --results-dir $(RESULTS_DIR)
+.PHONY: reproduce-attention-fcn
+reproduce-attention-fcn: install
+	$(AFCN) --variant 1d --dataset RAVDESS --data-dir $(AFCN_RAVDESS_DIR) --protocol paper
+	@for scale in power db; do $(AFCN) --variant 1d --dataset RAVDESS --data-dir \
+	  $(AFCN_RAVDESS_DIR) --protocol clean --input-scale $$scale --no-export || exit 1; done
+	$(AFCN) --variant 1d --dataset RAVDESS --data-dir $(AFCN_RAVDESS_DIR) --protocol paper --input-scale db
+	@for lam in 0.3 0.8 1.0; do $(AFCN) --variant 1d --dataset RAVDESS --data-dir \
+	  $(AFCN_RAVDESS_DIR) --protocol speaker --input-scale db --lam $$lam --no-export || exit 1; done
+	$(AFCN) --variant 2d --dataset EMODB --data-dir $(AFCN_EMODB_DIR) --protocol speaker
+	$(AFCN) --variant 2d --dataset RAVDESS --data-dir $(AFCN_RAVDESS_DIR) --protocol speaker
+	$(VENV)/bin/ser-tf report --paper attention_fcn --results $(RESULTS_DIR) \
+	  --readme ser_tf/papers/attention_fcn/README.md
+
+# Semantic SER (issue 30): the EMO-DB proxy (categories mapped to arousal/valence, speaker
+# folds), audio-only and fusion; SEWA_DIR=... adds the paper's own setting (Train -> Devel)
+# for the three variants. Every run resumes.
+SEMANTIC_EMODB_DIR ?= $(if $(filter command line environment,$(origin EMODB_DIR)),$(EMODB_DIR),../shared/data/emodb)
+SEMANTIC := $(PY) -m ser_tf.experiments.semantic --results-dir $(RESULTS_DIR)
+.PHONY: reproduce-semantic
+reproduce-semantic: install
+	@for variant in audio fusion; do $(SEMANTIC) --dataset EMODB --data-dir \
+	  $(SEMANTIC_EMODB_DIR) --variant $$variant || exit 1; done
+	@if [ -n "$(SEWA_DIR)" ]; then for variant in audio text fusion; do $(SEMANTIC) \
+	  --dataset SEWA --data-dir $(SEWA_DIR) --variant $$variant || exit 1; done; fi
+	$(VENV)/bin/ser-tf report --paper semantic --results $(RESULTS_DIR) \
+	  --readme ser_tf/papers/semantic/README.md
 
 clean-venv:
 	rm -rf $(VENV)

@@ -400,6 +400,9 @@ def test_building_the_parsers_imports_no_tensorflow():
     ["-m", "ser_tf.cli", "train", "timnet", "--help"],
     ["-m", "ser_tf.experiments.lightsernet", "--help"],
     ["-m", "ser_tf.experiments.timnet", "--help"],
+    ["-m", "ser_tf.experiments.attention_fcn", "--help"],
+    ["-m", "ser_tf.experiments.cnn_family", "--help"],
+    ["-m", "ser_tf.experiments.semantic", "--help"],
 ])
 def test_help_is_quick(command):
     start = time.perf_counter()
