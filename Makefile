@@ -49,7 +49,7 @@ system-deps:
 	fi
 
 test: install
-	$(PY) -m pytest -q --timeout=600
+	$(PY) -m pytest -q --timeout=600 --durations=15
 
 test-unit: install
 	$(PY) -m pytest -q --timeout=600 -m "not integration"
