@@ -14,11 +14,12 @@ EXTRAS ?= dev,lite,align,tuning,wav2vec2
 # the repository's records name this folder explicitly.
 RESULTS_DIR := experiments/results
 
-.PHONY: install system-deps test test-unit test-integration demo clean-venv help reproduce-lightsernet reproduce-timnet bench-lightsernet
+.PHONY: install system-deps test test-all test-unit test-integration demo clean-venv help reproduce-lightsernet reproduce-timnet bench-lightsernet
 
 help:
 	@echo "make demo     - classify a synthesised sentence with the shipped model"
 	@echo "make test     - install (if needed) and run the test suite"
+	@echo "make test-all - the same plus the heavy benchmark-harness tests"
 	@echo "make install  - create .venv (Python $(PYTHON_VERSION)) with the pinned dependencies"
 	@echo "make test-unit / test-integration - the tests without / with the shared corpora"
 	@echo "make reproduce-lightsernet - Light-SERNet on EMO-DB: 6 runs x 10 folds (hours; resumes)"
@@ -49,10 +50,14 @@ system-deps:
 	fi
 
 test: install
+	$(PY) -m pytest -q --timeout=600 --durations=15 -m "not heavy"
+
+# Everything, with the benchmark harnesses that time full-size models (minutes more).
+test-all: install
 	$(PY) -m pytest -q --timeout=600 --durations=15
 
 test-unit: install
-	$(PY) -m pytest -q --timeout=600 -m "not integration"
+	$(PY) -m pytest -q --timeout=600 -m "not integration and not heavy"
 
 test-integration: install
 	$(PY) -m pytest -q --timeout=600 -m integration

@@ -2,10 +2,13 @@
 
 import json
 
+import pytest
+
 from ser_tf.data.synthetic import make_emodb_like
 from ser_tf.bench import epoch as bench_epoch
 
 
+@pytest.mark.heavy  # times full-size models: make test-all
 def test_bench_epoch_writes_a_record_with_the_three_settings(tmp_path):
     root = make_emodb_like(tmp_path / "emodb", per_class=2, duration=0.5)
     assert bench_epoch.main(["--paper", "timnet", "--data-dir", str(root), "--epochs", "2",

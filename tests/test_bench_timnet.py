@@ -11,6 +11,7 @@ from ser_tf.bench import timnet as bench
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # times full-size models: make test-all
 def test_bench_timnet_writes_a_record_for_both_jit_settings(tmp_path):
     corpus = make_emodb_like(tmp_path / "emodb", per_class=2, duration=0.5)
     out = tmp_path / "bench.json"

@@ -12,7 +12,7 @@ from ser_tf.training.classifier import FitConfig  # noqa: E402
 from ser_tf.training.protocols import Fold  # noqa: E402
 from ser_tf.training.sources import TFRecordSource, write_tfrecord_shards  # noqa: E402
 from ser_tf.training.tasks import ClassificationTask  # noqa: E402
-from ser_tf.training.tuning import hypermodel, resolve, tune_fold  # noqa: E402
+from ser_tf.tuning.search import hypermodel, resolve, tune_fold  # noqa: E402
 
 TASK = ClassificationTask(("low", "high"))
 
