@@ -49,15 +49,23 @@ system-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+# `make test` runs the tests in TEST_WORKERS processes (pytest-xdist; each test file stays
+# in one worker, so its module fixtures are built once), each with one TensorFlow thread:
+# two workers fill two cores without oversubscribing them. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+TEST_ENV := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
+
 test: install
-	$(PY) -m pytest -q --timeout=600 --durations=15 -m "not heavy"
+	$(TEST_ENV) $(PY) -m pytest -q --timeout=600 --durations=15 -m "not heavy" \
+	  -n $(TEST_WORKERS) --dist loadfile
 
 # Everything, with the benchmark harnesses that time full-size models (minutes more).
 test-all: install
 	$(PY) -m pytest -q --timeout=600 --durations=15
 
 test-unit: install
-	$(PY) -m pytest -q --timeout=600 -m "not integration and not heavy"
+	$(TEST_ENV) $(PY) -m pytest -q --timeout=600 -m "not integration and not heavy" \
+	  -n $(TEST_WORKERS) --dist loadfile
 
 test-integration: install
 	$(PY) -m pytest -q --timeout=600 -m integration
