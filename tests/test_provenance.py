@@ -77,12 +77,30 @@ def test_fingerprinted_processed_copies_are_labelled_from_the_fingerprint():
     assert NONE.data_cell({"corpus": "EMODB", "run_id": "x"}) == "not recorded"
 
 
+def test_a_named_copy_labels_the_fingerprinted_runs_of_its_digest(tmp_path):
+    (tmp_path / "provenance.yaml").write_text(
+        "copies:\n  trim: {label: 2.39 s trimmed copy, description: RAVDESS cut to 2.39 s,"
+        " digests: [3f98c7e0354278c1]}\n")
+    provenance = load_provenance(tmp_path)
+    data = {"files": 1434, "sample_rates": {"16000": 1434}, "same_duration": True,
+            "duration_s": {"min": 2.389, "median": 2.389, "max": 2.389},
+            "digest": "3f98c7e0354278c1", "release": "processed copy (1434 of 1440 files differ)"}
+    record = {"paper": "cnn_family", "corpus": "RAVDESS", "run_id": "paper-x",
+              "config": {"data": data}}
+    assert provenance.corpus_of(record) == "RAVDESS (2.39 s trimmed copy)"
+    assert provenance.copy_lines([record]) == ["- 2.39 s trimmed copy: RAVDESS cut to 2.39 s"]
+    other = {**record, "config": {"data": {**data, "digest": "0000000000000000"}}}
+    assert provenance.corpus_of(other) == "RAVDESS (processed copy (1434 of 1440 files differ))"
+    assert provenance.copy_lines([other]) == []
+
+
 @pytest.mark.parametrize("text,message", [
     ("copies: {}\nruns:\n  a/b: {data: nope}\n", "must be <paper>/<corpus>/<run-id>"),
     ("copies: {}\nruns:\n  a/b/c: {data: nope}\n", "'nope' is not one of the copies"),
     ("copies: {x: {label: l}}\n", "copy 'x' needs a 'label' and a 'description'"),
     ("runs:\n  a/b/c: {superseded: ''}\n", "needs a reason"),
     ("runs:\n  a/b/c: {why: x}\n", "'data' and/or 'superseded' only"),
+    ("copies: {x: {label: l, description: d, digests: 3}}\n", "'digests' must be a list"),
     ("other: 1\n", "'copies' and 'runs' only"),
     ("runs: [\n", "not valid YAML"),
 ])
@@ -106,3 +124,14 @@ def test_every_committed_record_without_a_fingerprint_has_its_copy_recorded():
         assert key in provenance.data, f"{key}: no fingerprint and no copy in provenance.yaml"
         if raw["runs"][key]["data"] == "emodb-2s":
             assert provenance.superseded_reason(record), f"{key} should be superseded"
+
+
+def test_committed_ravdess_runs_are_labelled_as_the_trimmed_copy():
+    """The shared RAVDESS is a 2.39 s trimmed copy: every committed RAVDESS run says so,
+    fingerprinted or not."""
+    results = REPO / "experiments" / "results"
+    provenance = load_provenance(results)
+    runs = [r for r in iter_run_records(results) if r["corpus"] == "RAVDESS"]
+    assert runs
+    for record in runs:
+        assert provenance.corpus_of(record) == "RAVDESS (2.39 s trimmed copy)", run_key(record)

@@ -379,6 +379,18 @@ def test_report_shows_the_selection_gap_of_each_run(tmp_path):
     assert "per fold: +30.0, +30.0, +30.0" in line
 
 
+def test_selection_is_called_test_only_where_the_folds_validated_on_test():
+    """A `paper` split with a validation part of its own (the CNN family's 80/10/10) chose
+    on validation utterances: the report must not call its series the test UA."""
+    from ser_tf.reporting.selection import chose_on_test
+
+    assert chose_on_test({"protocol": "paper", "folds": {"selection_on_test": True}})
+    assert not chose_on_test({"protocol": "paper", "folds": {"selection_on_test": False}})
+    assert not chose_on_test({"protocol": "speaker", "folds": {"selection_on_test": False}})
+    assert chose_on_test({"protocol": "paper"})  # a record older than the flag
+    assert not chose_on_test({"protocol": "speaker"})
+
+
 def test_mean_interval_is_the_student_t_interval():
     from ser_tf.reporting.tflite_table import mean_interval
 

@@ -9,6 +9,7 @@ gap and marks records that stay on disk but no longer stand for the project's nu
       emodb-2s:
         label: 2.00 s processed copy      # short: shown beside the corpus name everywhere
         description: "EMO-DB processed copy: 535 files, 22.05 kHz, all 2.00 s ..."
+        digests: [0123abcd4567ef89]       # optional: fingerprint digests of this copy
     runs:                       # <paper>/<corpus>/<run-id>
       lightsernet/EMODB/paper-9d0a74b187:
         data: emodb-2s          # a key of `copies`
@@ -17,7 +18,8 @@ gap and marks records that stay on disk but no longer stand for the project's nu
 The report names each record's corpus with its copy (``RAVDESS (2.39 s trimmed copy)``),
 shows its data (the fingerprint, else the copy's description, else "not recorded") and
 lists superseded records in a table of their own, with the reason. A fingerprinted record
-of a processed copy is labelled from its fingerprint's release check.
+of a processed copy takes the label of the named copy whose ``digests`` hold its
+fingerprint's digest, else its fingerprint's release check.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Copy:
 
     label: str
     description: str
+    digests: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Provenance:
 
     data: Mapping[str, Copy]
     superseded: Mapping[str, str]
+    copies: tuple[Copy, ...] = ()
 
     def data_of(self, record: Mapping) -> str:
         """The record's data: its fingerprint, else the copy's description recorded here."""
@@ -64,6 +68,9 @@ class Provenance:
         corpus = str(record.get("corpus", "?"))
         fingerprint = (record.get("config") or {}).get("data")
         if fingerprint:
+            known = self.copy_with_digest(fingerprint.get("digest"))
+            if known is not None:
+                return f"{corpus} ({known.label})"
             release = fingerprint.get("release")
             if fingerprint.get("same_duration"):
                 release = release or f"all files {fingerprint['duration_s']['min']:.2f} s"
@@ -71,6 +78,12 @@ class Provenance:
                 f"{corpus} ({release})")
         copy = self.data.get(run_key(record))
         return f"{corpus} ({copy.label})" if copy else corpus
+
+    def copy_with_digest(self, digest) -> Copy | None:
+        """The named copy whose ``digests`` include a fingerprint's ``digest``."""
+        if not digest:
+            return None
+        return next((copy for copy in self.copies if str(digest) in copy.digests), None)
 
     def data_cell(self, record: Mapping) -> str:
         """Short: the fingerprint's line, else the copy's label, else ``not recorded``."""
@@ -81,8 +94,13 @@ class Provenance:
 
     def copy_lines(self, records) -> list[str]:
         """``- label: description`` for each copy some of ``records`` were measured on."""
-        used = {self.data[key].label: self.data[key].description
-                for key in map(run_key, records) if key in self.data}
+        used = {}
+        for record in records:
+            fingerprint = (record.get("config") or {}).get("data") or {}
+            copy = (self.data.get(run_key(record))
+                    or self.copy_with_digest(fingerprint.get("digest")))
+            if copy is not None:
+                used[copy.label] = copy.description
         return [f"- {label}: {description}" for label, description in sorted(used.items())]
 
     def superseded_reason(self, record: Mapping) -> str | None:
@@ -118,7 +136,11 @@ def load_provenance(results_dir: str | os.PathLike) -> Provenance:
     for name, copy in copies.items():
         if not isinstance(copy, Mapping) or not copy.get("label") or not copy.get("description"):
             raise ValueError(f"{path}: copy {name!r} needs a 'label' and a 'description'")
-        named[str(name)] = Copy(str(copy["label"]), str(copy["description"]))
+        digests = copy.get("digests") or []
+        if not isinstance(digests, list) or not all(isinstance(d, str) and d for d in digests):
+            raise ValueError(f"{path}: copy {name!r}: 'digests' must be a list of fingerprint "
+                             "digests (strings)")
+        named[str(name)] = Copy(str(copy["label"]), str(copy["description"]), tuple(digests))
     data, superseded = {}, {}
     for key, entry in runs.items():
         if str(key).count("/") != 2:
@@ -134,4 +156,4 @@ def load_provenance(results_dir: str | os.PathLike) -> Provenance:
             if not str(entry["superseded"]).strip():
                 raise ValueError(f"{path}: run {key}: 'superseded' needs a reason")
             superseded[str(key)] = str(entry["superseded"])
-    return Provenance(data, superseded)
+    return Provenance(data, superseded, tuple(named.values()))

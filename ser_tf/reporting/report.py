@@ -236,8 +236,9 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
     if selection:
         lines += ["", "Checkpoint selection (`ser_tf.reporting.selection`): how far each run's "
                   "chosen epochs stand above their neighbouring epochs on the series they were "
-                  "chosen from. Under the `paper` protocol that series is the test UA, so a "
-                  "large gap is optimism in the reported number, and a perturbed copy of the "
+                  "chosen from. Where that series is the test UA (`paper` protocols without a "
+                  "validation split of their own), a large gap is optimism in the reported "
+                  "number, and a perturbed copy of the "
                   "chosen weights (another epoch, int8 rounding) should be expected to score "
                   "lower on that test set.", "",
                   *selection]

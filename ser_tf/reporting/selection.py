@@ -8,7 +8,8 @@ reported number. The *selection gap* of a fold is
 
     score at the chosen epoch - mean score of the ``window`` epochs on either side of it
 
-on the per-epoch validation series (``val_UA``; under ``paper`` that is the test UA). A
+on the per-epoch validation series (``val_UA``; when a run's folds validate on their test
+ids, as under most papers' ``paper`` protocol, that is the test UA). A
 gap near 0 says the chosen epoch sits on a plateau; a large gap says the reported score is
 a peak the neighbouring weights do not reach. It is computed from the record's
 ``histories.json`` and each fold's ``chosen_epoch`` (1-based), nothing else.
@@ -78,6 +79,16 @@ def record_selection_gaps(record: Mapping, *, key: str = KEY,
     return run_selection_gaps(histories, chosen, key=key, window=window)
 
 
+def chose_on_test(record: Mapping) -> bool:
+    """Whether the run chose its epochs on the test utterances: its folds say so (a paper
+    split with a validation part of its own did not); records older than that flag, by
+    their protocol."""
+    folds = record.get("folds")
+    if isinstance(folds, Mapping) and "selection_on_test" in folds:
+        return bool(folds["selection_on_test"])
+    return record.get("protocol") in TEST_SELECTING
+
+
 def selection_lines(records: Sequence[Mapping]) -> list[str]:
     """One markdown bullet per record that chose its epochs: the mean gap and the folds'."""
     lines = []
@@ -86,7 +97,7 @@ def selection_lines(records: Sequence[Mapping]) -> list[str]:
         if gaps is None:
             continue
         spread = f" ± {gaps['std']:.2f}" if gaps["std"] is not None else ""
-        where = "test" if record.get("protocol") in TEST_SELECTING else "validation"
+        where = "test" if chose_on_test(record) else "validation"
         per_fold = ", ".join("—" if g is None else f"{g:+.1f}" for g in gaps["per_fold"])
         lines.append(f"- `{record['run_id']}` ({record.get('protocol')}): the chosen epoch's "
                      f"{where} UA is {gaps['mean']:+.2f}{spread} points above the mean of the "
