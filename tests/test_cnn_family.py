@@ -292,31 +292,41 @@ def test_awgn_copies_exactly_n_per_training_utterance_and_never_held_out(pooled_
 def test_noise_table_fills_planned_rows_from_records_and_keeps_not_run(tmp_path):
     from ser_tf.papers.cnn_family import noise_report
 
-    def record(run_id, created, model, noisy_ua):
+    def record(run_id, created, model, noisy_ua, **fit):
         folder = tmp_path / "cnn_family" / "RAVDESS" / run_id
         folder.mkdir(parents=True)
+        fit = {"learning_rate": 1e-2, "epochs": 100, "seed": 42, "patience": 20, **fit}
         noise = {"conditions": {name: {"UA": {"mean": ua}, "WA": {"mean": ua + 1}}
                                 for name, ua in (("clean", 60.0), ("20 dB", 50.0),
                                                  ("10 dB", 40.0), ("0 dB", noisy_ua))}}
         (folder / "record.json").write_text(json.dumps({
             "run_id": run_id, "created": created, "corpus": "RAVDESS", "protocol": "paper",
-            "config": {"model": model, "features": "mfcc", "awgn_copies": 0, "bn_axis": "time"},
+            "config": {"model": model, "features": "mfcc", "awgn_copies": 0, "bn_axis": "time",
+                       "fit": fit},
             "noise_robustness": noise}))
 
     record("paper-old", "2026-01-01", "cnn", 10.0)
     record("paper-new", "2026-02-01", "cnn", 20.0)  # the newest of a setting is shown
     record("paper-wide", "2026-01-01", "cnn_wide", 5.0)  # not planned: listed below the plan
+    # The planned model trained otherwise (a tuned rate, a 2-epoch smoke run), newer still:
+    # listed below with what it changed, never in the planned row.
+    record("paper-tuned", "2026-03-01", "cnn", 30.0, learning_rate=1e-3)
+    record("paper-smoke", "2026-03-02", "cnn", 35.0, epochs=2)
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{noise_report.START}\nold\n{noise_report.END}\noutro\n")
     assert noise_report.rewrite_readme(readme, tmp_path)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "\nold\n" not in text
     rows = [line for line in text.splitlines() if line.startswith("| RAVDESS")]
-    assert len(rows) == 2 * len(noise_report.PLANNED) + 1
+    assert len(rows) == 2 * len(noise_report.PLANNED) + 3  # paper-old: an older planned run
     assert rows[0] == ("| RAVDESS: model=cnn, features=mfcc, awgn_copies=0 | paper | 60.00 / 61.00 "
                        "| 50.00 / 51.00 | 40.00 / 41.00 | 20.00 / 21.00 | paper-new |")
     assert rows[1].count("not run") == 4
-    assert rows[-1].startswith("| RAVDESS: model=cnn_wide") and rows[-1].endswith("paper-wide |")
+    below = rows[2 * len(noise_report.PLANNED):]
+    assert below[0].startswith("| RAVDESS: model=cnn_wide") and below[0].endswith("paper-wide |")
+    assert below[1].startswith("| RAVDESS: model=cnn, features=mfcc, awgn_copies=0, "
+                               "learning_rate=0.001 |") and below[1].endswith("paper-tuned |")
+    assert ", epochs=2 |" in below[2] and below[2].endswith("paper-smoke |")
     assert not noise_report.rewrite_readme(readme, tmp_path)  # unchanged the second time
     readme.write_text("no block")
     with pytest.raises(ValueError, match="no <!-- noise"):

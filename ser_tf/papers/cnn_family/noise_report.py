@@ -6,7 +6,9 @@ ser_tf/papers/cnn_family/README.md`` rewrites the block between
 planned run (:data:`PLANNED`, the ``make reproduce-cnn-family`` set, per corpus), UA / WA
 (mean over folds) clean and at each SNR from the run records'
 ``noise_robustness`` sections (:func:`ser_tf.training.robustness.noise_table`); a run
-without a record says ``not run``. Records of other settings are added below the plan.
+without a record says ``not run``. Records of other settings (another model or input, or
+a planned model trained with other values: :func:`departures`) are added below the plan,
+each naming what it changed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ PLANNED = (("paper", "cnn", "mfcc", 0), ("paper", "parallel", "mfcc", 2),
            ("speaker", "transformer", "mfcc", 2), ("speaker", "transformer", "mfcc", 0))
 
 
+#: Folds of the planned ``speaker`` runs (the reproduce target's ``--folds 5``).
+SPEAKER_FOLDS = 5
+
+
 def _key(record: dict) -> tuple:
     config = record.get("config", {})
     return (record.get("corpus"), record.get("protocol"), config.get("model"),
@@ -33,6 +39,25 @@ def _key(record: dict) -> tuple:
 
 def _setting(corpus, model, features, awgn) -> str:
     return f"{corpus}: model={model}, features={features}, awgn_copies={awgn}"
+
+
+def departures(record: dict, cfg: dict) -> dict:
+    """The settings in which ``record``'s run differs from the planned run of its model:
+    the package's learning rate, epochs, patience and seed, no model settings or
+    ``--hparams`` file, 5 folds under ``speaker``. Empty: the run is the planned one."""
+    config = record.get("config", {})
+    fit = config.get("fit", {})
+    planned = {"learning_rate": cfg["learning_rate"].get(config.get("model")),
+               "epochs": cfg["epochs"], "seed": cfg["seed"],
+               "patience": cfg["patience"]["awgn" if config.get("awgn_copies") else "plain"]}
+    found = {key: fit.get(key) for key, value in planned.items() if fit.get(key) != value}
+    if config.get("model_kwargs"):
+        found["model"] = config["model_kwargs"]
+    if record.get("hparams"):
+        found["hparams"] = Path(str(record["hparams"].get("file") or "file")).name
+    if record.get("protocol") == "speaker" and config.get("n_folds") != SPEAKER_FOLDS:
+        found["folds"] = config.get("n_folds")
+    return found
 
 
 def load_records(results_dir) -> list[dict]:
@@ -45,26 +70,38 @@ def load_records(results_dir) -> list[dict]:
     return sorted(records, key=lambda r: str(r.get("created") or ""))
 
 
-def table_rows(records) -> list[dict]:
+def table_rows(records, provenance=None) -> list[dict]:
     """Rows for :func:`~ser_tf.training.robustness.noise_table`: the plan first (the newest
-    record of each planned setting, or none), then records of other settings."""
+    record of each planned setting run as planned, or none), then every other record,
+    its setting naming how it departs from the plan (:func:`departures`). ``provenance``
+    (:func:`~ser_tf.reporting.provenance.load_provenance`) names each record's corpus copy."""
     from ser_tf.training.robustness import RECORD_KEY
 
-    newest = {_key(r): r for r in records}  # oldest first: the newest wins
-    rows, used = [], set()
+    from ser_tf.papers.cnn_family import SPEC
+    from ser_tf.reporting.provenance import NONE
+
+    cfg, provenance = SPEC.config(), provenance or NONE
+    planned_runs = [r for r in records if not departures(r, cfg)]
+    newest = {_key(r): r for r in planned_runs}  # oldest first: the newest wins
+    rows = []
     for corpus in CORPORA:
         for protocol, model, features, awgn in PLANNED:
-            key = (corpus, protocol, model, features, awgn)
-            record = newest.get(key)
-            used.add(key)
-            rows.append({"setting": _setting(corpus, model, features, awgn),
+            record = newest.get((corpus, protocol, model, features, awgn))
+            shown = provenance.corpus_of(record) if record else corpus
+            rows.append({"setting": _setting(shown, model, features, awgn),
                          "protocol": protocol,
                          "noise": (record or {}).get(RECORD_KEY),
                          "run_id": (record or {}).get("run_id")})
-    for key, record in newest.items():
-        if key not in used:
-            rows.append({"setting": _setting(key[0], *key[2:]), "protocol": key[1],
-                         "noise": record.get(RECORD_KEY), "run_id": record.get("run_id")})
+    shown_ids = {row["run_id"] for row in rows}
+    planned_keys = {(corpus, *plan) for corpus in CORPORA for plan in PLANNED}
+    for record in records:  # every other run, with what sets it apart
+        other = departures(record, cfg)
+        if record.get("run_id") in shown_ids or (not other and _key(record) in planned_keys):
+            continue  # shown, or an older run of a planned row
+        setting = _setting(provenance.corpus_of(record), *_key(record)[2:])
+        setting += "".join(f", {k}={v}" for k, v in other.items())
+        rows.append({"setting": setting, "protocol": record.get("protocol"),
+                     "noise": record.get(RECORD_KEY), "run_id": record.get("run_id")})
     return rows
 
 
@@ -72,11 +109,13 @@ def render(results_dir) -> str:
     """The block's text (between the markers)."""
     from ser_tf.training.robustness import noise_table
 
+    from ser_tf.reporting.provenance import load_provenance
+
     records = load_records(results_dir)
     return (f"{len(records)} run record(s) under {results_dir}. UA / WA (%, mean over folds) "
             "of each fold's chosen model on its test utterances, clean and with white noise "
             "added to the audio at each SNR (seeded per utterance).\n\n"
-            + noise_table(table_rows(records)))
+            + noise_table(table_rows(records, load_provenance(results_dir))))
 
 
 def rewrite_readme(readme, results_dir) -> bool:
