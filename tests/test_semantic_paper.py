@@ -56,7 +56,8 @@ def test_proxy_utterance_has_its_sentence_and_constant_category_targets(tmp_path
     vocabulary = build_vocabulary(manifest)
     for utterance in manifest:
         item = proxy_item(utterance, vocabulary, corpus="EMODB", alignment="uniform")
-        assert item.audio.shape[1] == FRAME_LEN and (item.audio[:, HALF:] == 0).all()
+        # The subject's samples only: a proxy corpus has no partner half to carry.
+        assert item.audio.shape[1] == HALF and np.abs(item.audio).sum(1).min() > 0
         np.testing.assert_array_equal(item.targets,
                                       np.tile(dimensional_targets(utterance.label), (len(item.targets), 1)))
         words = [vocabulary.word(int(i)) for i in item.words if i]
@@ -197,6 +198,11 @@ def test_emodb_proxy_runs_speaker_independent_folds(tmp_path):
     tested = [set(fold["test_groups"]) for fold in record["folds"]["sizes"]]
     assert all(tested) and not tested[0] & tested[1]  # each speaker tested once
     assert {"ccc_arousal", "ccc_valence"} <= set(record["summary"])
+    # Subject-only frames, and how every recording's words were timed, in the record.
+    assert record["config"]["recipe"]["frame_len"] == record["config"]["model"]["frame_len"]
+    assert record["config"]["recipe"]["frame_len"] == 2205
+    prepared = record["sequence_records"]
+    assert prepared["alignments"] == {"uniform": 12} and prepared["frame_len"] == 2205
 
 
 def test_alignment_choice_is_resolved_and_checked():

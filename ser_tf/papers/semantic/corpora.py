@@ -8,10 +8,12 @@ frame and per-frame targets, written once as sequence records
   lies in one of the subject's speaking turns (``turns/``) fills the first half, any other frame the
   second, the other half staying zero (the official code's layout; without a turn file
   every frame counts as the subject's). Targets: arousal, valence, liking per frame.
-- **EMO-DB / RAVDESS proxy**: consecutive 0.1 s frames of the utterance in the subject
-  half (no partner: the second half stays zero), constant targets per utterance from its
-  category (:func:`ser_tf.data.dimensions.dimensional_targets`: arousal and valence), the
-  corpus's sentence as the transcript (EMO-DB's ten texts, RAVDESS's two statements).
+- **EMO-DB / RAVDESS proxy**: consecutive 0.1 s frames of the utterance, the subject's
+  2205 samples only (:func:`frame_len_of`): these corpora have no partner, and a partner
+  half that is always zero carries nothing but doubles the convolutions' work. Constant
+  targets per utterance from its category
+  (:func:`ser_tf.data.dimensions.dimensional_targets`: arousal and valence), the corpus's
+  sentence as the transcript (EMO-DB's ten texts, RAVDESS's two statements).
 
 Words: transcripts are timed with :func:`ser_tf.align.align_words` (aeneas + eSpeak NG)
 when ``align="aeneas"``; with ``"uniform"``, or for a recording aeneas cannot align,
@@ -40,11 +42,21 @@ ALIGNMENTS = ("auto", "aeneas", "uniform")
 LANGUAGES = {"SEWA": "deu", "EMODB": "deu", "RAVDESS": "eng"}
 SEWA_OUTPUTS = ("arousal", "valence", "liking")
 PROXY_OUTPUTS = ("arousal", "valence")
-RECORDS_VERSION = 1
+# 2: proxy frames hold the subject's half only (1: both halves, the partner's zero).
+RECORDS_VERSION = 2
 
 
 def outputs_of(corpus: str) -> tuple[str, ...]:
     return SEWA_OUTPUTS if corpus == "SEWA" else PROXY_OUTPUTS
+
+
+def frame_len_of(corpus: str) -> int:
+    """Samples per frame: SEWA's subject + partner halves, a proxy corpus's one half."""
+    return FRAME_LEN if corpus == "SEWA" else HALF
+
+
+def frame_layout_of(corpus: str) -> str:
+    return "subject half, partner half" if corpus == "SEWA" else "subject only (no partner)"
 
 
 def resolve_alignment(choice: str) -> str:
@@ -166,8 +178,7 @@ def proxy_item(utterance, vocabulary, *, corpus: str, alignment: str, align_cach
 
     wave, _ = read_audio(utterance.path, SAMPLE_RATE)
     halves = frame_audio(wave, SAMPLE_RATE, FRAME_SECONDS)
-    audio = np.zeros((len(halves), FRAME_LEN), np.float32)
-    audio[:, :HALF] = halves
+    audio = np.asarray(halves, np.float32)  # the subject's half: there is no partner
     method = "none"
     words = []
     if utterance.text:
@@ -228,6 +239,6 @@ def prepare_records(manifest, out_root, *, alignment: str = "uniform", quiet: bo
     vocabulary.to_json(folder / "vocabulary.json")
     (folder / "preparation.json").write_text(json.dumps(
         {"alignment": alignment, "alignments": counts, "sample_rate": SAMPLE_RATE,
-         "frame_seconds": FRAME_SECONDS, "frame_len": FRAME_LEN,
+         "frame_seconds": FRAME_SECONDS, "frame_len": frame_len_of(manifest.corpus),
          "vocabulary": len(vocabulary)}, indent=1), encoding="utf-8")
     return folder

@@ -28,19 +28,20 @@ ALIGNMENTS = ("auto", "aeneas", "uniform")
 
 @dataclass(frozen=True)
 class FrameRecipe:
-    """What the model reads, for the run's config: 0.1 s frames of 22.05 kHz audio, subject
-    and partner halves (:mod:`.corpora`). Nothing is extracted: the records hold the
-    samples."""
+    """What the model reads, for the run's config: 0.1 s frames of 22.05 kHz audio, SEWA's
+    subject and partner halves or a proxy corpus's subject half (:mod:`.corpora`). Nothing
+    is extracted: the records hold the samples."""
 
     name: str = "semantic_frames"
     sample_rate: int = 22050
     frame_seconds: float = 0.1
     frame_len: int = 4410
+    layout: str = "subject half, partner half"
 
     def config(self) -> dict:
         return {"name": self.name, "sample_rate": self.sample_rate,
                 "frame_seconds": self.frame_seconds, "frame_len": self.frame_len,
-                "layout": "subject half, partner half"}
+                "layout": self.layout}
 
 
 def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
@@ -174,8 +175,8 @@ def _source_factory(args, manifest, model_inputs):
 def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
     """The :class:`Experiment` ``args`` describe."""
     from ser_tf.data import load_manifest
-    from ser_tf.papers.semantic.corpora import (build_vocabulary, outputs_of,
-                                                resolve_alignment)
+    from ser_tf.papers.semantic.corpora import (build_vocabulary, frame_layout_of,
+                                                frame_len_of, outputs_of, resolve_alignment)
     from ser_tf.papers.semantic.folds import SPLIT
     from ser_tf.training.tasks import FrameRegressionTask
     from ser_tf.training.classifier import FitConfig
@@ -183,7 +184,9 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
     manifest = load_manifest(args.dataset, args.data_dir, on_bad_audio=args.on_bad_audio)
     args.align = resolve_alignment(args.align)
     vocabulary = build_vocabulary(manifest)
-    settings = model_settings(args, cfg)
+    settings = {**model_settings(args, cfg), "frame_len": frame_len_of(manifest.corpus)}
+    recipe = FrameRecipe(frame_len=frame_len_of(manifest.corpus),
+                         layout=frame_layout_of(manifest.corpus))
     outputs = outputs_of(manifest.corpus)
     task = FrameRegressionTask(outputs, weighting=args.weighting)
     fit = FitConfig(epochs=args.epochs, batch_size=args.batch_size,
@@ -195,7 +198,7 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
     inputs = {"fusion": ("audio", "words"), "audio": ("audio",), "text": ("words",)}[args.variant]
     build = model_builder(settings, vocabulary, cfg, args.word_vectors)
     experiment = Experiment(
-        manifest=manifest, recipe=FrameRecipe(), build_model=build, fit=fit, task=task,
+        manifest=manifest, recipe=recipe, build_model=build, fit=fit, task=task,
         paper_split=SPLIT, source=_source_factory(args, manifest, inputs),
         config_extra={"model": settings, "chunk_frames": args.chunk_frames,
                       "alignment": args.align, "vocabulary_size": len(vocabulary),
@@ -209,7 +212,19 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
     if not args.no_export:
         experiment.on_fold_done = lambda work_dir, fold, source, result: _export_fold(
             work_dir, fold, build, task, args, source)
+    experiment.after_folds = _records_details
     return experiment
+
+
+def _records_details(work_dir, folds, source, results):
+    """The record's ``sequence_records`` section: how the records the run read were made,
+    from their ``preparation.json`` (how many recordings got aeneas word times and how
+    many fell back to uniform timing, frame layout, vocabulary size)."""
+    from ser_tf.util.jsonio import read_json
+
+    root = Path(source.root)
+    return {"sequence_records": {"folder": root.name,
+                                 **read_json(root / "preparation.json")}}, None
 
 
 def _export_fold(work_dir, fold, build, task, args, source) -> None:
