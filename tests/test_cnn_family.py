@@ -331,3 +331,22 @@ def test_noise_table_fills_planned_rows_from_records_and_keeps_not_run(tmp_path)
     readme.write_text("no block")
     with pytest.raises(ValueError, match="no <!-- noise"):
         noise_report.rewrite_readme(readme, tmp_path)
+
+
+def test_training_refuses_a_plan_that_would_choose_on_test_ids():
+    """The guard behind the README's "refuses to start": a fold validating on its test ids,
+    or the checkpoint policy the runner gives such folds, stops the run."""
+    from types import SimpleNamespace
+
+    from ser_tf.papers.cnn_family.experiment import RUNNER_SELECTS_ON_TEST, refuse_test_selection
+    from ser_tf.util.errors import UserError
+
+    def plan(checkpoint, on_test):
+        return SimpleNamespace(fit=SimpleNamespace(checkpoint=checkpoint),
+                               folds=[SimpleNamespace(selection_on_test=on_test)])
+
+    refuse_test_selection(plan("best-val", False))  # the package's own split: trains
+    for checkpoint, on_test in (("paper", False), ("best-val", True), ("paper", True)):
+        with pytest.raises(UserError, match="Refusing to choose on the test split"):
+            refuse_test_selection(plan(checkpoint, on_test))
+    assert "Refusing" in RUNNER_SELECTS_ON_TEST

@@ -341,12 +341,17 @@ def intercept(args: argparse.Namespace, experiment: Experiment, plan) -> dict | 
         from ser_tf.papers.cnn_family.tune import run_tuning
 
         return run_tuning(args, experiment, plan, SPEC.config())
-    if plan.fit.checkpoint != experiment.fit.checkpoint \
-            and not any(fold.selection_on_test for fold in plan.folds):
+    refuse_test_selection(plan)
+    return None
+
+
+def refuse_test_selection(plan) -> None:
+    """Raise :data:`RUNNER_SELECTS_ON_TEST` if ``plan`` would choose an epoch on test ids:
+    a fold validating on its test ids, or the checkpoint policy the runner sets for them."""
+    if plan.fit.checkpoint == "paper" or any(fold.selection_on_test for fold in plan.folds):
         from ser_tf.util.errors import UserError
 
         raise UserError(RUNNER_SELECTS_ON_TEST)
-    return None
 
 
 SPEC = PaperSpec(
