@@ -110,6 +110,36 @@ def test_every_trial_writes_tensorboard_logs_and_the_best_values_resolve(tmp_pat
     assert result["distributed"] == {"role": "single", "tuner_id": "tuner0", "oracle": None}
 
 
+def test_hyperband_on_a_small_grid_says_it_trained_no_trial_for_the_full_budget(tmp_path):
+    """keras-tuner ends a Hyperband search once its space has no new values to draw: on a
+    4-value space with a 9-epoch budget no trial is ever promoted, and the result must say
+    so; a grid search trains every value for the full budget."""
+    source, fold = small_fold(tmp_path)
+    fit = FitConfig(epochs=9, batch_size=16, monitor="val_loss", jit_compile=False, seed=1)
+    hyperband = tune_fold(fold, source=source, task=TASK, build_model=build, fit=fit,
+                          space=space, directory=tmp_path / "hb", tuner="hyperband",
+                          max_epochs=9)
+    assert len(hyperband["trials"]) == 4
+    assert max(t["values"]["tuner/epochs"] for t in hyperband["trials"]) < 9
+    assert hyperband["note"] and "none trained more than" in hyperband["note"]
+    grid = tune_fold(fold, source=source, task=TASK, build_model=build, fit=fit, space=space,
+                     directory=tmp_path / "grid", tuner="grid", max_epochs=9)
+    assert grid["note"] is None and grid["max_trials"] is None
+    assert sorted((t["values"]["learning_rate"], t["values"]["units"]) for t in grid["trials"]) \
+        == [(1e-5, 2), (1e-5, 8), (1e-1, 2), (1e-1, 8)]
+
+
+def test_hyperband_shortfall_is_silent_once_a_trial_had_the_full_budget():
+    from ser_tf.tuning.search import hyperband_shortfall
+
+    def trial(epochs, score=1.0):
+        return {"values": {"tuner/epochs": epochs}, "score": score}
+
+    assert hyperband_shortfall([trial(1), trial(3), trial(9)], 9) is None
+    assert "none trained more than 3 of the 9" in hyperband_shortfall([trial(1), trial(3)], 9)
+    assert hyperband_shortfall([trial(1, score=None)], 9) is None  # nothing finished
+
+
 def test_best_values_file_round_trip_and_clear_errors(tmp_path):
     from ser_tf.tuning.hparams import (HParamsError, apply_fit, provenance, read_hparams,
                                        write_hparams)
@@ -169,6 +199,7 @@ def test_search_flags_are_checked_when_parsed():
                               "--tune-epochs", "5"])
     assert search_folder_name(search_settings(args)) == "bayesian-5ep-4trials"
     for argv in (["--tuner", "random"], ["--tune-epochs", "3"], ["--tune", "--hparams", "f"],
-                 ["--tune", "--tune-trials", "3"], ["--tune", "--tuner", "grid"]):
+                 ["--tune", "--tune-trials", "3"], ["--tune", "--tuner", "nope"],
+                 ["--tune", "--tuner", "grid", "--tune-trials", "2"]):
         with pytest.raises(SystemExit):
             parser.parse_args(argv)

@@ -34,7 +34,8 @@ def add_tuning_arguments(parser: argparse.ArgumentParser, *, max_epochs: int,
     group.add_argument("--tune-epochs", type=positive_int, metavar="N",
                        help=f"--tune: at most N epochs a trial (default {max_epochs})")
     group.add_argument("--tune-trials", type=positive_int, metavar="N",
-                       help=f"--tune with random or bayesian: N trials (default {max_trials})")
+                       help=f"--tune with random or bayesian: N trials (default {max_trials}; "
+                            "grid tries every value)")
     group.add_argument("--tune-overwrite", action="store_true",
                        help="--tune: start the search afresh instead of resuming it")
     group.add_argument("--hparams", metavar="FILE",
@@ -62,6 +63,9 @@ def check_tuning_arguments(args: argparse.Namespace) -> str | None:
     if tune and getattr(args, "tune_trials", None) is not None and tuner_of(args) == "hyperband":
         return ("argument --tune-trials: Hyperband sets its own number of trials from "
                 "--tune-epochs; use --tuner random or bayesian")
+    if tune and getattr(args, "tune_trials", None) is not None and tuner_of(args) == "grid":
+        return ("argument --tune-trials: a grid search tries every value once; use --tuner "
+                "random or bayesian")
     return None
 
 
@@ -84,6 +88,6 @@ def search_folder_name(settings: dict) -> str:
     resumed search never reloads another algorithm's or budget's state
     (``hyperband-30ep``, ``random-30ep-10trials``)."""
     name = f"{settings['tuner']}-{settings['max_epochs']}ep"
-    if settings["tuner"] != "hyperband":
+    if settings["tuner"] not in ("hyperband", "grid"):
         name += f"-{settings['max_trials']}trials"
     return name

@@ -11,7 +11,10 @@ keyword arguments of the paper's ``build_model(num_outputs, **model)``.
 :func:`tune_fold` searches on one fold's training ids, scored on its validation ids: the
 test ids are never read, so a tuned setting can still be tested honestly. It
 
-- runs Hyperband, random search or Bayesian optimisation (:data:`ser_tf.tuning.TUNERS`);
+- runs Hyperband, random search, Bayesian optimisation or a grid search
+  (:data:`ser_tf.tuning.TUNERS`), and says when Hyperband ended before any trial reached the
+  full budget (:func:`hyperband_shortfall`: keras-tuner stops a Hyperband search once its
+  space has no new values to draw, which a grid of a few values reaches in the first round);
 - writes each trial's TensorBoard logs under ``<directory>/<project>/tensorboard/<trial>/``
   (``tensorboard --logdir`` that folder compares the trials, hyperparameters included);
 - resumes: keras-tuner keeps the oracle's state in the directory, so a killed search run
@@ -94,7 +97,7 @@ def make_tuner(name: str, model, *, objective, directory, project_name: str, see
     (``tuner.trials_run``: a worker's share of a distributed search)."""
     kt = _keras_tuner()
     kinds = {"hyperband": kt.Hyperband, "random": kt.RandomSearch,
-             "bayesian": kt.BayesianOptimization}
+             "bayesian": kt.BayesianOptimization, "grid": kt.GridSearch}
     if name not in kinds:
         raise ValueError(f"tuner must be one of {TUNERS}, got {name!r}")
 
@@ -107,8 +110,8 @@ def make_tuner(name: str, model, *, objective, directory, project_name: str, see
             self.trials_run.append(trial.trial_id)
             super().on_trial_end(trial)
 
-    budget = ({"max_epochs": int(max_epochs)} if name == "hyperband"
-              else {"max_trials": int(max_trials)})
+    budget = {"hyperband": {"max_epochs": int(max_epochs)},
+              "grid": {"max_trials": None}}.get(name, {"max_trials": int(max_trials)})
     return RecordingTuner(model, objective=objective, seed=seed, directory=str(directory),
                           project_name=project_name, overwrite=overwrite, **budget)
 
@@ -139,6 +142,31 @@ def trial_rows(oracle) -> list[dict]:
     return rows
 
 
+def trial_epochs(trial_values: dict, max_epochs: int) -> int:
+    """Epochs a trial trained: Hyperband's ``tuner/epochs``, else the full budget."""
+    return int(trial_values.get(f"{INTERNAL_PREFIX}epochs", max_epochs))
+
+
+def hyperband_shortfall(trials: Sequence[dict], max_epochs: int) -> str | None:
+    """A note when a Hyperband search ended with no trial trained for ``max_epochs``.
+
+    keras-tuner's Hyperband fills each bracket's first round with new values drawn from the
+    space and ends the whole search the first time it cannot draw one: with a small
+    discrete space (four learning rates) that happens before any trial is promoted, so
+    every trial trains the smallest budget and "best" means best after those few epochs."""
+    finished = [t for t in trials if t.get("score") is not None]
+    if not finished:
+        return None
+    longest = max(trial_epochs(t["values"], max_epochs) for t in finished)
+    if longest >= int(max_epochs):
+        return None
+    return (f"Hyperband ended after {len(finished)} trials, none trained more than {longest} "
+            f"of the {int(max_epochs)} epochs: keras-tuner stops a Hyperband search as soon "
+            "as its space has no new values to draw, before a bracket is filled or a trial "
+            f"promoted; the chosen value is the best after {longest} epochs. A grid search "
+            "(--tuner grid) trains every value for the full budget.")
+
+
 def tune_fold(fold, *, source, task, build_model: Callable, fit, space: Callable,
               directory, tuner: str = "hyperband", max_epochs: int | None = None,
               max_trials: int = 10, objective: str | None = None, overwrite: bool = False,
@@ -147,7 +175,8 @@ def tune_fold(fold, *, source, task, build_model: Callable, fit, space: Callable
     """Search ``space`` on ``fold``'s training ids, scored on its validation ids.
 
     ``tuner``: ``hyperband`` (``max_epochs`` per model at most, default ``fit.epochs``),
-    ``random`` or ``bayesian`` (``max_trials`` models of ``max_epochs`` epochs).
+    ``random`` or ``bayesian`` (``max_trials`` models of ``max_epochs`` epochs), ``grid``
+    (every combination of the space, ``max_epochs`` epochs each).
     ``objective`` defaults to ``fit.monitor`` (its direction from its name). The search
     resumes from ``directory`` unless ``overwrite``; ``callbacks`` (deep-copyable) join every
     trial's ``fit``; ``tensorboard`` adds a TensorBoard log per trial.
@@ -155,7 +184,8 @@ def tune_fold(fold, *, source, task, build_model: Callable, fit, space: Callable
     Returns, for a lone search or the chief of a distributed one: ``{"best": {name: value}
     (the space's values), "fit", "model" (the sections they set), "best_trial", "objective",
     "direction", "tuner", "trials" (every trial: id, status, values, score), "trials_run"
-    (those this process trained), "directory", "tensorboard", "distributed"}``. A worker of a
+    (those this process trained), "directory", "tensorboard", "distributed", "note" (None,
+    or why Hyperband trained no trial for the full budget)}``. A worker of a
     distributed search returns ``{"tuner", "objective", "trials_run", "directory",
     "distributed"}``: the best values are the chief's to report.
     """
@@ -195,13 +225,16 @@ def tune_fold(fold, *, source, task, build_model: Callable, fit, space: Callable
         search.search(train, validation_data=val, epochs=epochs, shuffle=False,
                       callbacks=trial_callbacks, verbose=verbose)
     common = {"tuner": tuner, "objective": objective, "direction": direction,
-              "max_epochs": epochs, "max_trials": None if tuner == "hyperband" else max_trials,
+              "max_epochs": epochs,
+              "max_trials": None if tuner in ("hyperband", "grid") else max_trials,
               "trials_run": list(search.trials_run), "directory": str(project_dir),
               "tensorboard": str(logdir) if logdir is not None else None,
               "distributed": distributed}
     if distributed["role"] == "worker":
         return common
-    return {**_best(search, space), **common, "trials": trial_rows(search.oracle)}
+    trials = trial_rows(search.oracle)
+    note = hyperband_shortfall(trials, epochs) if tuner == "hyperband" else None
+    return {**_best(search, space), **common, "trials": trials, "note": note}
 
 
 def _best(search, space: Callable) -> dict:

@@ -6,8 +6,9 @@ The report found the single CNN's learning rate (1e-2) with keras-tuner's Hyperb
 (:func:`ser_tf.tuning.search.tune_fold`): every trial is compiled by the run's
 :class:`~ser_tf.training.classifier.FitConfig` (Adam, cross-entropy) with the drawn rate,
 trained on the fold's training ids (with the run's AWGN copies, if any) and scored on its
-validation ids by the run's monitor (``val_loss``). ``--tuner random|bayesian`` searches
-the same grid another way.
+validation ids by the run's monitor (``val_loss``). ``--tuner random|bayesian|grid``
+searches the same grid another way (``grid``: every rate for the full budget; keras-tuner's
+Hyperband ends in its first round on a grid this small, and its result says so).
 
 Everything goes to ``<results>/cnn_family/<corpus>/<run-id>.tuning/<tuner>-<budget>/``:
 ``keras_tuner/`` (the oracle's state: a killed search resumes; ``tensorboard/`` inside it,
@@ -87,7 +88,7 @@ def run_tuning(args, experiment, plan, cfg: dict) -> dict:
     grid = cfg["tuning"]["learning_rates"]
     fold = plan.folds[0]
     if not quiet:
-        budget = ("" if settings["tuner"] == "hyperband"
+        budget = ("" if settings["tuner"] in ("hyperband", "grid")
                   else f", {settings['max_trials']} trials")
         print(f"{settings['tuner']} search over learning rates {grid} (at most "
               f"{settings['max_epochs']} epochs a trial{budget}) on fold {fold.index}: "
@@ -115,6 +116,8 @@ def run_tuning(args, experiment, plan, cfg: dict) -> dict:
                           "score": result["best_trial"]["score"],
                           "trial_id": result["best_trial"]["trial_id"],
                           "fold": result["fold"], "grid": result["grid"]})
+    if result.get("note"):
+        print(f"NOTE: {result['note']}", flush=True)
     if not quiet:
         print(f"chosen learning rate: {result['learning_rate']:g} ({result['objective']} "
               f"{result['best_trial']['score']:.4f}); train with the same flags and "
