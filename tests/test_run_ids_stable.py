@@ -90,6 +90,19 @@ def cnn_family_argv(config):
     return argv
 
 
+def semantic_argv(config):
+    fit, model = config["fit"], config["model"]
+    argv = ["--dataset", config["corpus"], "--protocol", config["protocol"],
+            "--variant", model["variant"], "--epochs", str(fit["epochs"]),
+            "--batch-size", str(fit["batch_size"]), "--learning-rate", str(fit["learning_rate"]),
+            "--seed", str(fit["seed"]), "--folds", str(config["n_folds"]),
+            "--chunk-frames", str(config["chunk_frames"]), "--align", config["alignment"],
+            "--weighting", config["task"]["weighting"],
+            # --width w scales the filters and units: the first conv's 50 filters tell it.
+            "--width", str(model["conv_filters"][0] / 50)]
+    return argv  # runs with --word-vectors would also need the vectors file
+
+
 class StoredManifest:
     """What plan_experiment reads of a manifest, from a stored config."""
 
@@ -110,6 +123,8 @@ def rebuild(config, monkeypatch):
     from ser_tf.papers.attention_fcn import experiment as attention_fcn
     from ser_tf.papers.cnn_family import corpora as cnn_family_corpora
     from ser_tf.papers.cnn_family import experiment as cnn_family
+    from ser_tf.papers.semantic import corpora as semantic_corpora
+    from ser_tf.papers.semantic import experiment as semantic
 
     monkeypatch.setattr(ser_tf.data, "load_manifest",
                         lambda *a, **k: StoredManifest(config))
@@ -118,6 +133,9 @@ def rebuild(config, monkeypatch):
     # Attention FCN keeps four classes of the corpus: the stored manifest has them already.
     monkeypatch.setattr(attention_fcn, "load_four_classes",
                         lambda *a, **k: StoredManifest(config))
+    # The semantic model's vocabulary comes from the transcripts: its stored size.
+    monkeypatch.setattr(semantic_corpora, "build_vocabulary",
+                        lambda manifest: [None] * config.get("vocabulary_size", 0))
     # The CNN family pools corpora: the stored manifest is the pooled one.
     monkeypatch.setattr(cnn_family_corpora, "load_pooled",
                         lambda *a, **k: StoredManifest(config))
@@ -131,7 +149,8 @@ def rebuild(config, monkeypatch):
     module, argv = {"lightsernet": (lightsernet, lightsernet_argv),
                     "timnet": (timnet, timnet_argv),
                     "attention_fcn": (attention_fcn, attention_fcn_argv),
-                    "cnn_family": (cnn_family, cnn_family_argv)}[config["paper"]]
+                    "cnn_family": (cnn_family, cnn_family_argv),
+                    "semantic": (semantic, semantic_argv)}[config["paper"]]
     plan = module.plan(module.build_parser().parse_args(argv(config)))
     rebuilt = dict(plan.config)
     if "data" not in config:  # recorded before runs stored a fingerprint
