@@ -11,6 +11,8 @@ skipping them never renames a run.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def _features(features_or_source):
     """The cached features of the originals, from the source the hooks get (or itself)."""
@@ -42,11 +44,15 @@ def make_on_fold_done(*, build, recipe, manifest, export_name: str | None, snrs_
 
 
 def _noise_row(work_dir, fold, manifest, recipe, build, snrs_db, seed, quiet):
-    from ser_tf.training.robustness import condition_name, fold_noise_evaluation
+    from ser_tf.training.robustness import NOISE_FILE, condition_name, fold_noise_evaluation
+    from ser_tf.training.rundir import RunDir
     from ser_tf.util.status import fold_label, step
 
+    # Scored when the fold ended: reading the stored row back says nothing new.
+    stored = (RunDir(Path(work_dir)).fold(fold).path / NOISE_FILE).is_file()
     conditions = ", ".join(condition_name(s) for s in (None, *snrs_db))
-    with step(f"{fold_label(fold)}: test utterances under noise ({conditions})", quiet=quiet):
+    with step(f"{fold_label(fold)}: test utterances under noise ({conditions})",
+              quiet=quiet or stored):
         return fold_noise_evaluation(work_dir, fold, manifest, recipe, build, snrs_db=snrs_db,
                                      seed=seed)
 
