@@ -80,6 +80,14 @@ def test_verify_release_tells_original_processed_and_incomplete(release, tmp_pat
         shutil.copy2(root / "wav" / path.name, path)
     check = fp.verify_release("EMODB", sorted(copy.glob("*.wav")), rows)
     assert check.verdict == f"{fp.INCOMPLETE} (1 of 14 files missing)"
+    # What a run read: unchanged release files, not all of them (a class subset).
+    assert check.read_verdict == f"{fp.ORIGINAL} (13 of 14 files)"
+    assert fp.verify_release("EMODB", files, rows).read_verdict == fp.ORIGINAL
+    changed_bytes = bytearray(files[0].read_bytes())
+    changed_bytes[-1] ^= 1
+    (copy / files[0].name).write_bytes(bytes(changed_bytes))
+    check = fp.verify_release("EMODB", sorted(copy.glob("*.wav")), rows)
+    assert check.read_verdict == check.verdict == f"{fp.PROCESSED} (1 of 14 files differ)"
 
 
 def test_checksum_list_format_errors_name_the_line():

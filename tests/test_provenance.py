@@ -74,6 +74,12 @@ def test_fingerprinted_processed_copies_are_labelled_from_the_fingerprint():
     assert NONE.corpus_of(record) == "EMODB (processed copy (535 of 535 files differ))"
     del record["config"]["data"]["release"]
     assert NONE.corpus_of(record) == "EMODB (all files 2.00 s)"
+    # A class subset of the release (four of EMO-DB's seven emotions) is the release.
+    subset = {"corpus": "EMODB", "config": {"data": {
+        "files": 339, "sample_rates": {"16000": 339}, "same_duration": False,
+        "duration_s": {"min": 1.43, "median": 2.59, "max": 8.98}, "digest": "cd",
+        "release": "original release (339 of 535 files)"}}}
+    assert NONE.corpus_of(subset) == "EMODB"
     assert NONE.data_cell({"corpus": "EMODB", "run_id": "x"}) == "not recorded"
 
 

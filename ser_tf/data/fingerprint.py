@@ -40,8 +40,10 @@ def fingerprint(manifest, *, verify: bool = True) -> dict:
     Returns ``{"format", "files", "sample_rates" ({rate: count}), "duration_s" (min,
     median, max), "same_duration" (every file one length: a processed copy), "digest"
     (sha256 of the sorted ``utterance_id<TAB>bytes`` lines, 16 hex digits)}``, and with
-    ``verify`` and a shipped checksum list for the corpus, ``"release"`` (the verdict of
-    :func:`verify_release`, files outside the manifest ignored).
+    ``verify`` and a shipped checksum list for the corpus, ``"release"``: what the files the
+    run read are (:attr:`ReleaseCheck.read_verdict`). A manifest that keeps some classes of
+    a corpus reads part of the release on purpose, so listed files it does not hold are
+    not called missing there; ``data check --verify`` judges the whole copy.
 
     Raises :class:`~ser_tf.data.audio.AudioError` for a file whose header cannot be read.
     """
@@ -66,7 +68,7 @@ def fingerprint(manifest, *, verify: bool = True) -> dict:
     }
     if verify and checksum_list(manifest.corpus) is not None:
         result["release"] = verify_release(manifest.corpus,
-                                           [Path(u.path) for u in manifest]).verdict
+                                           [Path(u.path) for u in manifest]).read_verdict
     return result
 
 
@@ -149,6 +151,15 @@ class ReleaseCheck:
         if self.missing:
             return f"{INCOMPLETE} ({len(self.missing)} of {self.listed} files missing)"
         return ORIGINAL
+
+    @property
+    def read_verdict(self) -> str:
+        """The verdict on the files given, not on the copy: ``original release`` when they
+        are all of it, ``original release (339 of 535 files)`` when they are unchanged
+        release files but not all of them (a class subset), else :attr:`verdict`."""
+        if self.missing and not self.differing and self.matching:
+            return f"{ORIGINAL} ({len(self.matching)} of {self.listed} files)"
+        return self.verdict
 
     @property
     def is_original(self) -> bool:

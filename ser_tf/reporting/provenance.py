@@ -65,6 +65,8 @@ class Provenance:
     def corpus_of(self, record: Mapping) -> str:
         """The corpus name, with the copy's label unless it is the original release:
         ``RAVDESS (2.39 s trimmed copy)``, ``EMODB (processed copy (...))``, ``EMODB``."""
+        from ser_tf.data.fingerprint import ORIGINAL
+
         corpus = str(record.get("corpus", "?"))
         fingerprint = (record.get("config") or {}).get("data")
         if fingerprint:
@@ -74,7 +76,8 @@ class Provenance:
             release = fingerprint.get("release")
             if fingerprint.get("same_duration"):
                 release = release or f"all files {fingerprint['duration_s']['min']:.2f} s"
-            return corpus if not release or release == "original release" else (
+            # "original release (339 of 535 files)": a class subset of the release.
+            return corpus if not release or release.startswith(ORIGINAL) else (
                 f"{corpus} ({release})")
         copy = self.data.get(run_key(record))
         return f"{corpus} ({copy.label})" if copy else corpus
