@@ -1,5 +1,7 @@
 """The feature-statistics check for audio unlike the training data."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -28,6 +30,12 @@ def test_threshold_flags_the_quantile_of_training_and_catches_shifted_audio():
     measured = rates(feature_summary(corpus(400, seed=1)), feature_summary(corpus(400, 2.0, 2)),
                      reference)
     assert measured["false_alarm"] < 12 and measured["detection"] > 95
+    # Detection alone: no in-domain set, no NaN and no NumPy empty-mean warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        alone = rates(None, feature_summary(corpus(400, 2.0, 2)), reference)
+    assert alone["false_alarm"] is None and alone["n_in_domain"] == 0
+    assert alone["detection"] == measured["detection"]
     flagged, d = unfamiliar(feature_summary(corpus(5, 2.0, 3)), reference)
     assert flagged and d > reference["threshold"]
     assert not unfamiliar(feature_summary(corpus(5, seed=4)), reference)[0]

@@ -185,7 +185,7 @@ def ood_check(plan, feature_set, others: dict | None = None) -> dict:
         false_alarms.append(rates(summaries[feature_set.index_of(fold.test_ids)], None,
                                   reference)["false_alarm"])
     reference = fit_reference(summaries)
-    detection = {name: rates(summaries[:0], feature_summary(features), reference)["detection"]
+    detection = {name: rates(None, feature_summary(features), reference)["detection"]
                  for name, features in (others or {}).items()}
     return {"reference": reference, "false_alarm_test_speakers": {
                 "mean": float(np.mean(false_alarms)), "per_fold": false_alarms},

@@ -65,9 +65,17 @@ def unfamiliar(summaries, reference: dict) -> tuple[bool, float]:
 
 
 def rates(in_domain, other, reference: dict) -> dict:
-    """False-alarm rate (in %) on in-domain summaries and detection rate on ``other``."""
-    flagged = lambda s: float(100.0 * np.mean(distances(s, reference) > reference["threshold"]))  # noqa: E731
-    result = {"false_alarm": flagged(in_domain), "n_in_domain": int(len(in_domain))}
+    """False-alarm rate (in %) on in-domain summaries and detection rate on ``other``.
+
+    A rate of no summaries is ``None`` (not a NaN with NumPy's empty-mean warning): pass
+    ``in_domain=None`` (or an empty array) to measure detection alone."""
+    def flagged(summaries):
+        if summaries is None or not len(summaries):
+            return None
+        return float(100.0 * np.mean(distances(summaries, reference) > reference["threshold"]))
+
+    n_in = 0 if in_domain is None else int(len(in_domain))
+    result = {"false_alarm": flagged(in_domain), "n_in_domain": n_in}
     if other is not None and len(other):
         result.update(detection=flagged(other), n_other=int(len(other)))
     return result
