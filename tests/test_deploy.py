@@ -95,3 +95,12 @@ def test_predict_applies_the_shipped_temperature_and_flags_unfamiliar_audio(tmp_
                                ["probabilities"].values()))
     assert np.allclose(calibrated, apply_temperature(raw[None], 2.0)[0], atol=1e-5)
     assert "does not sound like the model's training data" in format_result(result)
+
+
+def test_card_says_when_the_ood_warning_missed_another_corpus():
+    from ser_tf.export.deploy import _missed_text
+
+    text = _missed_text({"RAVDESS": 0.2, "EMOVO": 97.0})
+    assert "most of RAVDESS through" in text and "EMOVO" not in text
+    assert "No warning does not mean" in text
+    assert _missed_text({"EMOVO": 97.0}) == "" and _missed_text({}) == ""

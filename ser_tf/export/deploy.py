@@ -301,6 +301,17 @@ def ship_final(model, *, out_dir, prefix: str, title: str, recipe, feature_set, 
             "latency_ms": {"models": latency, "numpy_frontend": frontend_ms}}
 
 
+def _missed_text(detection: dict) -> str:
+    """A warning for the card when the OOD check missed most of another corpus."""
+    missed = [name for name, rate in detection.items() if rate < 50.0]
+    if not missed:
+        return ""
+    return (f" It let most of {', '.join(missed)} through: it compares feature statistics "
+            "(level, spectrum), so it catches other microphones, noise or sample rates, not "
+            "another language or other speakers recorded alike. No warning does not mean a "
+            "recording is like the training data.")
+
+
 def _ms(stats: dict) -> str:
     return f"mean {stats['mean_ms']:.2f}, p95 {stats['p95_ms']:.2f}"
 
@@ -340,7 +351,7 @@ def _final_notes(cv, calibration, int8, ood, scope, notes, window, waveform_in,
             f"beyond the {100 * ood['reference']['quantile']:.0f}th percentile of the training "
             f"utterances' (sidecar `ood`). Measured false alarms on held-out speakers of the "
             f"training corpus: {ood['false_alarm_test_speakers']['mean']:.1f} %; detection on "
-            f"{detection}.")
+            f"{detection}." + _missed_text(ood["detection"]))
     lines += window
     if not waveform_in:
         lines.append(f"Input: features only. The front-end ({recipe.frontend.get('kind')}, "
