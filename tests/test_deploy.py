@@ -3,6 +3,7 @@ run, a temperature fitted on its validation speakers, a final model on every spe
 shipped with sidecars and cards that say so."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -55,6 +56,17 @@ def test_deploy_from_a_finished_speaker_run(tmp_path):
     assert len(history["loss"]) == cv["epochs"]  # trained exactly the chosen epoch count
     lite = LiteModel(tmp_path / "ship" / "lightsernet-emodb-waveform-float32.tflite")
     assert lite.predict(np.zeros((1, 48000), np.float32)).shape == (1, 7)
+
+    # Shipping again (e.g. after a card change) reuses the trained weights: same model,
+    # no training, and no warning about the optimizer state the weights file holds.
+    before = lite.predict(np.zeros((1, 48000), np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        runner.run(SPEC, build_parser().parse_args(
+            argv + ["--ship", "--ship-dest", str(tmp_path / "ship")]))
+    again = LiteModel(tmp_path / "ship" / "lightsernet-emodb-waveform-float32.tflite")
+    np.testing.assert_allclose(again.predict(np.zeros((1, 48000), np.float32)), before,
+                               atol=1e-6)
 
 
 def test_predict_applies_the_shipped_temperature_and_flags_unfamiliar_audio(tmp_path):

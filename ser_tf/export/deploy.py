@@ -136,10 +136,13 @@ def train_final(work_dir, *, source, task, build_model, fit, epochs: int,
     final = FitConfig(**{**fit.to_dict(), "epochs": int(epochs), "checkpoint": "last",
                          "patience": None})
     set_seed(final.seed)
-    model = final.compile(build_model(task.num_outputs), task)
+    model = build_model(task.num_outputs)
     if weights.is_file():
+        # Into the uncompiled model: the file holds the optimizer's state too, and a fresh
+        # optimizer would only warn that it skips it.
         model.load_weights(weights)
-        return model
+        return final.compile(model, task)
+    model = final.compile(model, task)
     ids = source.ids
     data = source.dataset(ids, task=task, training=True, seed=final.seed,
                           batch_size=final.batch_size, repeat=final.full_batches)
