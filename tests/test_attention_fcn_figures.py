@@ -152,10 +152,14 @@ def test_figure_has_one_panel_per_class_from_the_folds_own_test_sets(trained, fi
         model = next(f["explain_model"] for f in summary["folds"] if f["fold"] == fold.index)
         lite = ExplainLiteModel(model)
         path = next(u.path for u in manifest if u.utterance_id == chosen["utterance_id"])
-        probabilities, _ = lite.predict(lite.features(path)[0][None])
+        features, _, lengths = lite.inputs(path)
+        probabilities, _ = lite.predict(features[None], [lengths])
         np.testing.assert_allclose(probabilities[0][k], chosen["probability"], atol=1e-4)
         assert lite.metadata["source"]["fold"] == fold.index
-        assert chosen["keras_whole_utterance_probabilities"] is not None
+        # Whole utterances, padding masked: the run's own Keras probabilities.
+        np.testing.assert_allclose(list(chosen["probabilities"].values()),
+                                   chosen["keras_whole_utterance_probabilities"], atol=2e-3)
+        assert entry["alpha_on_padding"] == 0
 
 
 @pytest.mark.slow
@@ -206,8 +210,8 @@ def test_shipped_explain_model_runs_without_tensorflow(trained, figure, tmp_path
         from ser_tf import cli
         from ser_tf.reporting.attention_maps import ExplainLiteModel
         lite = ExplainLiteModel({str(shipped['tflite'])!r})
-        features, heard = lite.features({wav!r})
-        p, alpha = lite.predict(features[None])
+        features, heard, lengths = lite.inputs({wav!r})
+        p, alpha = lite.predict(features[None], [lengths])
         assert cli.main(["explain", {wav!r}, "--model", {str(shipped['tflite'])!r},
                          "--out", {str(png)!r}]) == 0
         assert "tensorflow" not in sys.modules and "keras" not in sys.modules
@@ -218,13 +222,15 @@ def test_shipped_explain_model_runs_without_tensorflow(trained, figure, tmp_path
                          cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["alpha_shape"] == [1, 8, 5] and 0 < result["heard"] < 300
+    # The corpus' longest file is 1.16 s: a 2 s (200-frame) input, 5 x 5 positions.
+    assert result["alpha_shape"] == [1, 5, 5] and 0 < result["heard"] < 200
     assert sum(result["p"]) == pytest.approx(1.0, abs=1e-5)
     assert png.stat().st_size > 1000
     # The same probabilities as the fold's explain model the figure used.
     fold_model = ExplainLiteModel(figures.ensure_explain_model(
         figures.load_run(work), figures.load_run(work).folds[shipped["fold"]]))
-    expected, _ = fold_model.predict(fold_model.features(wav)[0][None])
+    features, _, lengths = fold_model.inputs(wav)
+    expected, _ = fold_model.predict(features[None], [lengths])
     np.testing.assert_allclose(result["p"], expected[0], atol=1e-5)
 
 

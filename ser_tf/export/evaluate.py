@@ -26,14 +26,34 @@ from ser_tf.training.rundir import TFLITE_FILE, WEIGHTS_FILE, fold_dir_name
 SCORE_KEYS = ("UA", "WA", "macro_F1", "weighted_F1")
 
 
+def _as_inputs(features):
+    """A batch of model inputs: one float32 array, or (a multi-input model, e.g. padded
+    features with their lengths) a dict of arrays keyed by input name, each kept in its
+    dtype."""
+    if isinstance(features, dict):
+        return {name: np.asarray(values) for name, values in features.items()}
+    return np.asarray(features, dtype=np.float32)
+
+
+def _num_examples(inputs) -> int:
+    return len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
+
+
+def _rows(inputs, start: int, stop: int):
+    if isinstance(inputs, dict):
+        return {name: values[start:stop] for name, values in inputs.items()}
+    return inputs[start:stop]
+
+
 def _probabilities(path, features, batch_size: int = 64, num_threads: int = 1) -> np.ndarray:
     model = LiteModel(path, num_threads=num_threads)
-    features = np.asarray(features, dtype=np.float32)
-    if len(features) == 0:
+    features = _as_inputs(features)
+    count = _num_examples(features)
+    if count == 0:
         raise ValueError(f"{Path(path).name}: no examples to evaluate")
     # Fixed-size chunks: the interpreter is resized once (plus once for the last chunk).
-    return np.concatenate([model.predict(features[i:i + batch_size])
-                           for i in range(0, len(features), batch_size)])
+    return np.concatenate([model.predict(_rows(features, i, i + batch_size))
+                           for i in range(0, count, batch_size)])
 
 
 def evaluate_tflite(path, features, labels, label_names, *, batch_size: int = 64,
@@ -42,8 +62,9 @@ def evaluate_tflite(path, features, labels, label_names, *, batch_size: int = 64
     on ``features`` (float32, quantised by :class:`LiteModel` when the model is int8)."""
     from ser_tf.training.metrics import classification_metrics
 
-    if len(features) != len(labels):
-        raise ValueError(f"{len(features)} examples but {len(labels)} labels")
+    if _num_examples(_as_inputs(features)) != len(labels):
+        raise ValueError(f"{_num_examples(_as_inputs(features))} examples but {len(labels)} "
+                         "labels")
     probabilities = _probabilities(path, features, batch_size, num_threads)
     return classification_metrics(np.asarray(labels), probabilities, list(label_names))
 
@@ -52,7 +73,8 @@ def measure_latency(path, example, *, threads=(1, 2), warmup: int = 5,
                     runs: int = 50) -> dict[int, dict]:
     """Batch-1 latency of ``LiteModel(path, num_threads=t).predict`` for each ``t``.
 
-    ``example``: one input, with or without a leading batch axis of 1. Returns
+    ``example``: one input, with or without a leading batch axis of 1 (a multi-input
+    model: a dict keyed by input name, each with the batch axis of 1). Returns
     ``{t: {"mean_ms", "median_ms", "p95_ms"}}``. ``warmup`` calls are discarded (the
     first ones allocate buffers and warm caches). With more threads than free cores the
     numbers measure contention, not the model; the machine's load is not controlled.
@@ -65,6 +87,15 @@ def measure_latency(path, example, *, threads=(1, 2), warmup: int = 5,
     result = {}
     for count in threads:
         model = LiteModel(path, num_threads=int(count))
+        if isinstance(example, dict):
+            x = _as_inputs(example)
+            shapes = dict(zip(model.input_names, model.input_shapes))
+            if set(x) != set(shapes) or any(x[k].shape != (1, *shapes[k]) for k in shapes):
+                raise ValueError(f"{Path(path).name}: example must have inputs "
+                                 f"{ {k: (1, *v) for k, v in shapes.items()} }, got "
+                                 f"{ {k: v.shape for k, v in x.items()} }")
+            result[int(count)] = _time_calls(lambda: model.predict(x), warmup, runs)
+            continue
         x = np.asarray(example, dtype=np.float32)
         if x.shape == model.input_shape:
             x = x[None]
@@ -115,6 +146,29 @@ def _summary(rows: list[dict]) -> dict:
             "pooled": _scores(summary["pooled"])}
 
 
+def _first_example(feature_set, fold):
+    """The fold's first test example (the one latency is timed on): an array without the
+    batch axis, or a multi-input dict with a batch axis of 1."""
+    inputs = feature_set.features[feature_set.index_of(fold.test_ids[:1])]
+    return _as_inputs(inputs) if isinstance(inputs, dict) else inputs[0]
+
+
+def _model_input_spec(feature_set, recipe) -> dict:
+    """The sidecar input spec(s) of a model on ``feature_set``: the recipe's features, or,
+    for a fixed-length set of padded features (``input_shapes``: features and lengths, see
+    :class:`ser_tf.training.padded.FixedLengthInputs`), the features (a recording shorter
+    than the window is zero-padded at its end) and how many frames of them are real."""
+    from ser_tf.export.waveform import input_spec
+
+    shapes = getattr(feature_set, "input_shapes", None)
+    if shapes is None:
+        return input_spec(recipe, "features", tuple(feature_set.features.shape[1:]))
+    features, lengths = list(shapes)
+    return {features: {**input_spec(recipe, "features", shapes[features]), "pad": "end"},
+            lengths: {"kind": "lengths", "of": features, "unit": "frames",
+                      "normalise": None}}
+
+
 def _representative(feature_set, fold, size: int, seed: int) -> np.ndarray:
     """Up to ``size`` examples of THIS fold's training ids (never val or test ids: their
     ranges must not shape the quantisation the test scores then measure)."""
@@ -123,7 +177,7 @@ def _representative(feature_set, fold, size: int, seed: int) -> np.ndarray:
         raise ValueError(f"fold {fold.index} has no training ids for calibration")
     rng = np.random.default_rng([int(seed), int(fold.index)])
     chosen = np.sort(rng.choice(rows, size=min(size, len(rows)), replace=False))
-    return np.asarray(feature_set.features[chosen], dtype=np.float32)
+    return _as_inputs(feature_set.features[chosen])
 
 
 def _remove_fold_files(paths: dict) -> None:
@@ -147,16 +201,14 @@ def export_fold(model, fold, feature_set, out_dir, *, recipe, variants=ALL,
     "max_prob_diff_vs_keras", "argmax_agreement"}}}`` (JSON-ready); ``paths`` maps each
     variant to its ``.tflite`` file.
     """
-    from ser_tf.export.waveform import input_spec
     from ser_tf.training.metrics import classification_metrics
 
     if feature_set.features is None:
         raise ValueError("feature_set has no features in memory (extract with load=True)")
     label_names = list(feature_set.label_names)
-    shape = tuple(feature_set.features.shape[1:])
     variants = tuple(variants)
     test_rows = feature_set.index_of(fold.test_ids)
-    x_test = np.asarray(feature_set.features[test_rows], dtype=np.float32)
+    x_test = _as_inputs(feature_set.features[test_rows])
     y_test = feature_set.labels[test_rows]
     reference = model.predict(x_test, batch_size=batch_size, verbose=0)
     keras_metrics = classification_metrics(y_test, reference, label_names)
@@ -164,9 +216,12 @@ def export_fold(model, fold, feature_set, out_dir, *, recipe, variants=ALL,
         model, Path(out_dir), labels=label_names, variants=variants,
         representative=_representative(feature_set, fold, int(representative_size), seed)
         if "int8" in variants else None,
-        input_spec=input_spec(recipe, "features", shape), name=name)
+        input_spec=_model_input_spec(feature_set, recipe), name=name)
     row = {"fold": int(fold.index), "keras": {**_scores(keras_metrics), "metrics": keras_metrics},
            "variants": {}}
+    if getattr(feature_set, "input_shapes", None) is not None:  # padded, with lengths
+        row["input_shapes"] = {name: list(shape) for name, shape in
+                               feature_set.input_shapes.items()}
     for variant, path in paths.items():
         probabilities = _probabilities(path, x_test, batch_size)
         metrics = classification_metrics(y_test, probabilities, label_names)
@@ -269,7 +324,7 @@ def export_fold_models(work_dir, folds, feature_set, build_model: Callable, out_
                                  representative_size=representative_size, batch_size=batch_size)
         rows.append(row)
         if index == latency_fold:
-            example = feature_set.features[feature_set.index_of(fold.test_ids[:1])][0]
+            example = _first_example(feature_set, fold)
             latency = {v: measure_latency(p, example, threads=latency_threads, runs=latency_runs)
                        for v, p in paths.items()}
             host = cpu_info()
@@ -309,7 +364,7 @@ def export_fold_scores(work_dir, fold, feature_set, build_model: Callable, *, re
     with tempfile.TemporaryDirectory() as tmp:
         row, paths = export_fold(model, fold, feature_set, tmp, recipe=recipe, variants=variants,
                                  representative_size=representative_size, seed=seed, name=name)
-        example = feature_set.features[feature_set.index_of(fold.test_ids[:1])][0]
+        example = _first_example(feature_set, fold)
         row["latency"] = {v: measure_latency(p, example, threads=latency_threads,
                                              runs=latency_runs) for v, p in paths.items()}
         row["latency_host"] = cpu_info()

@@ -40,8 +40,9 @@ from ser_tf.features.segment import check_window_normalisation
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 ALL = VARIANTS
 #: What a model input is, as its sidecar says: audio features computed by a front-end,
-#: segmented audio, or any other tensor (a multi-input model's side inputs).
-INPUT_KINDS = ("features", "waveform", "tensor")
+#: segmented audio, any other tensor (a multi-input model's side inputs), or ``lengths``:
+#: how many frames of another input (``"of"``, zero-padded at the end) hold the recording.
+INPUT_KINDS = ("features", "waveform", "tensor", "lengths")
 #: Variants that keep a waveform model's front-end accurate (see ser_tf.export.waveform).
 WAVEFORM_VARIANTS = ("float32", "float16")
 
@@ -153,7 +154,13 @@ def inference_saved_model(model):
     folder = tempfile.mkdtemp(prefix="ser-tf-export-")
     try:
         signature = [tf.TensorSpec(x.shape, dtype=x.dtype, name=x.name) for x in model.inputs]
-        if len(signature) > 1:
+        try:
+            structure = model.input
+        except AttributeError:  # a Sequential model never called has no input structure
+            structure = None
+        if isinstance(structure, dict):  # inputs given as a dict: the same structure
+            signature = [{x.name: spec for x, spec in zip(model.inputs, signature)}]
+        elif len(signature) > 1:
             signature = [signature]  # several inputs: one structured argument, as Keras does
         archive = keras.export.ExportArchive()
         archive.track(model)
@@ -199,10 +206,15 @@ def convert(model, variant: str, representative=None, *, saved_model_dir=None) -
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "int8":
         names = [name for name, _ in inputs]
+        # Calibration feeds each input in its own dtype (an int32 side input such as a
+        # padded example's length stays int32; the converter refuses float32 for it).
+        dtypes = [str(getattr(t, "dtype", "float32")) for t in getattr(model, "inputs", None)
+                  or ()] or ["float32"] * len(inputs)
 
         def representative_dataset():
             for row in range(len(data[0])):
-                examples = [array[row:row + 1] for array in data]
+                examples = [array[row:row + 1].astype(dtype)
+                            for array, dtype in zip(data, dtypes)]
                 # Several inputs go as a dict keyed by signature input name (the Keras
                 # input names): a list would be fed in tensor-index order, which the
                 # converter does not promise to be the model's input order.
@@ -372,8 +384,9 @@ def export_variants(model, out_dir, *, representative=None, labels, input_spec,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    with inference_saved_model(model) if len(variants) > 1 else contextlib.nullcontext() \
-            as saved_model_dir:
+    # Always through our own SavedModel (one export serves every variant; its signature
+    # keeps a dict-input model's structure, which Keras' own path warns about).
+    with inference_saved_model(model) as saved_model_dir:
         for variant in variants:
             content = convert(model, variant, representative if variant == "int8" else None,
                               saved_model_dir=saved_model_dir)

@@ -27,6 +27,8 @@ def input_spec(model: LiteModel) -> dict:
     entries = meta.get("inputs")
     if spec is None and isinstance(entries, list) and len(entries) == 1:
         spec = entries[0]
+    if spec is None and isinstance(entries, list):
+        spec = _padded_features_spec(entries)
     if isinstance(spec, dict) and spec.get("kind"):
         return spec
     shape = tuple(model.input_shape)
@@ -34,6 +36,27 @@ def input_spec(model: LiteModel) -> dict:
         return {"kind": "waveform", "sample_rate": DEFAULT_SAMPLE_RATE, "samples": shape[0],
                 "normalise": None}
     return {"kind": "features", "shape": list(shape), "normalise": None}
+
+
+def _padded_features_spec(entries: list) -> dict | None:
+    """Two sidecar inputs, features and the ``lengths`` of them (a masking model exported
+    at a fixed size): the features' spec, naming both inputs (``features_input``,
+    ``lengths_input``); ``None`` for any other set of inputs."""
+    kinds = {entry.get("kind"): entry for entry in entries if isinstance(entry, dict)}
+    if len(entries) != 2 or set(kinds) != {"features", "lengths"}:
+        return None
+    features, lengths = kinds["features"], kinds["lengths"]
+    if lengths.get("of") != features.get("name"):
+        return None
+    return {**features, "features_input": features["name"], "lengths_input": lengths["name"]}
+
+
+def features_shape(model: LiteModel, spec: dict) -> tuple:
+    """The example shape of the model's audio input (its features input when it also takes
+    their lengths)."""
+    if spec.get("lengths_input"):
+        return tuple(model.input_shapes[model.input_names.index(spec["features_input"])])
+    return tuple(model.input_shape)
 
 
 def window_normalisation(model: LiteModel, spec: dict) -> dict | None:
@@ -55,14 +78,18 @@ def window_normalisation(model: LiteModel, spec: dict) -> dict | None:
 def check_model_input(model: LiteModel) -> dict:
     """The input spec of a model this TF-free predictor can run; ``ValueError`` otherwise.
 
-    One input. Waveform-in: a 1-D input. Features-in: the sidecar must describe the
-    front-end (``frontend``, ``sample_rate``, ``samples``) and the front-end's output shape
-    must be the model's input shape. Either way the spec must say how windows are
-    normalised (``normalise``, see :func:`window_normalisation`).
+    One input, or features plus their ``lengths`` (a model that masks the zero padding
+    of a window; its sidecar names both). Waveform-in: a 1-D input. Features-in: the
+    sidecar must describe the front-end (``frontend``, ``sample_rate``, ``samples``) and
+    the front-end's output shape must be the model's input shape. Either way the spec must
+    say how windows are normalised (``normalise``, see :func:`window_normalisation`).
     """
-    if model.num_inputs != 1:
+    entries = (getattr(model, "metadata", None) or {}).get("inputs")
+    if model.num_inputs != 1 and not (isinstance(entries, list)
+                                      and _padded_features_spec(entries)):
         raise ValueError(f"{model.path}: {model.num_inputs} inputs {model.input_names}; the "
-                         "audio predictor runs models with one (waveform or features) input")
+                         "audio predictor runs models with one (waveform or features) input, "
+                         "or features and their lengths")
     spec = input_spec(model)
     kind = spec.get("kind")
     if kind == "waveform":
@@ -86,18 +113,44 @@ def check_model_input(model: LiteModel) -> dict:
                                int(spec["sample_rate"]), spec["frontend"]).shape[1:]
     except ValueError as error:
         raise ValueError(f"{model.path}: {error}") from None
-    if tuple(shape) != tuple(model.input_shape):
+    if tuple(shape) != features_shape(model, spec):
         raise ValueError(f"{model.path}: its front-end gives features of shape {shape} but "
-                         f"the model takes {model.input_shape}")
+                         f"the model takes {features_shape(model, spec)}")
     window_normalisation(model, spec)
     return spec
 
 
-def model_inputs(windows: np.ndarray, spec: dict) -> np.ndarray:
-    """Audio windows ``(n, samples)`` -> what the model takes (features for features-in)."""
-    if spec.get("kind") == "features":
-        return numpy_features(windows, int(spec["sample_rate"]), spec["frontend"])
-    return windows
+def model_inputs(windows: np.ndarray, spec: dict, heard=None):
+    """Audio windows ``(n, samples)`` -> what the model takes (features for features-in).
+
+    A model taking lengths gets ``{features_input: features, lengths_input: frames}``:
+    ``heard`` (per window, the samples that are recording rather than the zero padding at
+    its end; default: all of them) becomes the frames the front-end makes of that many
+    samples, the length the model was trained to mask beyond."""
+    if spec.get("kind") != "features":
+        return windows
+    features = numpy_features(windows, int(spec["sample_rate"]), spec["frontend"])
+    if not spec.get("lengths_input"):
+        return features
+    heard = np.full(len(windows), windows.shape[1]) if heard is None else np.asarray(heard)
+    frames = np.asarray([frames_of(int(n), spec, features.shape[1]) for n in heard], np.int32)
+    return {spec["features_input"]: features, spec["lengths_input"]: frames}
+
+
+def frames_of(samples: int, spec: dict, most: int) -> int:
+    """Frames the spec's front-end makes of a recording of ``samples`` samples (at least 1,
+    at most ``most``)."""
+    if samples <= 0:
+        return 1
+    frames = numpy_features(np.zeros((1, samples), np.float32), int(spec["sample_rate"]),
+                            spec["frontend"]).shape[1]
+    return int(min(max(frames, 1), most))
+
+
+def pads_at_end(spec: dict) -> bool:
+    """Whether a window shorter than the model's is zero-padded at its end (a model told
+    its lengths) rather than centred in zeros (how the suite's fixed-length recipes pad)."""
+    return spec.get("pad") == "end" or bool(spec.get("lengths_input"))
 
 
 def class_labels(model: LiteModel) -> list[str]:

@@ -17,7 +17,8 @@ count, averaged to mono and resampled to the model's rate; bad files raise
 length (the sidecar's ``input.samples`` at its ``sample_rate``: 3 s for the 16 kHz models)
 with a 1 s hop, the windows :func:`ser_tf.features.segment.sliding_windows` would cut from
 the whole file (each normalised as the sidecar's ``input.normalise`` says, i.e. as the
-training segments were; a recording shorter than a window is centre-padded), classified
+training segments were; a recording shorter than a window is centre-padded, or, for a
+model that also takes its input's lengths, padded at its end and given its length), classified
 a few windows at a time, and the window probabilities are averaged as they come
 (:mod:`ser_tf.lite.stream`). Peak memory therefore does not grow with the file's length
 (under 100 MB for an hour of 48 kHz stereo, see ``ser_tf.bench.stream``). ``--timeline``

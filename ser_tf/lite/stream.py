@@ -30,7 +30,7 @@ import numpy as np
 from ser_tf.features.segment import center_pad, normalise_window
 from ser_tf.features.spectral import numpy_features
 from ser_tf.lite.calibration import apply_temperature
-from ser_tf.lite.inputs import (check_model_input, class_labels, model_inputs,
+from ser_tf.lite.inputs import (check_model_input, class_labels, model_inputs, pads_at_end,
                                 window_geometry, window_normalisation)
 from ser_tf.lite.ood import distances as ood_distances
 from ser_tf.lite.ood import feature_summary
@@ -121,21 +121,27 @@ def stream_windows(blocks: Iterable[np.ndarray], size: int, step: int) -> Iterat
     yield from windower.finish()
 
 
-def prepare_window(samples: np.ndarray, size: int, normalise: dict | None) -> np.ndarray:
+def prepare_window(samples: np.ndarray, size: int, normalise: dict | None, *,
+                   pad_end: bool = False) -> np.ndarray:
     """Normalise (the sidecar's ``input.normalise``), then centre-pad to ``size``: what
-    ``sliding_windows`` does to each window, in the same order."""
+    ``sliding_windows`` does to each window, in the same order. ``pad_end``: zeros after
+    the samples instead (a model told its input's lengths masks them there)."""
     if normalise is not None:
         samples = normalise_window(samples, normalise)
+    if pad_end:
+        return np.pad(samples, (0, max(size - samples.size, 0)))[:size]
     return center_pad(samples, size)
 
 
 def classify_windows(windows: Iterable[Window], model, *, sample_rate: int, size: int,
                      normalise: dict | None, to_model_input,
-                     batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[WindowPrediction]:
+                     batch_size: int = DEFAULT_BATCH_SIZE,
+                     pad_end: bool = False) -> Iterator[WindowPrediction]:
     """Classify windows ``batch_size`` at a time; one :class:`WindowPrediction` per window,
     in order.
 
-    ``to_model_input(batch)`` turns ``(n, size)`` prepared audio into what the model takes
+    ``to_model_input(batch, heard)`` turns ``(n, size)`` prepared audio (``heard``: the
+    samples of each that are recording, not padding) into what the model takes
     (:func:`ser_tf.lite.inputs.model_inputs`). Results do not depend on ``batch_size``
     (TFLite computes each example independently; checked against whole-file batches).
     """
@@ -146,8 +152,10 @@ def classify_windows(windows: Iterable[Window], model, *, sample_rate: int, size
         batch = list(islice(windows, int(batch_size)))
         if not batch:
             return
-        audio = np.stack([prepare_window(w.samples, size, normalise) for w in batch])
-        probabilities = model.predict(to_model_input(audio))
+        audio = np.stack([prepare_window(w.samples, size, normalise, pad_end=pad_end)
+                          for w in batch])
+        heard = [min(w.samples.size, size) for w in batch]
+        probabilities = model.predict(to_model_input(audio, heard))
         for window, row in zip(batch, probabilities):
             yield WindowPrediction(window.start / sample_rate, window.end / sample_rate, row)
 
@@ -207,11 +215,12 @@ def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float | None 
         ood.get("frontend") == spec.get("frontend") and \
         int(ood.get("sample_rate", -1)) == int(spec.get("sample_rate", -2))
 
-    def to_model_input(audio):
-        inputs = model_inputs(audio, spec)
+    def to_model_input(audio, heard):
+        inputs = model_inputs(audio, spec, heard)
         if ood is not None:  # the window's feature statistics, for the out-of-domain check
-            features = inputs if shared else numpy_features(audio, int(ood["sample_rate"]),
-                                                            ood["frontend"])
+            own = inputs[spec["features_input"]] if isinstance(inputs, dict) else inputs
+            features = own if shared else numpy_features(audio, int(ood["sample_rate"]),
+                                                         ood["frontend"])
             distances.extend(ood_distances(feature_summary(features), ood))
         return inputs
 
@@ -219,7 +228,7 @@ def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float | None 
     for prediction in classify_windows(windows(), model, sample_rate=sr, size=size,
                                        normalise=window_normalisation(model, spec),
                                        to_model_input=to_model_input,
-                                       batch_size=batch_size):
+                                       batch_size=batch_size, pad_end=pads_at_end(spec)):
         if temperature is not None:
             prediction = replace(prediction, probabilities=apply_temperature(
                 prediction.probabilities[None], temperature)[0])

@@ -247,12 +247,17 @@ def _check_classes(num_classes: int) -> None:
 
 def build_attention_fcn_2d(num_classes: int = 4, input_shape=(None, 200), *,
                            lam: float = LAMBDA_2D, dropout: float = 0.5,
-                           name: str = "attention_fcn") -> keras.Model:
+                           name: str = "attention_fcn",
+                           lengths_input: bool | None = None) -> keras.Model:
     """The paper's model on a ``(frames, bins)`` log spectrogram (module docstring).
 
     ``input_shape[0] = None``: any length, inputs ``features`` ``(batch, frames, bins)``
-    (zero-padded to the batch's longest) and ``lengths`` ``(batch,)`` int32; a number:
-    fixed-length crops, one input ``features`` (what the TFLite export takes).
+    (zero-padded to the batch's longest) and ``lengths`` ``(batch,)`` int32. A number:
+    a fixed number of frames; with ``lengths_input=True`` the same two inputs (utterances
+    up to that long, zero-padded at the end, masked exactly as the variable-length model
+    masks them: what the TFLite export of a whole-utterance run takes), else one input
+    ``features`` (fixed-length crops, no mask). ``lengths_input`` defaults to
+    ``frames is None``; a variable-length model always takes lengths.
     Layer names: ``conv1`` … ``conv5`` (the trunk, :func:`load_trunk_weights`),
     ``attention`` (:class:`AttentionPooling`; its second output is α over the H'×W'
     map), ``emotion`` (softmax).
@@ -261,6 +266,10 @@ def build_attention_fcn_2d(num_classes: int = 4, input_shape=(None, 200), *,
     if len(input_shape) != 2:
         raise ValueError(f"input_shape must be (frames, bins), got {input_shape}")
     frames, bins = input_shape
+    if lengths_input is None:
+        lengths_input = frames is None
+    if frames is None and not lengths_input:
+        raise ValueError("a variable-length model needs its lengths input")
     if bins is None or trunk_output_length(int(bins)) < 1:
         raise ValueError(f"need at least {MIN_FRAMES} bins, got {bins}")
     if frames is not None and int(frames) < MIN_FRAMES:
@@ -268,10 +277,11 @@ def build_attention_fcn_2d(num_classes: int = 4, input_shape=(None, 200), *,
     features = keras.Input((frames, int(bins)), name="features")
     x = layers.Reshape((-1, int(bins), 1), name="add_channel")(features)
     lengths = None
-    if frames is None:
-        lengths_input = keras.Input((), dtype="int32", name="lengths")
-        lengths = lengths_input
-        x = PadTime(MIN_FRAMES, name="pad_time")(x)
+    if lengths_input:
+        lengths_tensor = keras.Input((), dtype="int32", name="lengths")
+        lengths = lengths_tensor
+        if frames is None:  # a fixed length is >= MIN_FRAMES already
+            x = PadTime(MIN_FRAMES, name="pad_time")(x)
     for conv_name, filters, kernel, stride, padding, pool in ALEXNET_CONVS:
         stages = [(layers.Conv2D(filters, kernel, strides=stride, padding=padding,
                                  activation="relu", name=conv_name), kernel, stride, padding)]
@@ -293,7 +303,7 @@ def build_attention_fcn_2d(num_classes: int = 4, input_shape=(None, 200), *,
         context, _ = AttentionPooling(lam, name="attention")([x, mask])
     context = layers.Dropout(dropout, name="dropout")(context)
     outputs = layers.Dense(num_classes, activation="softmax", name="emotion")(context)
-    inputs = features if frames is not None else {"features": features, "lengths": lengths_input}
+    inputs = features if lengths is None else {"features": features, "lengths": lengths_tensor}
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -163,10 +163,12 @@ def _save(fig, path) -> Path:
 
 def export_explain_tflite(model, out_dir, *, labels, recipe, name: str,
                           variants=("float32",), extra: dict | None = None) -> dict[str, Path]:
-    """``model`` (one fixed-shape features input, an ``AttentionPooling`` layer) as TFLite
+    """``model`` (a fixed-shape features input, an ``AttentionPooling`` layer) as TFLite
     with outputs ``probabilities`` and ``attention`` (α), for each of ``variants``;
     ``<name>-<variant>.tflite`` plus a sidecar naming the outputs and the input's recipe
-    (and ``extra``'s keys, e.g. where the weights came from)."""
+    (and ``extra``'s keys, e.g. where the weights came from). A model that also takes
+    ``lengths`` (frames of the recording; zero padding after them, masked) keeps that
+    input: the sidecar's input says ``"pad": "end"`` and ``"lengths_input"``."""
     from ser_tf.export.tflite import convert, keras_inputs
     from ser_tf.export.waveform import input_spec
     from ser_tf.models.attention_fcn import explain_model
@@ -175,8 +177,15 @@ def export_explain_tflite(model, out_dir, *, labels, recipe, name: str,
     if unknown or not variants:
         raise ValueError(f"explain models are exported as {EXPLAIN_VARIANTS}, got {variants}")
     explainer = explain_model(model)
-    (input_name, shape), = keras_inputs(explainer)
-    spec = {"name": input_name, **input_spec(recipe, "features", shape)}
+    inputs = dict(keras_inputs(explainer))
+    lengths = [name for name, shape in inputs.items() if shape == ()]
+    if len(inputs) - len(lengths) != 1 or len(lengths) > 1:
+        raise ValueError(f"model {model.name}: explain models take one features input and "
+                         f"optionally its lengths, got inputs {inputs}")
+    input_name = next(name for name in inputs if name not in lengths)
+    spec = {"name": input_name, **input_spec(recipe, "features", inputs[input_name])}
+    if lengths:
+        spec.update(pad="end", lengths_input=lengths[0])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -221,12 +230,23 @@ class ExplainLiteModel:
                                                 num_threads=int(num_threads))
         self._runner = self._interpreter.get_signature_runner()
 
-    def predict(self, features) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, features, lengths=None) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities, α)`` of ``(n, *input shape)`` features; a model taking lengths
+        needs ``lengths`` (the frames of each row that hold the recording)."""
         features = np.asarray(features, dtype=np.float32)
         if features.shape[1:] != tuple(self.input["shape"]):
             raise ValueError(f"{self.path.name} takes (n, {self.input['shape']}), got "
                              f"{features.shape}")
-        outputs = self._runner(**{self.input.get("name", "features"): features})
+        feeds = {self.input.get("name", "features"): features}
+        if self.input.get("lengths_input"):
+            if lengths is None:  # a guess (all frames) would score a short file's padding
+                raise ValueError(f"{self.path.name} also takes the frames of each row that "
+                                 "hold the recording: predict(features, lengths), see "
+                                 ".inputs(audio_path)")
+            feeds[self.input["lengths_input"]] = np.asarray(lengths, np.int32).reshape(-1)
+        elif lengths is not None:
+            raise ValueError(f"{self.path.name} takes no lengths input")
+        outputs = self._runner(**feeds)
         rank = len(self.metadata["attention_shape"]) + 1
         alpha = next(v for v in outputs.values() if np.ndim(v) == rank
                      and tuple(np.shape(v)[1:]) == tuple(self.metadata["attention_shape"]))
@@ -246,14 +266,25 @@ class ExplainLiteModel:
         """``(features, real_frames)`` of one recording as this model takes them (NumPy
         front-end, no TensorFlow): the recipe's segment of the file, and how many of its
         frames hold audio rather than the zero padding of a short file."""
+        features, heard, _ = self.inputs(audio_path)
+        return features, heard
+
+    def inputs(self, audio_path) -> tuple[np.ndarray, int, int | None]:
+        """:meth:`features` and the ``lengths`` value the model takes for the recording
+        (the frames the front-end makes of its samples; ``None`` for a model without that
+        input)."""
         from ser_tf.data.audio import read_audio
         from ser_tf.features.spectral import numpy_features
+        from ser_tf.lite.inputs import frames_of
 
         recipe = self.recipe
         audio = read_audio(audio_path, sr=recipe.sample_rate)[0]
         segment = recipe.segment_audio(audio)
         features = numpy_features(segment[None], recipe.sample_rate, recipe.frontend)[0]
-        return features, real_frames(audio.size, recipe, features.shape[0])
+        lengths = None
+        if self.input.get("lengths_input"):
+            lengths = frames_of(min(audio.size, segment.size), self.input, features.shape[0])
+        return features, real_frames(audio.size, recipe, features.shape[0]), lengths
 
 
 def real_frames(samples: int, recipe, frames: int) -> int:
@@ -295,8 +326,9 @@ def explain(audio_path, model, out_png, *, recipe=None, labels=None,
     if isinstance(model, (str, os.PathLike)) and str(model).endswith(".tflite"):
         lite = ExplainLiteModel(model)
         recipe = lite.recipe
-        features, heard = lite.features(audio_path)
-        probabilities, alpha = lite.predict(features[None])
+        features, heard, lengths = lite.inputs(audio_path)
+        probabilities, alpha = lite.predict(features[None], None if lengths is None
+                                            else [lengths])
         labels = lite.labels
     else:
         import keras
@@ -305,15 +337,20 @@ def explain(audio_path, model, out_png, *, recipe=None, labels=None,
 
         if not isinstance(model, keras.Model):
             model = keras.saving.load_model(model, compile=False)
+        from ser_tf.lite.inputs import frames_of
+
         recipe = _as_recipe(recipe)
-        segment = recipe.segment_audio(read_audio(audio_path, sr=recipe.sample_rate)[0])
+        audio = read_audio(audio_path, sr=recipe.sample_rate)[0]
+        segment = recipe.segment_audio(audio)
         features = np.asarray(recipe.compute(segment[None]))[0]
         names = [t.name for t in model.inputs]
         if len(model.inputs[0].shape) == 2:  # a vector per example: the mean spectrum
             features = features.mean(axis=0)
         inputs = {names[0]: features[None]}
-        if "lengths" in names:
-            inputs["lengths"] = np.asarray([features.shape[0]], np.int32)
+        if "lengths" in names:  # the frames of the recording; any padding after them
+            spec = {"sample_rate": recipe.sample_rate, "frontend": recipe.frontend}
+            inputs["lengths"] = np.asarray(
+                [frames_of(min(audio.size, segment.size), spec, features.shape[0])], np.int32)
         probabilities, alpha = attention_of(model, inputs if len(names) > 1 else features[None])
     probabilities, alpha = probabilities[0], alpha[0]
     labels = list(labels) if labels is not None else [f"class_{i}" for i in

@@ -10,6 +10,9 @@ data source that pads each batch to its longest utterance and passes the true le
   its batches are ``({"features": (batch, longest, dim), "lengths": (batch,)}, targets)``,
   padded with ``pad_value``. A model on it must ignore what lies past each row's length
   (e.g. :func:`ser_tf.models.attention_fcn.build_attention_fcn_2d` masks it).
+- :meth:`PaddedFeatureSource.fixed_length`: the same utterances as a fixed-size input
+  (:class:`FixedLengthInputs`: zero-padded at the end to ``frames``, with lengths), what a
+  fixed-shape export (TFLite) of a masking model takes.
 - :func:`mean_over_time`: one vector per utterance (its frames averaged), as a
   :class:`~ser_tf.features.cache.FeatureSet` for the usual cached-feature source.
 
@@ -257,6 +260,13 @@ class PaddedFeatureSource:
     def targets(self, ids) -> np.ndarray:
         return self.features.labels[self.features.index_of(ids)]
 
+    def fixed_length(self, frames: int | None = None) -> "FixedLengthInputs":
+        """These utterances as a fixed-size two-input set (:class:`FixedLengthInputs`);
+        ``frames`` defaults to the longest utterance as the batches give it."""
+        if frames is None:
+            frames = int(self.lengths(self.ids).max())
+        return FixedLengthInputs(self, frames)
+
     def batch(self, ids) -> dict:
         """The model inputs of ``ids`` as one padded NumPy batch (explaining, tests)."""
         rows = [self._row(row) for row in self.features.index_of(ids)]
@@ -266,3 +276,54 @@ class PaddedFeatureSource:
             x[i, :array.shape[0]] = array
         return {self.names[0]: x,
                 self.names[1]: np.asarray([length for _, length in rows], np.int32)}
+
+
+class FixedLengthInputs:
+    """A :class:`PaddedFeatureSource`'s utterances at one fixed size: ``features[rows]`` is
+    ``{"features": (n, frames, dim) zero-padded at the end, "lengths": (n,) int32}`` (a
+    longer utterance keeps its first ``frames``), built on demand, so the set never holds
+    every utterance at once. Offers what :mod:`ser_tf.export.evaluate` reads of a
+    :class:`~ser_tf.features.cache.FeatureSet`: ``features``, ``labels``, ``label_names``,
+    ``index_of`` and ``input_shapes`` (``{name: example shape}``)."""
+
+    def __init__(self, source: PaddedFeatureSource, frames: int):
+        if int(frames) < 1:
+            raise ValueError(f"frames must be positive, got {frames}")
+        self.source, self.frames = source, int(frames)
+        self.names = tuple(source.names)
+        self.labels = source.features.labels
+        self.label_names = source.label_names
+        self.input_shapes = {self.names[0]: (self.frames, int(source.features.dim)),
+                             self.names[1]: ()}
+        self.features = _FixedLengthRows(self)
+
+    def __len__(self) -> int:
+        return len(self.source.features)
+
+    def index_of(self, ids) -> np.ndarray:
+        return self.source.features.index_of(ids)
+
+    def rows(self, rows) -> dict:
+        """The inputs of row positions ``rows`` (see the class docstring)."""
+        rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
+        x = np.full((len(rows), *self.input_shapes[self.names[0]]), self.source.pad_value,
+                    np.float32)
+        lengths = np.zeros(len(rows), np.int32)
+        for i, row in enumerate(rows):
+            array = self.source._row(row)[0][:self.frames]
+            x[i, :array.shape[0]] = array
+            lengths[i] = array.shape[0]
+        return {self.names[0]: x, self.names[1]: lengths}
+
+
+class _FixedLengthRows:
+    """``FixedLengthInputs.features``: indexing by row positions gives the inputs dict."""
+
+    def __init__(self, owner: FixedLengthInputs):
+        self._owner = owner
+
+    def __len__(self) -> int:
+        return len(self._owner)
+
+    def __getitem__(self, rows) -> dict:
+        return self._owner.rows(rows)

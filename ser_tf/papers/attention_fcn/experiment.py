@@ -147,24 +147,33 @@ def _setup_2d(args, cfg, settings, manifest, fit, lam) -> Experiment:
     from ser_tf.models.attention_fcn import build_attention_fcn_2d, load_trunk_weights
     from ser_tf.papers.attention_fcn import recipes
 
-    export_recipe = recipes.crop_recipe(args.crop)
-    export_frames, bins = export_recipe.feature_shape()
+    bins = recipes.RECIPE.feature_shape()[1]
     trunk = _trunk_source(args.trunk_weights)
 
-    def builder(frames, start_from_trunk=True):
+    def builder(frames, start_from_trunk=True, lengths_input=None):
         def build(num_classes):
             model = build_attention_fcn_2d(num_classes, (frames, bins), lam=lam,
-                                           dropout=settings["dropout"])
+                                           dropout=settings["dropout"],
+                                           lengths_input=lengths_input)
             if args.trunk_weights and start_from_trunk:
                 load_trunk_weights(model, args.trunk_weights)
             return model
         return build
 
+    # The exported models get each fold's trained weights: no trunk file needed there.
     max_frames = None if args.max_seconds is None else int(round(100 * args.max_seconds))
+    name = f"attention_fcn-{manifest.corpus.lower()}-2d"
     if args.crop is not None:
-        recipe, source, build = export_recipe, None, builder(export_frames)
+        recipe = recipes.crop_recipe(args.crop)
+        frames = recipe.feature_shape()[0]
+        source, build = None, builder(frames)
+        plan = _ExportPlan(recipe, builder(frames, False), name)
+        extra = {}
     else:
         recipe, build = recipes.UTTERANCE_RECIPE, builder(None)
+        plan = _PaddedExportPlan(builder, name)
+        # Runs before this export existed took a 3 s crop without lengths: another id.
+        extra = {"tflite_input": "whole utterances, padded, with lengths"}
 
         def source(cache_dir, quiet):
             from ser_tf.training.padded import PaddedFeatureSource, extract_utterance_features
@@ -175,14 +184,12 @@ def _setup_2d(args, cfg, settings, manifest, fit, lam) -> Experiment:
                                                   progress=not quiet)
             return PaddedFeatureSource(features, max_frames=max_frames)
 
-    # The exported model gets each fold's trained weights: no trunk file needed there.
-    hooks = _Hooks(args, cfg, manifest, "2d", export_recipe, builder(export_frames, False),
-                   f"attention_fcn-{manifest.corpus.lower()}-2d")
+    hooks = _Hooks(args, cfg, manifest, "2d", plan)
     return Experiment(
         manifest=manifest, recipe=recipe, build_model=build, fit=fit, source=source,
         config_extra={"variant": "2d", "lam": lam, "dropout": settings["dropout"],
                       "crop_seconds": args.crop, "max_frames": max_frames,
-                      "trunk_weights": trunk},
+                      "trunk_weights": trunk, **extra},
         on_fold_done=hooks.on_fold_done, after_folds=hooks.after_folds,
         notes=() if trunk else (NO_TRANSFER_NOTE,))
 
@@ -205,8 +212,8 @@ def _setup_1d(args, cfg, settings, manifest, fit, lam) -> Experiment:
         return CachedFeatureSource(mean_over_time(extract_utterance_features(
             manifest, recipe, cache_dir, progress=not quiet)))
 
-    hooks = _Hooks(args, cfg, manifest, "1d", recipe, build,
-                   f"attention_fcn-{manifest.corpus.lower()}-1d")
+    hooks = _Hooks(args, cfg, manifest, "1d",
+                   _ExportPlan(recipe, build, f"attention_fcn-{manifest.corpus.lower()}-1d"))
     # The power run's config (and id) is the one it had before --input-scale existed.
     described = {"power": "mel power, mean over time", "db": "mel dB, mean over time"}
     return Experiment(
@@ -215,26 +222,59 @@ def _setup_1d(args, cfg, settings, manifest, fit, lam) -> Experiment:
         on_fold_done=hooks.on_fold_done, after_folds=hooks.after_folds)
 
 
+class _ExportPlan:
+    """What a fold's TFLite export takes: the run's own features (the 1-D mean spectra, or
+    the fixed-length crops of ``--crop``), the model built for them, their recipe."""
+
+    input_note = None
+
+    def __init__(self, recipe, build_model, name):
+        self.recipe, self.build_model, self.name = recipe, build_model, name
+
+    def features(self, feature_set):
+        # The 1-D run's CachedFeatureSource holds its FeatureSet; a --crop run's source is
+        # the FeatureSet itself.
+        return getattr(feature_set, "feature_set", feature_set)
+
+
+class _PaddedExportPlan(_ExportPlan):
+    """Whole-utterance 2-D runs: the exported model takes ``features`` (frames fixed at
+    :func:`~ser_tf.papers.attention_fcn.export.export_frames` of the corpus) and
+    ``lengths``, and masks the padding as the trained model does, so it is scored on the
+    whole test utterances the Keras scores are of."""
+
+    def __init__(self, builder, name):
+        self._builder, self.name = builder, name
+        self.recipe = self.build_model = self.input_note = None
+
+    def features(self, feature_set):
+        from ser_tf.papers.attention_fcn import recipes
+        from ser_tf.papers.attention_fcn.export import export_frames
+
+        frames = export_frames(int(feature_set.lengths(feature_set.ids).max()))
+        self.recipe = recipes.crop_recipe(frames / 100)
+        self.build_model = self._builder(frames, False, lengths_input=True)
+        self.input_note = (f"whole test utterances, zero-padded at the end to {frames} "
+                           "frames with their lengths: the exported model masks the padding "
+                           "as the Keras model does")
+        return feature_set.fixed_length(frames)
+
+
 class _Hooks:
     """What runs when a fold ends (collapse flag, TFLite export) and when all have."""
 
-    def __init__(self, args, cfg, manifest, variant, export_recipe, build_export, name):
+    def __init__(self, args, cfg, manifest, variant, plan: _ExportPlan):
         self.args, self.manifest, self.variant = args, manifest, variant
         self.share = float(cfg["collapse_share"])
-        self.export_recipe, self.build_export, self.name = export_recipe, build_export, name
+        self.plan = plan
 
-    def _export_features(self, feature_set):
-        """The fixed-length features the exported models take. Whole-utterance runs: the
-        crops, read from the feature cache when needed and not kept (IEMOCAP's 5531 crops
-        take 1.3 GB), so only while a fold is exported."""
-        if self.variant == "1d":
-            return feature_set.feature_set  # the CachedFeatureSource's mean spectra
-        if not hasattr(feature_set, "dataset"):
-            return feature_set  # --crop: the run's own features
-        from ser_tf.features.cache import extract_features
+    def _export(self, work_dir, folds, feature_set, every: bool):
+        from ser_tf.papers.attention_fcn import export
 
-        return extract_features(self.manifest, self.export_recipe, self.args.cache_dir,
-                                progress=not self.args.quiet)
+        features = self.plan.features(feature_set)
+        call = export.export_all_folds if every else export.export_fold
+        return call(work_dir, folds, features, self.plan.build_model, self.plan.recipe,
+                    variant=self.variant, name=self.plan.name, quiet=self.args.quiet)
 
     def on_fold_done(self, work_dir, fold, feature_set, result):
         from ser_tf.export.evaluate import current_fold_export
@@ -243,11 +283,7 @@ class _Hooks:
         flag_fold(work_dir, fold, result, self.manifest.labels, self.share)
         # Also called for every finished fold when a run resumes: skip what is done.
         if not self.args.no_export and current_fold_export(work_dir, fold) is None:
-            from ser_tf.papers.attention_fcn import export
-
-            export.export_fold(work_dir, fold, self._export_features(feature_set),
-                               self.build_export, self.export_recipe, variant=self.variant,
-                               name=self.name, quiet=self.args.quiet)
+            self._export(work_dir, fold, feature_set, every=False)
 
     def after_folds(self, work_dir, folds, feature_set, results):
         from ser_tf.papers.attention_fcn.collapse import collapse_summary, flag_fold
@@ -256,20 +292,9 @@ class _Hooks:
             flag_fold(work_dir, fold, result, self.manifest.labels, self.share)
         details = {"collapse": collapse_summary(results, self.share)}
         if not self.args.no_export:
-            from ser_tf.export.evaluate import current_fold_export
-            from ser_tf.papers.attention_fcn import export
-            from ser_tf.training.kfold import as_folds
-
-            missing = [f for f in as_folds(folds) if current_fold_export(work_dir, f) is None]
-            features = self._export_features(feature_set) if missing else feature_set
-            details["tflite"] = export.export_all_folds(
-                work_dir, folds, features, self.build_export,
-                self.export_recipe, variant=self.variant, name=self.name,
-                quiet=self.args.quiet)
-            if self.variant == "2d" and self.args.crop is None:
-                details["tflite"]["input"] = (
-                    "the first 3 s of each test utterance (the exported model's fixed-length "
-                    "crop), not the whole utterances the run's Keras scores are of")
+            details["tflite"] = self._export(work_dir, folds, feature_set, every=True)
+            if self.plan.input_note:
+                details["tflite"]["input"] = self.plan.input_note
         return details, None
 
 

@@ -1,12 +1,18 @@
 """Attention-FCN as TFLite: every fold's model in float32, float16, dynamic-range int8 and
 full int8, scored on that fold's test utterances, and the 1-D model with its front-end.
 
-- 2-D: the exported model takes a fixed-length crop (``attention_fcn``: the first 3.03 s,
-  300 × 200; ``--crop``: that length), built without the ``lengths`` input and loaded with
-  the fold's weights; the shared :mod:`ser_tf.export.folds` converts and scores it on the
-  test utterances' crops. Those scores are of crops, not of the whole utterances the
-  Keras run scored (the record says so). The model returning α too is
-  :func:`ser_tf.reporting.attention_maps.export_explain_tflite`.
+- 2-D, whole utterances (the default): the exported model takes two inputs, ``features``
+  (:func:`export_frames` frames: the corpus's longest utterance, rounded up to whole
+  seconds) and ``lengths`` (the frames that hold the utterance; the rest is zero padding
+  at the end), and masks the padding exactly as the trained variable-length model does
+  (:func:`ser_tf.models.attention_fcn.build_attention_fcn_2d` with ``lengths_input``).
+  The shared :mod:`ser_tf.export.folds` converts and scores it on the whole test
+  utterances (:class:`ser_tf.training.padded.FixedLengthInputs`): the same inputs the
+  Keras scores are of. (Until 2026-12-05 this export took the first 3 s without lengths:
+  the padding of short files then reached the convolutions and the attention, and the
+  EMO-DB run's TFLite scores, of those crops, fell 30 UA points below its Keras ones.)
+- 2-D, ``--crop``: the model takes the fixed-length crop it was trained on.
+  The model returning α too is :func:`ser_tf.reporting.attention_maps.export_explain_tflite`.
 - 1-D: the model takes the 128-value mean spectrum. Its sidecar input is of kind
   ``tensor`` with the recipe it comes from: the audio predictor cannot compute it from
   audio, so a deployable 1-D model is :func:`build_waveform_model_1d` (front-end and mean
@@ -24,6 +30,26 @@ import numpy as np
 WAVEFORM_SECONDS_1D = 3.0
 #: Calibration examples for full int8, drawn from the fold's training ids only.
 REPRESENTATIVE_SIZE = 200
+
+
+def export_frames(longest: int) -> int:
+    """Frames of the 2-D export's input for a whole-utterance run whose longest utterance
+    has ``longest`` frames (as the batches give it, after ``--max-seconds``): rounded up to
+    whole seconds (100 frames), so every test utterance fits whole and a deployed model's
+    window is a round length (EMO-DB: 9 s)."""
+    from ser_tf.models.attention_fcn import MIN_FRAMES
+
+    return max(-(-int(longest) // 100) * 100, MIN_FRAMES)
+
+
+def longest_frames(seconds: float, max_frames: int | None = None) -> int:
+    """Frames of the paper's spectrogram of a ``seconds``-long recording (e.g. the run's
+    data fingerprint's longest), at most ``max_frames``."""
+    from ser_tf.papers.attention_fcn.recipes import SPECTROGRAM, UTTERANCE_RECIPE
+
+    samples = int(round(float(seconds) * UTTERANCE_RECIPE.sample_rate))
+    frames = 1 + max(samples - SPECTROGRAM["frame_length"], 0) // SPECTROGRAM["frame_step"]
+    return frames if max_frames is None else min(frames, int(max_frames))
 
 
 def export_fold(work_dir, fold, feature_set, build_model, recipe, *, variant: str,

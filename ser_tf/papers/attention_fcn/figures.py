@@ -12,8 +12,9 @@ on). The explaining model is the fold's **explain TFLite** file (float32, output
 probabilities and α; :func:`ser_tf.reporting.attention_maps.export_explain_tflite`),
 exported once from the fold's tested weights into ``fold_XX/explain/`` and reused while
 those weights are unchanged (:func:`ensure_explain_model`). It takes the exported models'
-fixed-length input (the first 3.03 s, zero-padded when shorter; ``--crop S``: S s), so the
-probabilities here are of that crop, not of the whole utterance the run's Keras scores are.
+input (:func:`export_shape`): for a whole-utterance run, the whole utterance, zero-padded
+at its end to the export's frames with its length, which the model masks as in training,
+so the probabilities are the run's Keras ones; for a ``--crop S`` run, its S s crop.
 
 The figure: one column per class; on top the chosen utterance's spectrogram with α over
 it and α summed over frequency, below the class-average α profile over normalised time
@@ -103,11 +104,31 @@ def load_run(work_dir) -> FinishedRun:
     return FinishedRun(work, run.run_id, config, folds)
 
 
-def export_recipe(config: dict):
-    """The fixed-length recipe the run's exported models take (its ``--crop`` or 3 s)."""
+def export_shape(run: "FinishedRun", fold) -> tuple:
+    """``(recipe, takes_lengths)`` of the fold's exported models: a ``--crop`` run's crop
+    recipe (no lengths); a whole-utterance run's window of the frames its TFLite export
+    used (``fold_XX/tflite.json``; a ``--no-export`` run: those the export would use, from
+    the data fingerprint's longest recording), with lengths. A run exported before
+    lengths existed (its TFLite rows name no input shapes) took the first 3 s without."""
     from ser_tf.papers.attention_fcn import recipes
+    from ser_tf.papers.attention_fcn.export import export_frames, longest_frames
+    from ser_tf.util.jsonio import read_json
 
-    return recipes.crop_recipe(config.get("crop_seconds"))
+    if run.config.get("crop_seconds") is not None:
+        return recipes.crop_recipe(run.config["crop_seconds"]), False
+    row = run.fold_dir(fold).tflite
+    if row.is_file():
+        shapes = read_json(row).get("input_shapes")
+        if not shapes:
+            return recipes.crop_recipe(None), False
+        frames = int(shapes["features"][0])
+    else:
+        longest = (run.config.get("data") or {}).get("duration_s", {}).get("max")
+        if longest is None:
+            raise ValueError(f"run {run.run_id}: no TFLite rows and no data fingerprint, so "
+                             "the length its export takes is unknown")
+        frames = export_frames(longest_frames(longest, run.config.get("max_frames")))
+    return recipes.crop_recipe(frames / 100), True
 
 
 def ensure_explain_model(run: FinishedRun, fold) -> Path:
@@ -130,10 +151,11 @@ def ensure_explain_model(run: FinishedRun, fold) -> Path:
     from ser_tf.models.attention_fcn import build_attention_fcn_2d
     from ser_tf.reporting.attention_maps import export_explain_tflite
 
-    recipe = export_recipe(run.config)
+    recipe, lengths = export_shape(run, fold)
     model = build_attention_fcn_2d(len(run.labels), recipe.feature_shape(),
                                    lam=float(run.config["lam"]),
-                                   dropout=float(run.config.get("dropout", 0.5)))
+                                   dropout=float(run.config.get("dropout", 0.5)),
+                                   lengths_input=lengths)
     model.load_weights(fold_dir.weights)
     source = {"run_id": run.run_id, "fold": int(fold.index), "corpus": run.corpus,
               "protocol": run.config.get("protocol"), "weights": fold_dir.weights.name,
@@ -178,8 +200,9 @@ def explain_test_sets(run: FinishedRun, manifest, *, threads: int = 1) -> list[d
                 raise ValueError(f"fold {fold.index} trained on its test utterance "
                                  f"{utterance_id}")
             utterance = by_id[utterance_id]
-            features, heard = lite.features(utterance.path)
-            probabilities, alpha = lite.predict(features[None])
+            features, heard, lengths = lite.inputs(utterance.path)
+            probabilities, alpha = lite.predict(features[None], None if lengths is None
+                                                else [lengths])
             rows.append({"utterance_id": utterance_id, "path": utterance.path,
                          "label": utterance.label, "fold": int(fold.index),
                          "probabilities": probabilities[0], "alpha": alpha[0],
@@ -227,7 +250,7 @@ def class_attention_figure(work_dir, manifest_or_data_dir, out_png, *, per_class
     run = load_run(work_dir)
     manifest = _manifest(manifest_or_data_dir, run.corpus)
     rows = explain_test_sets(run, manifest, threads=threads)
-    recipe = export_recipe(run.config)
+    recipe = export_shape(run, run.folds[0])[0]
     seconds = float(recipe.segment["duration"])  # what the exported models hear
     classes = {}
     for k, label in enumerate(run.labels):

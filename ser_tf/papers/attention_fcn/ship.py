@@ -75,9 +75,9 @@ def ship_explain_model(work_dir, fold: int | None = None, dest="tflite_models") 
     tmp.replace(target)
     sidecar = read_json(source.with_suffix(".json"))
     tflite_row = run.fold_dir(the_fold).tflite
-    crop_ua = None
+    lite_ua = None
     if tflite_row.is_file():
-        crop_ua = read_json(tflite_row).get("variants", {}).get("float32", {}).get("UA")
+        lite_ua = read_json(tflite_row).get("variants", {}).get("float32", {}).get("UA")
     metrics = per_fold[fold]["metrics"]
     sidecar.update(name=name, source={**sidecar.get("source", {}), "chosen_by": chosen_by,
                                       "test_UA": float(metrics["UA"]),
@@ -85,13 +85,13 @@ def ship_explain_model(work_dir, fold: int | None = None, dest="tflite_models") 
                                       "test_groups": list(the_fold.test_groups)},
                    size_bytes=target.stat().st_size, sha256=content_hash(target))
     write_json_atomic(target.with_suffix(".json"), sidecar)
-    card = _write_card(target, run, record, the_fold, metrics, crop_ua, chosen_by, sidecar)
+    card = _write_card(target, run, record, the_fold, metrics, lite_ua, chosen_by, sidecar)
     return {"tflite": target, "sidecar": target.with_suffix(".json"), "card": card,
             "fold": fold, "chosen_by": chosen_by, "run_id": run.run_id,
-            "test_UA": float(metrics["UA"]), "tflite_crop_UA": crop_ua}
+            "test_UA": float(metrics["UA"]), "tflite_UA": lite_ua}
 
 
-def _write_card(target: Path, run, record, fold, metrics, crop_ua, chosen_by, sidecar) -> Path:
+def _write_card(target: Path, run, record, fold, metrics, lite_ua, chosen_by, sidecar) -> Path:
     from ser_tf.data import get_corpus
 
     try:
@@ -110,6 +110,19 @@ def _write_card(target: Path, run, record, fold, metrics, crop_ua, chosen_by, si
                   f" (plus {len(fold.val_ids)} held out to choose the epoch)")
     spec = sidecar["input"]
     pct = (lambda v: f"{float(v):.2f}")
+    seconds = spec["segment"].get("duration")
+    if spec.get("lengths_input"):
+        heard_as = "whole utterances, padded, with lengths"
+        input_line = (f"- input: `{spec['name']}`, {spec['shape'][0]} x {spec['shape'][1]} log "
+                      f"magnitude spectrogram (recipe `{spec.get('recipe')}`) of up to "
+                      f"{seconds} s at {spec['sample_rate']} Hz, zero-padded at the end, and "
+                      f"`{spec['lengths_input']}`: the frames that hold the recording (the "
+                      "model masks the rest, as in training); a longer recording is cut")
+    else:
+        heard_as = f"the first {seconds} s, no lengths"
+        input_line = (f"- input: {spec['shape'][0]} x {spec['shape'][1]} log magnitude "
+                      f"spectrogram (recipe `{spec.get('recipe')}`): the first {seconds} s "
+                      f"of the recording at {spec['sample_rate']} Hz, zero-padded when shorter")
     lines = [
         f"# Attention FCN (2-D), {run.corpus}: explain model (float32)", "",
         f"File: `{target.name}` (labels, input and outputs in "
@@ -125,16 +138,13 @@ def _write_card(target: Path, run, record, fold, metrics, crop_ua, chosen_by, si
         "| metric | value (%) |", "|---|---|",
         f"| UA, Keras, whole utterances (run record) | {pct(metrics['UA'])} |",
         f"| WA, Keras, whole utterances (run record) | {pct(metrics['WA'])} |",
-        "| UA, TFLite float32 classifier on the first "
-        f"{spec['segment'].get('duration')} s (tflite.json) | "
-        f"{pct(crop_ua) if crop_ua is not None else 'not measured'} |", "",
+        f"| UA, TFLite float32 classifier, {heard_as} (tflite.json) | "
+        f"{pct(lite_ua) if lite_ua is not None else 'not measured'} |", "",
         f"Fold chosen by: {chosen_by}"
         + (" (folds' UA: " + ", ".join(f"{int(f['fold'])}: {float(f['metrics']['UA']):.1f}"
                                          for f in record["per_fold"]) + ")"), "",
         "## Input and outputs", "",
-        f"- input: {spec['shape'][0]} x {spec['shape'][1]} log magnitude spectrogram "
-        f"(recipe `{spec.get('recipe')}`): the first {spec['segment'].get('duration')} s of "
-        f"the recording at {spec['sample_rate']} Hz, zero-padded when shorter",
+        input_line,
         "- outputs: `probabilities` (one per class) and `attention` (α, "
         f"{' x '.join(str(d) for d in sidecar['attention_shape'])}: time x frequency "
         "positions of the last feature map)",
@@ -143,7 +153,8 @@ def _write_card(target: Path, run, record, fold, metrics, crop_ua, chosen_by, si
         f"ser-tf explain speech.wav --model {target.parent.name}/{target.name} --out map.png",
         "```", "",
         "Without TensorFlow: `ser_tf.reporting.attention_maps.ExplainLiteModel(path)` "
-        "(`.features(audio_path)`, `.predict(features)` -> probabilities, α). The audio "
+        "(`.inputs(audio_path)` -> features, frames heard, lengths; `.predict(features, "
+        "lengths)` -> probabilities, α). The audio "
         "predictor `ser_tf.lite.predict` takes single-output classifiers, not this file.", ""]
     card = target.with_suffix(".md")
     tmp = card.with_name(f".{card.name}.tmp")
