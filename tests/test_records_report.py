@@ -277,6 +277,10 @@ def test_readme_section_is_replaced_and_in_progress_runs_listed(tmp_path):
     (work / "config.json").write_text(_json.dumps(
         {"protocol": "paper", "loss": "focal", "fit": {"checkpoint": "last", "epochs": 500}}))
     (work / "fold_00" / "result.json").write_text(_json.dumps({"metrics": {"UA": 91.234}}))
+    # A --ship run's final training folder (no folds, no config) is not a run in progress.
+    deploy = tmp_path / "results" / "demo" / "EMODB" / "deploy-paper-abc.work"
+    deploy.mkdir()
+    (deploy / "history.json").write_text("{}")
     lines = in_progress_lines(tmp_path / "results", "demo")
     assert lines == ["- demo EMODB `paper-abc` (protocol paper, loss focal, checkpoint last, "
                      "epochs 500): 1/3 folds done; UA of the finished folds 91.23"]
@@ -434,3 +438,55 @@ def test_describe_keys_tell_runs_of_one_entry_apart(tmp_path):
     beside = [r.split(" | ")[2] for r in rows if "50.00" in r]
     assert sorted(beside) == ["input=power, lam=0.3", "input=power, lam=0.8"]
     assert any(r.startswith("| toy | EMODB | lam=0.8, input=db | — |") for r in rows)
+
+
+def test_tflite_rows_scored_on_other_inputs_than_the_run_are_flagged(tmp_path, capsys):
+    from ser_tf.experiments.runner import _check_tflite_inputs
+    from ser_tf.export.evaluate import compare_with_run
+
+    _, results = folds_and_results()
+    run_ua = {k: r["metrics"]["UA"] for k, r in enumerate(results)}
+    same = {"keras": {"folds": [{"fold": k, "UA": ua} for k, ua in run_ua.items()]},
+            "variants": {}}
+    other = {"keras": {"folds": [{"fold": k, "UA": ua - 12.5 * (k == 1)}
+                                 for k, ua in run_ua.items()]}, "variants": {}}
+    assert compare_with_run(same, run_ua) == {"keras_matches_run": True,
+                                              "max_keras_UA_difference": 0.0,
+                                              "folds_compared": 3}
+    assert compare_with_run(other, run_ua)["max_keras_UA_difference"] == pytest.approx(12.5)
+    assert compare_with_run({"variants": {}}, run_ua) is None  # nothing to compare
+
+    # The runner records the check and warns when the inputs differ.
+    details = {"tflite": json.loads(json.dumps(other))}
+    _check_tflite_inputs(details, [{"fold": k, **r} for k, r in enumerate(results)])
+    assert details["tflite"]["run_check"]["keras_matches_run"] is False
+    assert "scored on other inputs than the run" in capsys.readouterr().err
+    details = {"tflite": json.loads(json.dumps(same))}
+    _check_tflite_inputs(details, [{"fold": k, **r} for k, r in enumerate(results)])
+    assert details["tflite"]["run_check"]["keras_matches_run"] is True
+    assert capsys.readouterr().err == ""
+
+    # The report marks such a run's rows, and says why (records written before the check
+    # are checked from their folds).
+    from ser_tf.export.evaluate import summarise_fold_exports
+
+    def rows(shift):
+        out = []
+        for k, result in enumerate(results):
+            metrics = result["metrics"]
+            scores = {key: metrics[key] for key in ("UA", "WA", "macro_F1", "weighted_F1")}
+            scores["UA"] -= shift * (k == 1)  # the scalar the rows compare, as a crop gave
+            out.append({"fold": k, "keras": {**scores, "metrics": metrics}, "variants": {
+                "float32": {"size_bytes": 10, **scores, "metrics": metrics,
+                            "max_prob_diff_vs_keras": 0.0, "argmax_agreement": 1.0}}})
+        return out
+
+    for shift, flagged in ((0.0, False), (40.0, True)):
+        results_dir = tmp_path / f"shift{int(shift)}" / "results"
+        write(results_dir, details={"tflite": summarise_fold_exports(rows(shift), {})})
+        text = render_report(results_dir, paper="lightsernet")
+        row, = [line for line in text.splitlines() if line.startswith("| `")]
+        assert ("⚠" in row) == flagged
+        assert ("scored on other inputs than the run" in text) == flagged
+        if flagged:
+            assert "by up to 40.00 points" in text

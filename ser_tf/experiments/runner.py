@@ -7,6 +7,7 @@ yet with :func:`ser_tf.training.classifier.train_fold` and writes the record whe
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +197,7 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
                 lambda fold, result: on_fold_done(work_dir, fold, feature_set, result))
             if len(results) == len(folds) and after_folds is not None:
                 details, extra_files = after_folds(work_dir, folds, feature_set, results)
+                _check_tflite_inputs(details, results)
             else:
                 details, extra_files = {}, None
         done = [int(r["fold"]) for r in results]
@@ -223,6 +225,25 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
                                   summarize=task.summarize, **provenance)
     return {"run_id": plan.run_id, "work_dir": work_dir, "record": record,
             "n_folds": len(folds), "folds_done": done, "feature_stats": source.stats}
+
+
+def _check_tflite_inputs(details: dict, results: list[dict]) -> None:
+    """Record (``tflite.run_check``) whether the TFLite rows' Keras scores are the run's,
+    and warn when they are not (:func:`ser_tf.export.evaluate.compare_with_run`)."""
+    if not isinstance(details.get("tflite"), dict):
+        return
+    from ser_tf.export.evaluate import compare_with_run
+
+    check = compare_with_run(details["tflite"], {
+        int(r["fold"]): (r.get("metrics") or {}).get("UA") for r in results})
+    if check is None:
+        return
+    details["tflite"]["run_check"] = check
+    if not check["keras_matches_run"]:
+        print(f"WARNING: the TFLite exports were scored on other inputs than the run: the "
+              f"Keras model's UA differs from the run's by up to "
+              f"{check['max_keras_UA_difference']:.2f} points on the same fold, so the "
+              "TFLite scores are not comparable with the run's", file=sys.stderr)
 
 
 def _run_clock(work_dir, folds, fit: FitConfig, train_only):

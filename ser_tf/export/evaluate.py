@@ -423,3 +423,30 @@ def collect_fold_exports(work_dir, folds, feature_set, build_model: Callable, *,
         rows, rows[-1].get("latency") or {}, latency_fold=int(folds[-1].index),
         latency_host=rows[-1].get("latency_host"),
         representative_size=min(int(r["representative_size"]) for r in rows))
+
+
+def compare_with_run(tflite: dict, fold_metrics: dict) -> dict | None:
+    """Whether a run's TFLite rows were scored on the run's own test inputs: the Keras
+    model each row compares its variants with is the run's fold model, so on the same
+    inputs its UA equals the run's fold UA (to rounding). ``fold_metrics``: ``{fold: UA}``
+    of the run. Returns ``{"keras_matches_run", "max_keras_UA_difference",
+    "folds_compared"}``, or ``None`` when no fold can be compared. A mismatch means the
+    exported models saw other inputs (a crop, other features) than the Keras scores did,
+    and their numbers are not the run's (an Attention-FCN export once took a 3 s crop
+    without its lengths: 40 points apart)."""
+    rows = ((tflite or {}).get("keras") or {}).get("folds") or []
+    differences = [abs(float(row["UA"]) - float(fold_metrics[int(row["fold"])]))
+                   for row in rows if row.get("UA") is not None
+                   and fold_metrics.get(int(row["fold"])) is not None]
+    if not differences:
+        return None
+    worst = max(differences)
+    return {"keras_matches_run": bool(worst < KERAS_MATCH_TOLERANCE),
+            "max_keras_UA_difference": round(worst, 4), "folds_compared": len(differences)}
+
+
+#: UA points the TFLite rows' Keras scores may differ from the run's on the same fold
+#: (float noise between two predict calls flips no answer in practice: measured 0.0 on
+#: every committed record with matching inputs).
+KERAS_MATCH_TOLERANCE = 0.01
+

@@ -32,8 +32,10 @@ def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
     for work in sorted(Path(results_dir).glob(pattern)):
         if (work.parent / work.name[: -len(".work")] / "record.json").exists():
             continue
-        done = sorted(work.glob("fold_*/result.json"))
         run = RunDir(work)
+        if not run.config.exists() and not run.folds.exists():
+            continue  # not a k-fold run's folder (e.g. a --ship run's final training)
+        done = sorted(work.glob("fold_*/result.json"))
         total = len(read_json(run.folds).get("folds", [])) if run.folds.exists() else "?"
         config = read_json(run.config) if run.config.exists() else {}
         setting = ", ".join(f"{k} {config_value(config, k)}"

@@ -195,7 +195,8 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
     from ser_tf.reporting.records import iter_run_records  # lazy: keeps `ser-tf --help` light
     from ser_tf.reporting.tflite_table import COLUMNS as TFLITE_COLUMNS
     from ser_tf.reporting.selection import selection_lines
-    from ser_tf.reporting.tflite_table import latency_host_lines, tflite_rows
+    from ser_tf.reporting.tflite_table import (input_mismatch_lines, latency_host_lines,
+                                               tflite_rows)
 
     results_dir = Path(results_dir)
     experiments_dir = Path(experiments_dir) if experiments_dir else PAPERS_DIR
@@ -231,7 +232,8 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
                   "per utterance) are those of one fold's files (`tflite.latency_fold` in the "
                   "record), timed when that fold was exported, on whatever host and load "
                   "there was; `make bench-lightsernet` times an idle machine.", "",
-                  markdown_table(tflite, TFLITE_COLUMNS), "", *latency_host_lines(records)]
+                  markdown_table(tflite, TFLITE_COLUMNS), "", *input_mismatch_lines(shown),
+                  *latency_host_lines(records)]
     selection = selection_lines(shown)
     if selection:
         lines += ["", "Checkpoint selection (`ser_tf.reporting.selection`): how far each run's "

@@ -72,8 +72,9 @@ def tflite_rows(records: Sequence[Mapping]) -> list[list[str]]:
             delta = (f"{_delta(mean, _ua(reference.get('mean')))} / "
                      f"{_delta(pooled, _ua(reference.get('pooled')))}")
             agreement = variant.get("argmax_agreement")
+            mark = " ⚠" if input_mismatch(record) is not None else ""
             rows.append([
-                f"`{record.get('run_id', '?')}`", str(record.get("corpus", "?")),
+                f"`{record.get('run_id', '?')}`{mark}", str(record.get("corpus", "?")),
                 str(record.get("protocol", "?")), name, f"{variant.get('size_bytes', 0):,}", ua,
                 "–" if pooled is None else f"{pooled:.2f}",
                 "–" if name == "float32" else delta,
@@ -81,6 +82,31 @@ def tflite_rows(records: Sequence[Mapping]) -> list[list[str]]:
                 "–" if agreement is None else f"{100 * agreement:.1f} %",
                 _latency(variant.get("latency"), "1"), _latency(variant.get("latency"), "2")])
     return rows
+
+
+def input_mismatch(record: Mapping) -> dict | None:
+    """:func:`ser_tf.export.evaluate.compare_with_run` of a record's TFLite rows against its
+    folds (computed from the record, so older records are checked too)."""
+    from ser_tf.export.evaluate import compare_with_run
+
+    folds = {int(f["fold"]): (f.get("metrics") or {}).get("UA")
+             for f in record.get("per_fold") or [] if "fold" in f}
+    check = compare_with_run(record.get("tflite") or {}, folds)
+    return check if check is not None and not check["keras_matches_run"] else None
+
+
+def input_mismatch_lines(records: Sequence[Mapping]) -> list[str]:
+    """A warning per record whose TFLite rows were scored on other inputs than its Keras
+    folds (their run id is marked ⚠ in the table)."""
+    lines = []
+    for record in records:
+        check = input_mismatch(record)
+        if check is not None:
+            lines.append(f"- ⚠ `{record.get('run_id', '?')}`: its exported models were scored "
+                         "on other inputs than the run (their Keras UA differs from the "
+                         f"run's by up to {check['max_keras_UA_difference']:.2f} points on the "
+                         "same fold): these TFLite scores are not the run's")
+    return lines
 
 
 def latency_host_lines(records: Sequence[Mapping]) -> list[str]:
