@@ -156,6 +156,15 @@ def test_run_clock_estimates_from_folds_then_epochs():
     assert clock.run_left(10.0, 2.0) == pytest.approx(10 + 2 * 400)
     clock.started = 3  # the last fold: only its own time is left
     assert clock.run_left(10.0, 2.0) == 10.0
+    # A fold resumed from its backup took part of a fold's time: it is not a sample.
+    clock = status.RunClock(10, 3, epochs=100, finished_fold_seconds=[300])
+    clock.fold_started(resumed=True)
+    clock._fold_start -= 20.0  # its last 20 s
+    clock.fold_started()
+    assert clock.walls == [] and clock.run_left(10.0, 2.0) == pytest.approx(10 + 300)
+    clock._fold_start -= 250.0
+    clock.fold_started()
+    assert clock.walls == [pytest.approx(250.0, abs=1.0)]
 
 
 def fit_tiny(logger, epochs=3):

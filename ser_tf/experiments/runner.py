@@ -15,7 +15,7 @@ from typing import Callable
 
 from ser_tf.data.manifest import Manifest
 from ser_tf.training.classifier import FitConfig, train_fold
-from ser_tf.training.rundir import CONFIG_FILE, RunDir
+from ser_tf.training.rundir import BACKUP_DIR, CONFIG_FILE, RunDir
 from ser_tf.util.paths import default_results_dir
 
 
@@ -182,7 +182,8 @@ def run_experiment(manifest: Manifest, recipe, build_model: Callable, *, paper: 
 
         def train(fold, fold_dir):
             trained.append(fold.index)
-            clock.fold_started()
+            # A fold resuming from its backup takes part of a fold's time: not an estimate.
+            clock.fold_started(resumed=(Path(fold_dir) / BACKUP_DIR).is_dir())
             return train_fold(fold, fold_dir, source=source, task=task, build_model=build_model,
                               fit=plan.fit, strategy=strategy, n_folds=len(folds), quiet=quiet)
 

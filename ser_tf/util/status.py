@@ -50,12 +50,15 @@ class RunClock:
         self.walls: list[float] = []
         self.started = 0
         self._fold_start: float | None = None
+        self._fold_resumed = False
 
-    def fold_started(self) -> None:
+    def fold_started(self, resumed: bool = False) -> None:
+        """A fold starts; ``resumed``: it continues from a backup, so its wall time is part
+        of a fold's and does not stand for a whole one in the estimates."""
         now = time.perf_counter()
-        if self._fold_start is not None:
+        if self._fold_start is not None and not self._fold_resumed:
             self.walls.append(now - self._fold_start)
-        self._fold_start = now
+        self._fold_start, self._fold_resumed = now, bool(resumed)
         self.started += 1
 
     @property
