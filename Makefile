@@ -25,7 +25,7 @@ help:
 	@echo "make reproduce-lightsernet - Light-SERNet on EMO-DB: 6 runs x 10 folds (hours; resumes)"
 	@echo "make reproduce-timnet      - TIM-Net on EMO-DB and RAVDESS (TIMNET_RUNS, TIMNET_EPOCHS)"
 	@echo "make reproduce-cnn-family  - CNN family on RAVDESS: 6 paper + 2 speaker runs, noise scores, Hyperband (CORPORA=DIR: 4-corpus union too)"
-	@echo "make reproduce-attention-fcn - Attention FCN: 1-D RAVDESS (paper, dB input; speaker, λ ablation), 2-D EMO-DB and RAVDESS (speaker)"
+	@echo "make reproduce-attention-fcn - Attention FCN: 1-D RAVDESS (paper, dB input; speaker, λ ablation), 2-D EMO-DB (speaker, λ ablation) and RAVDESS (speaker)"
 	@echo "make reproduce-semantic    - Semantic SER: EMO-DB proxy, audio-only and fusion, speaker folds (SEWA_DIR=...: the paper's corpus)"
 	@echo "make bench-lightsernet     - seconds per epoch, feature throughput, TFLite latency"
 
@@ -167,6 +167,8 @@ reproduce-attention-fcn: install
 	@for lam in 0.3 0.8 1.0; do $(AFCN) --variant 1d --dataset RAVDESS --data-dir \
 	  $(AFCN_RAVDESS_DIR) --protocol speaker --input-scale db --lam $$lam --no-export || exit 1; done
 	$(AFCN) --variant 2d --dataset EMODB --data-dir $(AFCN_EMODB_DIR) --protocol speaker
+	@for lam in 0.8 1.0; do $(AFCN) --variant 2d --dataset EMODB --data-dir \
+	  $(AFCN_EMODB_DIR) --protocol speaker --lam $$lam || exit 1; done
 	$(AFCN) --variant 2d --dataset RAVDESS --data-dir $(AFCN_RAVDESS_DIR) --protocol speaker
 	$(VENV)/bin/ser-tf report --paper attention_fcn --results $(RESULTS_DIR) \
 	  --readme ser_tf/papers/attention_fcn/README.md

@@ -58,6 +58,9 @@ def timnet_argv(config):
             "--min-epochs", str(fit["min_epochs"]), "--blocks", str(config["n_blocks"])]
     if fit.get("patience") is not None:
         argv += ["--patience", str(fit["patience"])]
+    segment = config["recipe"]["segment"]
+    if segment.get("kind") == "pad_or_crop":  # --window SECONDS
+        argv += ["--window", str(segment["length"] / config["recipe"]["sample_rate"])]
     return argv
 
 
@@ -159,6 +162,12 @@ def rebuild(config, monkeypatch):
 
 
 RUNS = committed_configs()
+#: Runs whose id today's code does not rebuild on purpose, with the config keys a later
+#: change added and why (the change gave new runs a new id instead of reusing theirs).
+RENAMED_ON_PURPOSE = {
+    "speaker-58d11fc9da": ({"tflite_input"}, "2026-12-05: the 2-D export takes lengths; "
+                           "whole-utterance runs record it, so its rerun is a new run"),
+}
 
 
 def test_there_are_committed_runs_to_check():
@@ -170,5 +179,9 @@ def test_there_are_committed_runs_to_check():
 def test_committed_run_id_is_rebuilt_from_its_command(rid, config, monkeypatch):
     assert run_id(config) == rid  # the stored config is the one its id was made from
     rebuilt = rebuild(config, monkeypatch)
+    if rid in RENAMED_ON_PURPOSE:
+        added, _ = RENAMED_ON_PURPOSE[rid]
+        assert set(rebuilt) - set(config) == added and run_id(rebuilt) != rid
+        rebuilt = {k: v for k, v in rebuilt.items() if k not in added}
     assert rebuilt == config
     assert run_id(rebuilt) == rid

@@ -66,7 +66,12 @@ with open(out, "w") as f:
 
 def launch(tmp_path, name, *, trials, pause, env=None):
     script = tmp_path / "search.py"
-    script.write_text(SCRIPT)
+    if not script.exists():
+        # Written once: rewriting it for every process truncated the file while an earlier
+        # process was still reading it, which then ran an empty script and exited 0.
+        tmp = script.with_suffix(".tmp")
+        tmp.write_text(SCRIPT)
+        os.replace(tmp, script)
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_NUM_INTRAOP_THREADS": "1",
                 "TF_NUM_INTEROP_THREADS": "1", **(env or {})}
     for key in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
