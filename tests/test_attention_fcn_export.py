@@ -177,3 +177,39 @@ def test_whole_utterance_run_exports_models_that_score_what_keras_scored(tmp_pat
         assert fold["UA"] == pytest.approx(keras_ua[int(fold["fold"])])
     assert tflite["variants"]["float32"]["max_prob_diff_vs_keras"] < 1e-4
     assert set(tflite["variants"]) == {"float32", "float16", "dynamic_int8", "int8"}
+
+
+def test_masked_attention_survives_full_int8(tmp_path):
+    """A sharp attention (large u) over padded sequences: full int8 must keep its answers.
+    Filling padded logits with -3e38 once made the int8 logits' scale span 3e38, so every
+    real logit fell in one step, α went flat and the answers changed."""
+    from ser_tf.export.tflite import export_variants
+    from ser_tf.lite import LiteModel
+    from ser_tf.models.attention_fcn import AttentionPooling, TimeMask
+
+    keras.utils.set_random_seed(7)
+    frames, channels = 40, 8
+    x_in = keras.Input((frames, channels), name="features")
+    lengths = keras.Input((), dtype="int32", name="lengths")
+    mask = TimeMask(mask_only=True)([x_in, lengths])
+    context, _ = AttentionPooling(1.0, name="attention")([x_in, mask])
+    model = keras.Model({"features": x_in, "lengths": lengths},
+                        keras.layers.Dense(3, activation="softmax")(context))
+    w, b, u = model.get_layer("attention").get_weights()
+    model.get_layer("attention").set_weights([w, b, 8.0 * u])  # a sharp attention
+    rng = np.random.default_rng(0)
+
+    def batch(n):
+        n_frames = rng.integers(5, frames + 1, size=n)
+        x = rng.normal(size=(n, frames, channels)).astype(np.float32)
+        x[np.arange(frames)[None, :] >= n_frames[:, None]] = 0
+        return {"features": x, "lengths": n_frames.astype(np.int32)}
+
+    test = batch(64)
+    expected = model.predict(test, verbose=0)
+    spec = {"features": {"kind": "tensor"}, "lengths": {"kind": "lengths", "of": "features"}}
+    path = export_variants(model, tmp_path, labels=["a", "b", "c"], variants=("int8",),
+                           representative=batch(200), input_spec=spec, name="sharp")["int8"]
+    got = LiteModel(path).predict(test)
+    assert np.mean(got.argmax(1) == expected.argmax(1)) >= 0.9
+    assert np.abs(got - expected).mean() < 0.05

@@ -212,18 +212,27 @@ class AttentionPooling(layers.Layer):
         flat = ops.reshape(x, flat_shape)  # (batch, L, C)
         scores = ops.squeeze(ops.matmul(ops.tanh(ops.matmul(flat, self.w) + self.b), self.u), -1)
         logits = self.lam * scores
-        if mask is not None:
+        if mask is None:
+            alpha = ops.softmax(logits, axis=-1)
+        else:
             mask = ops.cast(mask, x.dtype)
             while len(mask.shape) < len(x.shape) - 1:  # (batch, H') -> (batch, H', 1, ...)
                 mask = ops.expand_dims(mask, -1)
             mask = ops.broadcast_to(mask, ops.shape(x)[:-1])
             mask = ops.reshape(mask, (ops.shape(x)[0], -1))
-            # The most negative float: exp() of it is 0, so padding gets no weight; the
-            # product below keeps it exactly 0 whatever the softmax's rounding.
-            logits = ops.where(mask > 0, logits, ops.full_like(logits, -3.0e38))
-        alpha = ops.softmax(logits, axis=-1)
-        if mask is not None:
-            alpha = alpha * mask
+            # The softmax over the real positions, written out: padding's weight is
+            # multiplied by 0, so it is exactly 0. (Filling its logits with the most
+            # negative float did the same in float, but a full-int8 export then quantised
+            # the logits over a range of 3e38: every real logit fell in one step and α
+            # went flat.) Every tensor here stays within the logits' own range: the
+            # largest real logit is subtracted (exp() of a real position is in (0, 1], the
+            # largest gives 1, so the sum is >= 1) and padding's differences are clipped
+            # at 0 before exp(), so a large padded logit cannot overflow.
+            lowest = ops.min(logits, axis=-1, keepdims=True)
+            top = ops.max(ops.where(mask > 0, logits, lowest), axis=-1, keepdims=True)
+            weights = ops.exp(ops.minimum(logits - top, 0.0)) * mask
+            # maximum(., 1): no change while a row has a real position (its sum is >= 1).
+            alpha = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1.0)
         # expand_dims, not alpha[:, :, None]: TFLite has no builtin for a new-axis slice.
         context = ops.sum(flat * ops.expand_dims(alpha, -1), axis=1)
         if not self.return_attention:
