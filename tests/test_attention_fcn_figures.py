@@ -172,6 +172,37 @@ def test_explain_models_are_exported_once_per_weights(trained, figure):
     assert path.parent == RunDir(work).fold(0).path / figures.EXPLAIN_DIR
 
 
+@pytest.mark.slow
+def test_kept_explain_models_stand_in_for_weights_gone_with_the_machine(trained, figure,
+                                                                       tmp_path):
+    import shutil
+
+    from ser_tf.util.jsonio import content_hash
+
+    _, _, work = trained
+    copy = tmp_path / work.name
+    shutil.copytree(work, copy)
+    run = figures.load_run(copy)
+    kept = {}
+    for fold in run.folds:
+        fold_dir = run.fold_dir(fold)
+        kept[fold.index] = figures.ensure_explain_model(run, fold)
+        # What the fold's TFLite export records when the fold ends: its weights' sha256.
+        fold_dir.tflite.write_text(json.dumps({"weights_sha256": content_hash(fold_dir.weights)}))
+        fold_dir.weights.unlink()  # a new checkout: weights are not committed
+    run = figures.load_run(copy)
+    assert [figures.ensure_explain_model(run, f) for f in run.folds] == \
+        [kept[f.index] for f in run.folds]
+    assert kept[0].name.endswith(f"-{figures.EXPLAIN_VARIANT}.tflite")
+    # An explain model made from other weights does not stand in for them.
+    sidecar = kept[1].with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    meta["source"]["weights_sha256"] = "0" * 64
+    sidecar.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"fold\(s\) \[1\].*neither final weights"):
+        figures.load_run(copy)
+
+
 BLOCK_TF = textwrap.dedent("""\
     import sys
     class Block:

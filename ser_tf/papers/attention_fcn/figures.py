@@ -8,7 +8,7 @@
 :func:`class_attention_figure` reads a run's work folder (every fold finished) and, for
 each class, every test utterance of that class in the folds' own test sets, each explained
 by the model of the fold it was tested in (so no model explains an utterance it trained
-on). The explaining model is the fold's **explain TFLite** file (float32, outputs
+on). The explaining model is the fold's **explain TFLite** file (float16, outputs
 probabilities and α; :func:`ser_tf.reporting.attention_maps.export_explain_tflite`),
 exported once from the fold's tested weights into ``fold_XX/explain/`` and reused while
 those weights are unchanged (:func:`ensure_explain_model`). It takes the exported models'
@@ -39,7 +39,9 @@ import numpy as np
 
 #: A fold's explain model lives in ``fold_XX/<EXPLAIN_DIR>/``.
 EXPLAIN_DIR = "explain"
-EXPLAIN_VARIANT = "float32"
+#: float16 weights: half the size of float32 (7.6 MB for the 2-D model, small enough to
+#: keep per fold), the same answers within ~2e-4 (each fold's tflite.json measures it).
+EXPLAIN_VARIANT = "float16"
 PER_CLASS = ("best", "median")
 #: Points of the class-average α profile over normalised time.
 PROFILE_POINTS = 100
@@ -96,12 +98,44 @@ def load_run(work_dir) -> FinishedRun:
                          "for attention_fcn --variant 2d runs")
     folds = load_folds(run.folds)
     missing = [f.index for f in folds if not run.fold(f).finished or
-               not run.fold(f).weights.is_file()]
+               not (run.fold(f).weights.is_file() or _stored_explain_model(run.fold(f), config))]
     if missing:
         raise ValueError(f"run {run.run_id} is unfinished: fold(s) {missing} of {len(folds)} "
-                         "have no result or final weights yet (still training, or stopped; "
-                         "resume it with the same `ser-tf train` command)")
+                         "have no result, or neither final weights nor an explain model made "
+                         "from them (still training, or stopped; resume it with the same "
+                         "`ser-tf train` command)")
     return FinishedRun(work, run.run_id, config, folds)
+
+
+def _explain_path(fold_dir, corpus: str) -> Path:
+    name = f"attention_fcn-{str(corpus).lower()}-explain"
+    return fold_dir.path / EXPLAIN_DIR / f"{name}-{EXPLAIN_VARIANT}.tflite"
+
+
+def _weights_hash(fold_dir) -> str | None:
+    """sha256 of the fold's tested weights: of the file while it is on this machine, else
+    the one its TFLite export recorded when the fold ended (``tflite.json``)."""
+    from ser_tf.util.jsonio import content_hash, read_json
+
+    if fold_dir.weights.is_file():
+        return content_hash(fold_dir.weights)
+    if fold_dir.tflite.is_file():
+        return read_json(fold_dir.tflite).get("weights_sha256")
+    return None
+
+
+def _stored_explain_model(fold_dir, config: dict) -> Path | None:
+    """The fold's explain model if it was made from the fold's tested weights (its
+    sidecar's ``source.weights_sha256`` is theirs), else ``None``. Kept (committed) for
+    runs whose fold weights do not outlive the machine that trained them."""
+    from ser_tf.util.jsonio import read_json
+
+    path = _explain_path(fold_dir, config["corpus"])
+    expected = _weights_hash(fold_dir)
+    if expected is None or not (path.is_file() and path.with_suffix(".json").is_file()):
+        return None
+    source = read_json(path.with_suffix(".json")).get("source") or {}
+    return path if source.get("weights_sha256") == expected else None
 
 
 def export_shape(run: "FinishedRun", fold) -> tuple:
@@ -132,20 +166,23 @@ def export_shape(run: "FinishedRun", fold) -> tuple:
 
 
 def ensure_explain_model(run: FinishedRun, fold) -> Path:
-    """The fold's explain TFLite (float32) in ``fold_XX/explain/``: exported from the
-    fold's tested weights (``final.weights.h5``) unless a file made from these very weights
-    (sha256 in its sidecar) is there."""
-    from ser_tf.util.jsonio import content_hash, read_json
-
+    """The fold's explain TFLite (:data:`EXPLAIN_VARIANT`) in ``fold_XX/explain/``: exported
+    from the fold's tested weights (``final.weights.h5``) unless a file made from these very
+    weights (sha256 in its sidecar; without the weights file, the sha256 its TFLite export
+    recorded) is there."""
     fold_dir = run.fold_dir(fold)
     name = f"attention_fcn-{run.corpus.lower()}-explain"
-    path = fold_dir.path / EXPLAIN_DIR / f"{name}-{EXPLAIN_VARIANT}.tflite"
-    weights_hash = content_hash(fold_dir.weights)
-    if path.is_file() and path.with_suffix(".json").is_file():
-        source = read_json(path.with_suffix(".json")).get("source") or {}
-        if source.get("weights_sha256") == weights_hash:
-            return path
+    stored = _stored_explain_model(fold_dir, run.config)
+    if stored is not None:
+        return stored
+    if not fold_dir.weights.is_file():
+        raise FileNotFoundError(f"{fold_dir.weights}: the fold's weights are gone and no "
+                                "explain model made from them is kept")
+    from ser_tf.util.jsonio import content_hash
     from ser_tf.util.quiet import filtered_native_stderr, import_tensorflow
+
+    path = _explain_path(fold_dir, run.corpus)
+    weights_hash = content_hash(fold_dir.weights)
 
     import_tensorflow()  # quiet on the command line: TensorFlow's start-up lines held back
     from ser_tf.models.attention_fcn import build_attention_fcn_2d

@@ -5,7 +5,7 @@
     python -m ser_tf.papers.attention_fcn.ship --run-dir RESULTS/attention_fcn/EMODB/<id>.work
     ser-tf explain speech.wav --model tflite_models/attention_fcn-emodb-explain.tflite
 
-:func:`ship_explain_model` copies a finished 2-D run's fold explain TFLite (float32,
+:func:`ship_explain_model` copies a finished 2-D run's fold explain TFLite (float16,
 outputs probabilities and α; exported from the fold's tested weights when missing, see
 :func:`ser_tf.papers.attention_fcn.figures.ensure_explain_model`) with its sidecar and a
 short model card into ``dest``. The file is for **explanation** (`ser-tf explain`, the
@@ -23,6 +23,8 @@ import json
 import shutil
 import sys
 from pathlib import Path
+
+from ser_tf.papers.attention_fcn.figures import EXPLAIN_VARIANT
 
 #: What the card says the file is for.
 PURPOSE = ("For explanation (`ser-tf explain`, attention maps), not the best classifier of "
@@ -77,7 +79,7 @@ def ship_explain_model(work_dir, fold: int | None = None, dest="tflite_models") 
     tflite_row = run.fold_dir(the_fold).tflite
     lite_ua = None
     if tflite_row.is_file():
-        lite_ua = read_json(tflite_row).get("variants", {}).get("float32", {}).get("UA")
+        lite_ua = read_json(tflite_row).get("variants", {}).get(EXPLAIN_VARIANT, {}).get("UA")
     metrics = per_fold[fold]["metrics"]
     sidecar.update(name=name, source={**sidecar.get("source", {}), "chosen_by": chosen_by,
                                       "test_UA": float(metrics["UA"]),
@@ -124,7 +126,7 @@ def _write_card(target: Path, run, record, fold, metrics, lite_ua, chosen_by, si
                       f"spectrogram (recipe `{spec.get('recipe')}`): the first {seconds} s "
                       f"of the recording at {spec['sample_rate']} Hz, zero-padded when shorter")
     lines = [
-        f"# Attention FCN (2-D), {run.corpus}: explain model (float32)", "",
+        f"# Attention FCN (2-D), {run.corpus}: explain model ({EXPLAIN_VARIANT})", "",
         f"File: `{target.name}` (labels, input and outputs in "
         f"`{target.with_suffix('.json').name}`)",
         "", PURPOSE, "",
@@ -138,7 +140,7 @@ def _write_card(target: Path, run, record, fold, metrics, lite_ua, chosen_by, si
         "| metric | value (%) |", "|---|---|",
         f"| UA, Keras, whole utterances (run record) | {pct(metrics['UA'])} |",
         f"| WA, Keras, whole utterances (run record) | {pct(metrics['WA'])} |",
-        f"| UA, TFLite float32 classifier, {heard_as} (tflite.json) | "
+        f"| UA, TFLite {EXPLAIN_VARIANT} classifier, {heard_as} (tflite.json) | "
         f"{pct(lite_ua) if lite_ua is not None else 'not measured'} |", "",
         f"Fold chosen by: {chosen_by}"
         + (" (folds' UA: " + ", ".join(f"{int(f['fold'])}: {float(f['metrics']['UA']):.1f}"
