@@ -177,6 +177,14 @@ def test_whole_utterance_run_exports_models_that_score_what_keras_scored(tmp_pat
         assert fold["UA"] == pytest.approx(keras_ua[int(fold["fold"])])
     assert tflite["variants"]["float32"]["max_prob_diff_vs_keras"] < 1e-4
     assert set(tflite["variants"]) == {"float32", "float16", "dynamic_int8", "int8"}
+    # Each fold's explain model is kept while its weights are here (for the figure later).
+    work, = (tmp_path / "results").glob("attention_fcn/EMODB/*.work")
+    for fold in ("fold_00", "fold_01"):
+        kept, = (work / fold / "explain").glob("*-float16.tflite")
+        sidecar = json.loads(kept.with_suffix(".json").read_text())
+        stored = json.loads((work / fold / "tflite.json").read_text())
+        assert sidecar["source"]["weights_sha256"] == stored["weights_sha256"]
+        assert sidecar["input"]["lengths_input"] == "lengths"
 
 
 def test_masked_attention_survives_full_int8(tmp_path):

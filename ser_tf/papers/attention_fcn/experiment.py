@@ -284,6 +284,28 @@ class _Hooks:
         # Also called for every finished fold when a run resumes: skip what is done.
         if not self.args.no_export and current_fold_export(work_dir, fold) is None:
             self._export(work_dir, fold, feature_set, every=False)
+        if self.variant == "2d" and not self.args.no_export:
+            self._keep_explain_model(work_dir, fold)
+
+    def _keep_explain_model(self, work_dir, fold):
+        """The fold's explain model (float16) while its weights are here: the per-class
+        figure and the shipped explain model can then be made after the weights are gone
+        (:func:`ser_tf.papers.attention_fcn.figures.ensure_explain_model`)."""
+        from ser_tf.papers.attention_fcn.figures import (FinishedRun, stored_explain_model,
+                                                         ensure_explain_model)
+        from ser_tf.training.rundir import RunDir
+        from ser_tf.util.jsonio import read_json
+        from ser_tf.util.status import fold_label, step
+
+        run = RunDir(Path(work_dir))
+        config = read_json(run.config)
+        if not run.fold(fold).weights.is_file() or stored_explain_model(run.fold(fold), config):
+            return
+        finished = FinishedRun(Path(work_dir), Path(work_dir).name[: -len(".work")], config,
+                               [fold])
+        with step(f"{fold_label(fold)}: explain model (α as a second output)",
+                  quiet=self.args.quiet):
+            ensure_explain_model(finished, fold)
 
     def after_folds(self, work_dir, folds, feature_set, results):
         from ser_tf.papers.attention_fcn.collapse import collapse_summary, flag_fold

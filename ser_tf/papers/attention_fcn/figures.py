@@ -98,7 +98,7 @@ def load_run(work_dir) -> FinishedRun:
                          "for attention_fcn --variant 2d runs")
     folds = load_folds(run.folds)
     missing = [f.index for f in folds if not run.fold(f).finished or
-               not (run.fold(f).weights.is_file() or _stored_explain_model(run.fold(f), config))]
+               not (run.fold(f).weights.is_file() or stored_explain_model(run.fold(f), config))]
     if missing:
         raise ValueError(f"run {run.run_id} is unfinished: fold(s) {missing} of {len(folds)} "
                          "have no result, or neither final weights nor an explain model made "
@@ -124,7 +124,7 @@ def _weights_hash(fold_dir) -> str | None:
     return None
 
 
-def _stored_explain_model(fold_dir, config: dict) -> Path | None:
+def stored_explain_model(fold_dir, config: dict) -> Path | None:
     """The fold's explain model if it was made from the fold's tested weights (its
     sidecar's ``source.weights_sha256`` is theirs), else ``None``. Kept (committed) for
     runs whose fold weights do not outlive the machine that trained them."""
@@ -172,7 +172,7 @@ def ensure_explain_model(run: FinishedRun, fold) -> Path:
     recorded) is there."""
     fold_dir = run.fold_dir(fold)
     name = f"attention_fcn-{run.corpus.lower()}-explain"
-    stored = _stored_explain_model(fold_dir, run.config)
+    stored = stored_explain_model(fold_dir, run.config)
     if stored is not None:
         return stored
     if not fold_dir.weights.is_file():
