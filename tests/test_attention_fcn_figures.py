@@ -127,6 +127,12 @@ def test_figure_has_one_panel_per_class_from_the_folds_own_test_sets(trained, fi
     for label in LABELS:  # one spectrogram panel per class, titled by class and file
         assert sum(t.startswith(f"{label}: ") for t in titles) == 1
     assert "explain TFLite" in fig.get_suptitle()
+    # Each panel shows the recording (at most 1.16 s here), not the model's 2 s window.
+    maps = [ax for ax in fig.axes if ax.get_title().split(":")[0] in LABELS]
+    assert maps and all(0.5 < ax.get_xlim()[1] < 1.6 for ax in maps)
+    features = np.zeros((200, 4))
+    cut, alpha = figures.audio_part(features, np.ones((5, 5)), real_frames=81)
+    assert alpha.shape == (3, 5) and cut.shape == (120, 4)  # 81 frames: cells 0-2 of 5
 
     folds = {f.index: f for f in load_folds(RunDir(work).folds)}
     assert summary["run_id"] == RunDir(work).run_id and summary["protocol"] == "speaker"

@@ -348,6 +348,16 @@ def padding_share(row: dict) -> float:
     return float(alpha[first_padded:].sum())
 
 
+def audio_part(features, alpha, real_frames: int):
+    """``(features, α)`` cut to the α time cells that cover the recording's frames (the
+    rest of a model's padded window is masked: α there is 0). Cell ``i`` covers frames
+    ``[i T / cells, (i + 1) T / cells)`` as :func:`ser_tf.reporting.attention_maps.stretch`
+    draws them."""
+    frames, cells = features.shape[0], alpha.shape[0]
+    keep = min(cells, max(1, -(-int(real_frames) * cells // frames)))
+    return features[:min(frames, -(-keep * frames // cells))], alpha[:keep]
+
+
 def _draw(run, classes, rows, recipe, out_png, per_class, seconds) -> Path:
     from matplotlib.figure import Figure
 
@@ -369,13 +379,17 @@ def _draw(run, classes, rows, recipe, out_png, per_class, seconds) -> Path:
                 ax.text(0.5, 0.5, "no test utterance", ha="center", transform=ax.transAxes)
             ax_map.set_title(label)
         else:
-            features, _ = ExplainLiteModel(chosen["model"]).features(chosen["path"])
+            lite = ExplainLiteModel(chosen["model"])
+            features, _ = lite.features(chosen["path"])
+            alpha = chosen["alpha"]
+            if lite.input.get("lengths_input"):  # a long padded window: draw the audio part
+                features, alpha = audio_part(features, alpha, chosen["real_frames"])
             info = entry["chosen"]
             mark = "" if info["correct"] else ", NOT correctly classified"
             title = (f"{label}: {info['file']}\nfold {info['fold']}, p({label}) = "
                      f"{info['probability']:.2f}{mark}")
             overlay = draw_attention_panel(
-                ax_map, ax_time, features, chosen["alpha"], max_hz=front.get("max_hz"),
+                ax_map, ax_time, features, alpha, max_hz=front.get("max_hz"),
                 frame_seconds=float(front["frame_step"]) / recipe.sample_rate, title=title,
                 real_frames=chosen["real_frames"], vmax=vmax, time_label=k == 0)
         if entry["profile"] is not None:
