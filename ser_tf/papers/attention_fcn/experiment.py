@@ -291,8 +291,9 @@ class _Hooks:
         """The fold's explain model (float16) while its weights are here: the per-class
         figure and the shipped explain model can then be made after the weights are gone
         (:func:`ser_tf.papers.attention_fcn.figures.ensure_explain_model`)."""
-        from ser_tf.papers.attention_fcn.figures import (FinishedRun, stored_explain_model,
-                                                         ensure_explain_model)
+        from ser_tf.papers.attention_fcn.explain_models import (FinishedRun,
+                                                                ensure_explain_model,
+                                                                stored_explain_model)
         from ser_tf.training.rundir import RunDir
         from ser_tf.util.jsonio import read_json
         from ser_tf.util.status import fold_label, step

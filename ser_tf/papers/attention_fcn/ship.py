@@ -24,7 +24,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ser_tf.papers.attention_fcn.figures import EXPLAIN_VARIANT
+from ser_tf.papers.attention_fcn.explain_models import EXPLAIN_VARIANT
 
 #: What the card says the file is for.
 PURPOSE = ("For explanation (`ser-tf explain`, attention maps), not the best classifier of "
@@ -56,7 +56,7 @@ def ship_explain_model(work_dir, fold: int | None = None, dest="tflite_models") 
     labels, input recipe, outputs, and where it came from) and model card (``.md``) from
     fold ``fold`` (default: the median-UA fold, module docstring) of the finished 2-D run
     in ``work_dir``. Returns ``{"tflite", "sidecar", "card", "fold", "test_UA", ...}``."""
-    from ser_tf.papers.attention_fcn.figures import ensure_explain_model, load_run
+    from ser_tf.papers.attention_fcn.explain_models import ensure_explain_model, load_run
     from ser_tf.util.jsonio import content_hash, read_json, write_json_atomic
 
     run = load_run(work_dir)
