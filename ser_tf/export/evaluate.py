@@ -62,9 +62,9 @@ def evaluate_tflite(path, features, labels, label_names, *, batch_size: int = 64
     on ``features`` (float32, quantised by :class:`LiteModel` when the model is int8)."""
     from ser_tf.training.metrics import classification_metrics
 
-    if _num_examples(_as_inputs(features)) != len(labels):
-        raise ValueError(f"{_num_examples(_as_inputs(features))} examples but {len(labels)} "
-                         "labels")
+    count = _num_examples(_as_inputs(features))
+    if count != len(labels):
+        raise ValueError(f"{count} examples but {len(labels)} labels")
     probabilities = _probabilities(path, features, batch_size, num_threads)
     return classification_metrics(np.asarray(labels), probabilities, list(label_names))
 

@@ -133,7 +133,11 @@ def model_inputs(windows: np.ndarray, spec: dict, heard=None):
     if not spec.get("lengths_input"):
         return features
     heard = np.full(len(windows), windows.shape[1]) if heard is None else np.asarray(heard)
-    frames = np.asarray([frames_of(int(n), spec, features.shape[1]) for n in heard], np.int32)
+    # A full window's frames are the features' own: the front-end runs again (on zeros)
+    # only for the rare window shorter than the model's, the end of a short recording.
+    full = windows.shape[1]
+    frames = np.asarray([features.shape[1] if int(n) >= full else
+                         frames_of(int(n), spec, features.shape[1]) for n in heard], np.int32)
     return {spec["features_input"]: features, spec["lengths_input"]: frames}
 
 
