@@ -40,6 +40,11 @@ def test_trains_with_awgn_copies_and_exports_every_fold(data_root, tmp_path):
     record = only_record(tmp_path)
     config = record["config"]
     assert record["corpus"] == "RAVDESS-SAVEE-TESS-CREMAD" and config["n_utterances"] == 84
+    # What each corpus gave, per label (3 per class, 7 classes, 4 corpora = 84).
+    counts = record["corpus_counts"]
+    assert sorted(counts) == ["CREMAD", "RAVDESS", "SAVEE", "TESS"]
+    assert all(list(c) == config["labels"] for c in counts.values())
+    assert sum(sum(c.values()) for c in counts.values()) == 84
     assert (config["model"], config["features"], config["bn_axis"]) == ("cnn", "mfcc", "time")
     assert (config["awgn_copies"], config["awgn_snr_db"]) == (1, [15.0, 30.0])
     assert config["fit"]["learning_rate"] == 1e-2 and config["fit"]["patience"] == 10

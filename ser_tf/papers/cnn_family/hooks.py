@@ -3,9 +3,10 @@
 When a fold finishes (:func:`make_on_fold_done`): its TFLite export (four variants, scored
 on its test utterances, :mod:`ser_tf.export.folds`) and its noise-robustness scores
 (clean and AWGN at ``--noise-eval`` SNRs, :mod:`ser_tf.training.robustness`). When every
-fold has (:func:`make_after_folds`): the record's sections ``tflite`` (summary over folds),
-``noise_robustness`` (mean ± std per condition) and ``hparams`` (the values a ``--hparams``
-file gave and where they came from). None of these enter the run's config: adding or
+fold has (:func:`make_after_folds`): the record's sections ``corpus_counts`` (utterances
+per corpus and label: a pooled run says what each corpus gave), ``tflite`` (summary over
+folds), ``noise_robustness`` (mean ± std per condition) and ``hparams`` (the values a
+``--hparams`` file gave and where they came from). None of these enter the run's config: adding or
 skipping them never renames a run.
 """
 
@@ -60,12 +61,14 @@ def _noise_row(work_dir, fold, manifest, recipe, build, snrs_db, seed, quiet):
 def make_after_folds(*, build, recipe, manifest, export_name: str | None, snrs_db, seed: int,
                      hparams_provenance: dict | None, quiet: bool):
     """``after_folds(work_dir, folds, features, results) -> (details, None)``: the record's
-    ``tflite``, ``noise_robustness`` and ``hparams`` sections (those that apply)."""
-    if export_name is None and not snrs_db and hparams_provenance is None:
-        return None
+    ``corpus_counts`` section, and its ``tflite``, ``noise_robustness`` and ``hparams``
+    sections where they apply."""
+    from ser_tf.data.pooled import counts_by_corpus
+
+    counts = counts_by_corpus(manifest)
 
     def after_folds(work_dir, folds, features, results):
-        details = {}
+        details = {"corpus_counts": counts}
         if export_name is not None:
             from ser_tf.export.folds import export_all_folds
 
