@@ -79,26 +79,30 @@ def test_cli_runs_end_to_end_on_a_tiny_corpus(tmp_path):
     for variant in ("mfcc-float32", "mfcc-float16", "mfcc-dynamic_int8", "mfcc-int8",
                     "waveform-float32"):
         for ext in (".tflite", ".json", ".md"):
-            assert f"lightsernet-emodb-{variant}{ext}" in names
+            assert f"lightsernet-emodb-fold00-{variant}{ext}" in names
+    # Never the --ship model's names: a fold's export does not replace the deployable model.
+    assert not any(name.startswith("lightsernet-emodb-mfcc") for name in names)
     from ser_tf.lite import LiteModel
     from ser_tf.lite.predict import predict_file
 
     wav = next((root / "wav").glob("*.wav"))
     models = tmp_path / "models"
-    model = LiteModel(models / "lightsernet-emodb-waveform-float32.tflite")
+    model = LiteModel(models / "lightsernet-emodb-fold00-waveform-float32.tflite")
     result = predict_file(wav, model)
     assert result["label"] in model.labels
     # The MFCC-input export of the same weights gives the same answer from the same file.
-    features = predict_file(wav, LiteModel(models / "lightsernet-emodb-mfcc-float32.tflite"))
+    features = predict_file(
+        wav, LiteModel(models / "lightsernet-emodb-fold00-mfcc-float32.tflite"))
     np.testing.assert_allclose(list(features["probabilities"].values()),
                                list(result["probabilities"].values()), atol=1e-4)
     # Features-in cards also give the NumPy MFCC time the device spends before the model.
     assert measured["numpy_frontend_latency"]["p95_ms"] > 0
-    assert "MFCC in NumPy" in (models / "lightsernet-emodb-mfcc-int8.md").read_text()
-    assert "MFCC in NumPy" not in (models / "lightsernet-emodb-waveform-float32.md").read_text()
+    assert "MFCC in NumPy" in (models / "lightsernet-emodb-fold00-mfcc-int8.md").read_text()
+    waveform_card = models / "lightsernet-emodb-fold00-waveform-float32.md"
+    assert "MFCC in NumPy" not in waveform_card.read_text()
     # Latencies name the CPU they were timed on, in the record and on every card.
     assert measured["latency_host"]["cpu_count"] >= 1
-    assert "latency on " in (models / "lightsernet-emodb-mfcc-int8.md").read_text()
+    assert "latency on " in (models / "lightsernet-emodb-fold00-mfcc-int8.md").read_text()
 
 
 def test_ship_refuses_an_unfinished_fold(tmp_path):

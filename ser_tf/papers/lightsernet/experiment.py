@@ -87,7 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
                         help="skip the TFLite export of every fold at the end of the run")
     parser.add_argument("--ship-fold", type=non_negative_int, metavar="N",
                         help="do not train: export fold N (0-based) of this run's finished "
-                             "folds to --ship-dest with model cards")
+                             "folds to --ship-dest with model cards, named "
+                             "lightsernet-emodb-foldNN-* (beside the --ship models, never "
+                             "over them)")
     parser.add_argument("--ship-dest", default="tflite_models", help="(default: tflite_models)")
     add_deploy_arguments(parser)
     if hasattr(parser, "add_check"):
@@ -199,8 +201,11 @@ def ship(args: argparse.Namespace, experiment: Experiment, plan) -> dict | None:
     with step(f"fold {args.ship_fold + 1}/{len(plan.folds)}: shipping its TFLite models to "
               f"{args.ship_dest} (conversions, parity and latency)", quiet=args.quiet), \
             filtered_native_stderr():
+        # A fold's model (eight speakers) never takes the name of the --ship model (all
+        # ten), which is the one predict and the demo pick.
         measured = ship_fold(plan, args.ship_fold, experiment.manifest, feature_set,
-                             experiment.build_model, experiment.recipe, prefix=SHIP_PREFIX,
+                             experiment.build_model, experiment.recipe,
+                             prefix=f"{SHIP_PREFIX}-fold{args.ship_fold:02d}",
                              dest=args.ship_dest, record_path=record,
                              title=f"Light-SERNet EMO-DB {args.duration:g} s")
     return {"run_id": plan.run_id, "record": record, "shipped": measured["shipped"]}
