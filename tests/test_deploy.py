@@ -116,3 +116,16 @@ def test_card_says_when_the_ood_warning_missed_another_corpus():
     assert "most of RAVDESS through" in text and "EMOVO" not in text
     assert "No warning does not mean" in text
     assert _missed_text({"EMOVO": 97.0}) == "" and _missed_text({}) == ""
+
+
+def test_card_names_the_folds_a_temperature_was_fitted_on():
+    """Folds whose weights were not on the shipping machine are left out of the
+    temperature fit; the card says which folds it rests on, and says nothing when all do."""
+    from ser_tf.export.deploy import calibration_scope
+
+    assert calibration_scope({"folds_used": list(range(10))}, 10) == \
+        "the folds' validation speakers"
+    partial = calibration_scope({"folds_used": [8, 4, 5, 7, 9]}, 10)
+    assert partial.startswith("the validation speakers of 5 of the 10 folds (folds 5, 6, 8, "
+                              "9, 10;")
+    assert "weights were not on the machine" in partial

@@ -329,6 +329,18 @@ def _protocol_text(cv: dict) -> str:
             "held-out data of its own.")
 
 
+def calibration_scope(calibration: dict, n_folds: int) -> str:
+    """Whose validation speakers the temperature was fitted on: every fold's, or which
+    folds' when some had no weights on the machine that shipped the model
+    (:func:`validation_temperature` leaves them out)."""
+    used = sorted(int(f) for f in calibration.get("folds_used") or ())
+    if not used or len(used) >= n_folds:
+        return "the folds' validation speakers"
+    return (f"the validation speakers of {len(used)} of the {n_folds} folds (folds "
+            f"{', '.join(str(f + 1) for f in used)}; the other folds' weights were not on the "
+            "machine that shipped it)")
+
+
 def _final_notes(cv, calibration, int8, ood, scope, notes, window, waveform_in,
                  recipe) -> str:
     """The card's notes: calibration, full int8, out-of-domain check, window, input, scope."""
@@ -341,8 +353,9 @@ def _final_notes(cv, calibration, int8, ood, scope, notes, window, waveform_in,
         int8_text = f"not shipped ({reason}; the limit is {INT8_MAX_UA_DROP:g} point)"
     lines = [
         f"Calibration: probabilities are divided in log space by a temperature T = "
-        f"{calibration['temperature']:.3f} (sidecar `calibration`), fitted on the folds' "
-        f"validation speakers ({calibration['validation_utterances']} utterances); on their "
+        f"{calibration['temperature']:.3f} (sidecar `calibration`), fitted on "
+        f"{calibration_scope(calibration, len(cv['chosen_epochs']))} "
+        f"({calibration['validation_utterances']} utterances); on their "
         f"test speakers it moves the expected calibration error from {cal['ece_before']:.1f} % "
         f"to {cal['ece_after']:.1f} % ({cal['bins']} bins).",
         "Full int8: " + int8_text + "."]
