@@ -6,8 +6,9 @@
   The code of the paper's time (TIM-Net 1.0, February 2023) wrote the smoothed labels back
   into the full label array (``y[train] = smooth_labels(y[train], 0.1)``), so smoothing
   compounded from fold to fold and later folds' test targets were smoothed too (the argmax,
-  hence accuracy, unchanged; the loss not). A pull request merged in August 2023 fixed it
-  with ``copy.deepcopy``: what we do is the fixed code, not the published runs. Here
+  hence accuracy, unchanged; the loss not). The authors' pull request #14 (opened July
+  2023, merged August 2023) fixed it with ``copy.deepcopy``: what we do is the fixed code,
+  not the published runs. Here
   smoothing happens inside the loss, on a tensor, once per call: the caller's targets are
   never modified. Difference: Keras also smooths the targets of the *validation* loss
   (TIM-Net's ``val_loss`` used hard labels); accuracy-based selection is unaffected.
