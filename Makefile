@@ -134,14 +134,17 @@ reproduce-timnet: install
 
 # CNN family (issue 29) on RAVDESS alone (7 classes, calm merged into neutral): the report's
 # six configurations under its random stratified 80/10/10 split (model:input:awgn copies),
-# the best two speaker-independent (5 folds), every fold scored clean and under white noise
+# and the two that give every model a run with and without AWGN; the two of the six with the
+# lowest validation loss speaker-independent (5 folds; python -m
+# ser_tf.papers.cnn_family.speaker_choice, or CNN_FAMILY_SPEAKER_RUNS=... to name them);
+# every fold scored clean and under white noise
 # at 20, 10 and 0 dB, then one Hyperband search of the single CNN's learning rate over
 # {1e-5, 1e-4, 1e-3, 1e-2}. CORPORA=DIR (a folder with ravdess/ savee/ tess/ cremad/) runs
 # the same on the four-corpus union, the report's own data. Every run resumes.
 # RAVDESS: ../shared/data/ravdess unless RAVDESS_DIR is given (command line or environment).
 CNN_FAMILY_RAVDESS_DIR ?= $(if $(filter command line environment,$(origin RAVDESS_DIR)),$(RAVDESS_DIR),../shared/data/ravdess)
-CNN_FAMILY_RUNS ?= cnn:mfcc:0 2cnn:mfcc:2 2cnn_transformer:mfcc:0 2cnn_transformer:mfcc:2 2cnn_transformer:mel:0 2cnn_transformer:mel:2
-CNN_FAMILY_SPEAKER_RUNS ?= 2cnn_transformer:mfcc:2 2cnn_transformer:mfcc:0
+CNN_FAMILY_RUNS ?= cnn:mfcc:0 2cnn:mfcc:2 2cnn_transformer:mfcc:0 2cnn_transformer:mfcc:2 2cnn_transformer:mel:0 2cnn_transformer:mel:2 cnn:mfcc:2 2cnn:mfcc:0
+CNN_FAMILY_SPEAKER_RUNS ?=
 CORPORA ?=
 .PHONY: reproduce-cnn-family
 reproduce-cnn-family: install
@@ -150,11 +153,22 @@ reproduce-cnn-family: install
 	@for data in RAVDESS $(if $(CORPORA),RAVDESS+SAVEE+TESS+CREMAD); do \
 	  case $$data in RAVDESS) where="--data-dir-ravdess $(CNN_FAMILY_RAVDESS_DIR)";; \
 	    *) where="--data-root $(CORPORA)";; esac; \
-	  for run in $(addprefix paper:,$(CNN_FAMILY_RUNS)) $(addprefix speaker:,$(CNN_FAMILY_SPEAKER_RUNS)); do \
+	  corpus=$$(echo $$data | tr + -); speaker_runs="$(CNN_FAMILY_SPEAKER_RUNS)"; \
+	  for run in $(addprefix paper:,$(CNN_FAMILY_RUNS)); do \
 	    set -- $$(echo $$run | tr : ' '); \
 	    echo "== CNN family $$data, protocol $$1, model $$2, input $$3, awgn $$4"; \
 	    $(PY) -m ser_tf.experiments.cnn_family --dataset $$data $$where --protocol $$1 \
 	      --folds 5 --model $$2 --input $$3 --awgn $$4 --noise-eval 20,10,0 \
+	      --results-dir $(RESULTS_DIR) || exit 1; \
+	  done; \
+	  [ -n "$$speaker_runs" ] || speaker_runs=$$($(PY) -m ser_tf.papers.cnn_family.speaker_choice \
+	    --results $(RESULTS_DIR) --corpus $$corpus \
+	    --out $(RESULTS_DIR)/cnn_family/$$corpus/speaker-choice.json) || exit 1; \
+	  for run in $$speaker_runs; do \
+	    set -- $$(echo $$run | tr : ' '); \
+	    echo "== CNN family $$data, protocol speaker, model $$1, input $$2, awgn $$3"; \
+	    $(PY) -m ser_tf.experiments.cnn_family --dataset $$data $$where --protocol speaker \
+	      --folds 5 --model $$1 --input $$2 --awgn $$3 --noise-eval 20,10,0 \
 	      --results-dir $(RESULTS_DIR) || exit 1; \
 	  done; \
 	  echo "== CNN family $$data: Hyperband over the single CNN's learning rate"; \

@@ -318,11 +318,15 @@ def test_noise_table_fills_planned_rows_from_records_and_keeps_not_run(tmp_path)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "\nold\n" not in text
     rows = [line for line in text.splitlines() if line.startswith("| RAVDESS")]
-    assert len(rows) == 2 * len(noise_report.PLANNED) + 3  # paper-old: an older planned run
+    n_planned = len(noise_report.planned(tmp_path, "RAVDESS"))
+    assert n_planned == len(noise_report.PAPER_PLAN) + 1  # + "speaker: not chosen yet"
+    assert len(rows) == 2 * n_planned + 3  # paper-old: an older planned run
     assert rows[0] == ("| RAVDESS: model=cnn, features=mfcc, awgn_copies=0 | paper | 60.00 / 61.00 "
                        "| 50.00 / 51.00 | 40.00 / 41.00 | 20.00 / 21.00 | paper-new |")
     assert rows[1].count("not run") == 4
-    below = rows[2 * len(noise_report.PLANNED):]
+    assert rows[len(noise_report.PAPER_PLAN)].startswith(
+        "| RAVDESS: the two `paper` settings of lowest validation loss")
+    below = rows[2 * n_planned:]
     assert below[0].startswith("| RAVDESS: model=cnn_wide") and below[0].endswith("paper-wide |")
     assert below[1].startswith("| RAVDESS: model=cnn, features=mfcc, awgn_copies=0, "
                                "learning_rate=0.001 |") and below[1].endswith("paper-tuned |")
@@ -331,6 +335,13 @@ def test_noise_table_fills_planned_rows_from_records_and_keeps_not_run(tmp_path)
     readme.write_text("no block")
     with pytest.raises(ValueError, match="no <!-- noise"):
         noise_report.rewrite_readme(readme, tmp_path)
+    # Once the speaker runs are chosen on validation, the plan names them.
+    (tmp_path / "cnn_family" / "RAVDESS" / "speaker-choice.json").write_text(json.dumps(
+        {"speaker_runs": ["cnn:mfcc:0", "2cnn_transformer:mel:2"]}))
+    assert noise_report.planned(tmp_path, "RAVDESS")[-2:] == [
+        ("speaker", "cnn", "mfcc", 0), ("speaker", "transformer", "mel", 2)]
+    assert noise_report.planned(tmp_path, "RAVDESS-SAVEE-TESS-CREMAD")[-1] == (
+        "speaker", None, None, None)
 
 
 def test_training_refuses_a_plan_that_would_choose_on_test_ids():

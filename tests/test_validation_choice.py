@@ -36,6 +36,16 @@ def test_the_choice_follows_validation_at_the_kept_epoch_not_test(tmp_path):
     assert "| a | 57.50" in choice_table(choice)
 
 
+def test_a_loss_is_chosen_lowest_and_every_setting_is_ranked(tmp_path):
+    a = _run(tmp_path, "a", {0: (1, [1.4, 0.2], 90)}, metric="val_loss")
+    b = _run(tmp_path, "b", {0: (2, [0.1, 1.2], 10)}, metric="val_loss")
+    c = _run(tmp_path, "c", {0: (1, [1.3], 50)}, metric="val_loss")
+    choice = choose_on_validation({"a": a, "b": b, "c": c}, metric="val_loss")
+    # At the kept epochs: a 1.4, b 1.2, c 1.3; the test UA plays no part.
+    assert choice["ranking"] == ["b", "c", "a"] and choice["chosen"] == "b"
+    assert "lowest mean val_loss" in choice["note"]
+
+
 def test_runs_that_selected_on_test_or_differ_in_folds_are_refused(tmp_path):
     paper = _run(tmp_path, "paper", {0: (3, [1, 2, 3], 5)}, selection_on_test=True)
     with pytest.raises(ValueError, match="chose its epoch on the test fold"):

@@ -71,12 +71,19 @@ def _std(values: Sequence[float]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
+def lower_is_better(metric: str) -> bool:
+    """A loss (``val_loss``) is best low; accuracies and other scores are best high."""
+    return metric.endswith("loss")
+
+
 def choose_on_validation(runs: Mapping[str, object], metric: str = DEFAULT_METRIC) -> dict:
-    """Compare runs (``{setting name: run dir}``) on ``metric`` and pick the highest mean.
+    """Compare runs (``{setting name: run dir}``) on ``metric`` and pick the best mean (the
+    highest, or the lowest for a loss: :func:`lower_is_better`).
 
     Every run must have the same finished folds (the comparison is over the same test
-    folds' validation splits). Returns a record: the chosen setting, each setting's mean and
-    std over folds of the validation score, and the test UA/WA reported beside it."""
+    folds' validation splits). Returns a record: the chosen setting, the settings best
+    first (``ranking``), each setting's mean and std over folds of the validation score,
+    and the test UA/WA reported beside it."""
     if len(runs) < 2:
         raise ValueError("choose between at least two runs")
     per_run = {name: fold_validation_scores(path, metric) for name, path in runs.items()}
@@ -94,10 +101,13 @@ def choose_on_validation(runs: Mapping[str, object], metric: str = DEFAULT_METRI
             "validation_std": round(_std(validation), 4),
             "test_UA_mean": round(_mean([r["test_UA"] for r in rows]), 4),
             "test_WA_mean": round(_mean([r["test_WA"] for r in rows]), 4), "folds": rows}
-    chosen = max(settings, key=lambda name: settings[name]["validation_mean"])
-    return {"metric": metric, "folds": first, "chosen": chosen, "settings": settings,
-            "note": f"chosen on the mean {metric} at each fold's kept epoch; test scores "
-                    "are reported, not used"}
+    sign = 1 if lower_is_better(metric) else -1
+    ranking = sorted(settings, key=lambda name: sign * settings[name]["validation_mean"])
+    best = "lowest" if sign == 1 else "highest"
+    return {"metric": metric, "folds": first, "chosen": ranking[0], "ranking": ranking,
+            "settings": settings,
+            "note": f"chosen on the {best} mean {metric} at each fold's kept epoch; test "
+                    "scores are reported, not used"}
 
 
 def choice_table(choice: Mapping) -> str:

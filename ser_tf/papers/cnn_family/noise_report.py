@@ -3,7 +3,7 @@
 ``python -m ser_tf.papers.cnn_family.noise_report --results experiments/results --readme
 ser_tf/papers/cnn_family/README.md`` rewrites the block between
 ``<!-- noise:cnn_family:start -->`` and ``<!-- noise:cnn_family:end -->``: one row per
-planned run (:data:`PLANNED`, the ``make reproduce-cnn-family`` set, per corpus), UA / WA
+planned run (:func:`planned`, the ``make reproduce-cnn-family`` set, per corpus), UA / WA
 (mean over folds) clean and at each SNR from the run records'
 ``noise_robustness`` sections (:func:`ser_tf.training.robustness.noise_table`); a run
 without a record says ``not run``. Records of other settings (another model or input, or
@@ -20,15 +20,30 @@ from pathlib import Path
 PAPER = "cnn_family"
 START, END = "<!-- noise:cnn_family:start -->", "<!-- noise:cnn_family:end -->"
 CORPORA = ("RAVDESS", "RAVDESS-SAVEE-TESS-CREMAD")
-#: (protocol, model, features, awgn copies): the reproduce target's runs.
-PLANNED = (("paper", "cnn", "mfcc", 0), ("paper", "parallel", "mfcc", 2),
-           ("paper", "transformer", "mfcc", 0), ("paper", "transformer", "mfcc", 2),
-           ("paper", "transformer", "mel", 0), ("paper", "transformer", "mel", 2),
-           ("speaker", "transformer", "mfcc", 2), ("speaker", "transformer", "mfcc", 0))
+#: (model, features, awgn copies) of the reproduce target's ``paper`` runs: the report's
+#: six, and the two that give every model a run with and without AWGN (the noise table).
+PAPER_PLAN = (("cnn", "mfcc", 0), ("parallel", "mfcc", 2), ("transformer", "mfcc", 0),
+              ("transformer", "mfcc", 2), ("transformer", "mel", 0), ("transformer", "mel", 2),
+              ("cnn", "mfcc", 2), ("parallel", "mfcc", 0))
 
 
 #: Folds of the planned ``speaker`` runs (the reproduce target's ``--folds 5``).
 SPEAKER_FOLDS = 5
+
+
+def planned(results_dir, corpus: str) -> list[tuple]:
+    """``(protocol, model, features, awgn)`` of the reproduce target's runs on ``corpus``:
+    the ``paper`` plan, then the ``speaker`` runs its validation choice named
+    (:mod:`~ser_tf.papers.cnn_family.speaker_choice`, its ``speaker-choice.json``), or one
+    ``("speaker", None, None, None)`` placeholder while nothing is chosen."""
+    from ser_tf.papers.cnn_family.speaker_choice import CHOICE_FILE, parse_setting
+    from ser_tf.util.jsonio import read_json
+
+    rows = [("paper", *plan) for plan in PAPER_PLAN]
+    choice = Path(results_dir) / PAPER / corpus / CHOICE_FILE
+    if not choice.is_file():
+        return rows + [("speaker", None, None, None)]
+    return rows + [("speaker", *parse_setting(name)) for name in read_json(choice)["speaker_runs"]]
 
 
 def _key(record: dict) -> tuple:
@@ -70,7 +85,7 @@ def load_records(results_dir) -> list[dict]:
     return sorted(records, key=lambda r: str(r.get("created") or ""))
 
 
-def table_rows(records, provenance=None) -> list[dict]:
+def table_rows(records, provenance=None, results_dir=None) -> list[dict]:
     """Rows for :func:`~ser_tf.training.robustness.noise_table`: the plan first (the newest
     record of each planned setting run as planned, or none), then every other record,
     its setting naming how it departs from the plan (:func:`departures`). ``provenance``
@@ -83,9 +98,15 @@ def table_rows(records, provenance=None) -> list[dict]:
     cfg, provenance = SPEC.config(), provenance or NONE
     planned_runs = [r for r in records if not departures(r, cfg)]
     newest = {_key(r): r for r in planned_runs}  # oldest first: the newest wins
+    plan = {corpus: planned(results_dir or ".", corpus) for corpus in CORPORA}
     rows = []
     for corpus in CORPORA:
-        for protocol, model, features, awgn in PLANNED:
+        for protocol, model, features, awgn in plan[corpus]:
+            if model is None:
+                rows.append({"setting": f"{corpus}: the two `paper` settings of lowest "
+                                        "validation loss (chosen once the six have run)",
+                             "protocol": protocol, "noise": None, "run_id": None})
+                continue
             record = newest.get((corpus, protocol, model, features, awgn))
             shown = provenance.corpus_of(record) if record else corpus
             rows.append({"setting": _setting(shown, model, features, awgn),
@@ -93,7 +114,7 @@ def table_rows(records, provenance=None) -> list[dict]:
                          "noise": (record or {}).get(RECORD_KEY),
                          "run_id": (record or {}).get("run_id")})
     shown_ids = {row["run_id"] for row in rows}
-    planned_keys = {(corpus, *plan) for corpus in CORPORA for plan in PLANNED}
+    planned_keys = {(corpus, *row) for corpus in CORPORA for row in plan[corpus]}
     for record in records:  # every other run, with what sets it apart
         other = departures(record, cfg)
         if record.get("run_id") in shown_ids or (not other and _key(record) in planned_keys):
@@ -115,7 +136,7 @@ def render(results_dir) -> str:
     return (f"{len(records)} run record(s) under {results_dir}. UA / WA (%, mean over folds) "
             "of each fold's chosen model on its test utterances, clean and with white noise "
             "added to the audio at each SNR (seeded per utterance).\n\n"
-            + noise_table(table_rows(records, load_provenance(results_dir))))
+            + noise_table(table_rows(records, load_provenance(results_dir), results_dir)))
 
 
 def rewrite_readme(readme, results_dir) -> bool:
