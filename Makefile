@@ -185,7 +185,8 @@ reproduce-cnn-family: install
 # input as the student had it, and the dB input chosen on validation: clean runs of both),
 # speaker-independent with λ in {0.3, 0.8, 1.0} (compare with
 # python -m ser_tf.reporting.validation_choice), and the 2-D model speaker-independent on
-# EMO-DB and RAVDESS 4-class. Every run resumes.
+# EMO-DB and RAVDESS 4-class; the EMO-DB run's per-class attention figure and its shipped
+# explain model (the median-UA fold's TFLite, α as second output). Every run resumes.
 AFCN_RAVDESS_DIR ?= $(if $(filter command line environment,$(origin RAVDESS_DIR)),$(RAVDESS_DIR),../shared/data/ravdess)
 AFCN_EMODB_DIR ?= $(if $(filter command line environment,$(origin EMODB_DIR)),$(EMODB_DIR),../shared/data/emodb)
 AFCN := $(PY) -m ser_tf.experiments.attention_fcn --results-dir $(RESULTS_DIR)
@@ -198,6 +199,12 @@ reproduce-attention-fcn: install
 	@for lam in 0.3 0.8 1.0; do $(AFCN) --variant 1d --dataset RAVDESS --data-dir \
 	  $(AFCN_RAVDESS_DIR) --protocol speaker --input-scale db --lam $$lam --no-export || exit 1; done
 	$(AFCN) --variant 2d --dataset EMODB --data-dir $(AFCN_EMODB_DIR) --protocol speaker
+	@run=$$($(AFCN) --variant 2d --dataset EMODB --data-dir $(AFCN_EMODB_DIR) --protocol speaker \
+	  --print-run-dir) || exit 1; \
+	echo "== Attention FCN: per-class attention figure and shipped explain model from $$run"; \
+	$(PY) -m ser_tf.papers.attention_fcn.figures --run-dir $$run --data-dir $(AFCN_EMODB_DIR) \
+	  --out docs/figures/attention_fcn-emodb-per-class.png || exit 1; \
+	$(PY) -m ser_tf.papers.attention_fcn.ship --run-dir $$run || exit 1
 	@for lam in 0.8 1.0; do $(AFCN) --variant 2d --dataset EMODB --data-dir \
 	  $(AFCN_EMODB_DIR) --protocol speaker --lam $$lam || exit 1; done
 	$(AFCN) --variant 2d --dataset RAVDESS --data-dir $(AFCN_RAVDESS_DIR) --protocol speaker

@@ -301,6 +301,24 @@ def test_main_prints_the_summary_after_the_run(tmp_path, monkeypatch, capsys):
     assert out[-2:] == ["  NOTE: Protocol 'paper': optimistic.", f"  record: {folder}"]
 
 
+def test_print_run_dir_names_the_runs_folder_and_trains_nothing(tmp_path, monkeypatch, capsys):
+    """Scripts that act on a run's folder (figures, shipping) ask the experiment for it."""
+    from ser_tf.data.synthetic import make_emodb_like
+    from ser_tf.papers import get_paper
+
+    root = make_emodb_like(tmp_path / "emodb", per_class=4, duration=0.5)
+    monkeypatch.setattr(quiet, "import_tensorflow", lambda: None)
+    flags = ["--data-dir", str(root), "--results-dir", str(tmp_path / "results"),
+             "--cache-dir", str(tmp_path / "cache"), "--protocol", "speaker", "--folds", "2"]
+    spec = get_paper("lightsernet")
+    assert runner.main(spec, [*flags, "--print-run-dir"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    expected = runner.plan(spec, paper_parser("lightsernet").parse_args(flags)).work_dir
+    assert printed == [str(expected)]
+    assert expected.name.startswith("speaker-") and expected.name.endswith(".work")
+    assert not (tmp_path / "results").exists()  # nothing planned on disk, nothing trained
+
+
 # --- 3. TensorFlow's chatter ------------------------------------------------------------------
 
 def test_native_lines_are_filtered_in_quiet_mode_only(capfd):

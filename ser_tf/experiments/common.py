@@ -81,6 +81,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_protocol: s
                             f"committed records are in {COMMITTED_RESULTS})")
     group.add_argument("--cache-dir", help="feature cache (default: $SER_TF_CACHE or "
                                            "~/.cache/ser-tf/features)")
+    group.add_argument("--print-run-dir", action="store_true",
+                       help="do not train: print the work folder of the run these flags "
+                            "describe (RESULTS_DIR/<paper>/<corpus>/<run-id>.work; its "
+                            "record folder is the same path without .work) and exit")
     group = parser.add_argument_group("protocol and training")
     unknown = set(protocols) - set(PROTOCOLS)
     if unknown:
@@ -183,6 +187,8 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
     except errors as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
+    if out.get("printed"):  # the run printed its answer (--print-run-dir): nothing to add
+        return 0
     if out.get("record") is None:
         done = out.get("folds_done", [])
         print(f"run {out['run_id']}: {len(done)} of {out['n_folds']} folds finished "

@@ -314,6 +314,11 @@ def run(spec, args) -> dict:
     args.quiet = verbosity(args) == 0  # --quiet or --verbose 0: the paper's hooks see it too
     experiment = spec.setup(args, spec.config())
     settings = _settings(spec, args, experiment)
+    if getattr(args, "print_run_dir", False):
+        # For scripts that act on a run's folder (figures, shipping): stdout is the path only.
+        work_dir = plan_experiment(experiment.manifest, experiment.recipe, **settings).work_dir
+        print(work_dir)
+        return {"work_dir": work_dir, "printed": True}
     if spec.intercept is not None:
         result = spec.intercept(args, experiment,
                                 plan_experiment(experiment.manifest, experiment.recipe,
