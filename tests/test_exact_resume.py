@@ -337,3 +337,55 @@ def test_the_rerun_says_what_it_skips_and_where_the_fold_resumes(tmp_path, monke
     assert stored["resumed"] == results[1]["resumed"] == [
         {"at_epoch": KILL_EPOCH, "seed_generators": "none", "exact": True,
          "data": "fast-forwarded"}]
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+
+import keras
+
+from ser_tf.training import kfold
+from ser_tf.training.classifier import train_fold
+from ser_tf.training.sources import CachedFeatureSource
+from tests.test_exact_resume import KILL_EPOCH, feature_set, fit_config, fold_of, spectrogram_model
+
+
+class SigKill(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.current == KILL_EPOCH and batch == 1:
+            os.kill(os.getpid(), signal.SIGKILL)  # no Python clean-up, no finally blocks
+
+
+original = kfold.fold_callbacks
+kfold.fold_callbacks = lambda *a, **k: original(*a, **k) + [SigKill()]
+fs = feature_set()
+train_fold(fold_of(fs.ids), Path(sys.argv[1]), build_model=spectrogram_model(),
+           fit=fit_config(), source=CachedFeatureSource(fs), n_folds=3, quiet=True)
+"""
+
+
+def test_a_fold_killed_by_sigkill_resumes_to_the_uninterrupted_fold(tmp_path):
+    """A real kill -9 of the training process (not an exception inside it): what is on
+    disk when the process dies is enough to resume to the uninterrupted fold."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    killed = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "b")], cwd=repo,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert len(json.loads((tmp_path / "b" / HISTORY_FILE).read_text())["loss"]) == KILL_EPOCH
+    fs = feature_set()
+    build = spectrogram_model()
+    run = dict(build_model=build, fit=fit_config(), source=CachedFeatureSource(fs), n_folds=3,
+               quiet=True)
+    uninterrupted = train_fold(fold_of(fs.ids), tmp_path / "a", **run)
+    resumed = train_fold(fold_of(fs.ids), tmp_path / "b", **run)
+    assert_same_fold(tmp_path, uninterrupted, resumed, build)
+    assert resumed["resumed"][0]["at_epoch"] == KILL_EPOCH
