@@ -30,6 +30,11 @@ FLOAT32 = ["lightsernet-emodb-mfcc-float32.tflite", "lightsernet-emodb-waveform-
 INT8 = "lightsernet-emodb-mfcc-int8.tflite"
 needs_models = pytest.mark.skipif(not all((MODELS / m).is_file() for m in FLOAT32 + [INT8]),
                                   reason="shipped models not in tflite_models/")
+# The default model of `ser-tf predict` (best shipped): 4.35 s windows at 22.05 kHz, MFCCs
+# in NumPy; where it is shipped, the streaming tests run on it too.
+TIMNET = "timnet-emodb-mfcc-float32.tflite"
+WITH_TIMNET = [pytest.param(TIMNET, marks=pytest.mark.skipif(
+    not (MODELS / TIMNET).is_file(), reason=f"{TIMNET} not in tflite_models/"))]
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg")
 
 
@@ -41,12 +46,32 @@ def model(name):
 
 def whole_file_prediction(path, lite):
     """The pre-streaming algorithm: whole file, sliding_windows, every window in one batch."""
-    from ser_tf.lite.inputs import check_model_input, model_inputs, window_normalisation
+    from ser_tf.lite.inputs import (check_model_input, model_inputs, window_normalisation,
+                                    window_seconds)
+
+    from ser_tf.lite.calibration import apply_temperature
+    from ser_tf.lite.stream import calibration_temperature
 
     spec = check_model_input(lite)
     audio, sr = read_audio(path, int(spec["sample_rate"]))
-    windows = sliding_windows(audio, sr, 3.0, 1.0, normalize=window_normalisation(lite, spec))
-    return lite.predict(model_inputs(windows, spec)), windows, audio.size / sr
+    windows = sliding_windows(audio, sr, window_seconds(lite, spec), 1.0,
+                              normalize=window_normalisation(lite, spec))
+    probabilities = lite.predict(model_inputs(windows, spec))
+    temperature = calibration_temperature(lite)  # a --ship model's sidecar has one
+    if temperature is not None:
+        probabilities = apply_temperature(probabilities, temperature)
+    return probabilities, windows, audio.size / sr
+
+
+def window_count(seconds: float, lite) -> int:
+    """Windows sliding_windows cuts from ``seconds`` of audio at the model's rate, 1 s hop:
+    one per full window, one more aligned to the end for a tail."""
+    from ser_tf.lite.inputs import check_model_input, window_geometry
+
+    sr, size, step = window_geometry(lite, check_model_input(lite))
+    total = int(round(seconds * sr))
+    full = (total - size) // step + 1
+    return full + ((full - 1) * step + size < total)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +174,7 @@ def test_stopping_early_ends_the_ffmpeg_decoder(audio):
 
 # --- predictions -----------------------------------------------------------------------
 @needs_models
-@pytest.mark.parametrize("name", FLOAT32 + [INT8])
+@pytest.mark.parametrize("name", FLOAT32 + [INT8] + WITH_TIMNET)
 def test_predict_file_equals_the_whole_file_algorithm(audio, name):
     """Same windows (the blocks are read_audio's samples bit for bit, cut as
     sliding_windows cuts them), so the same probabilities up to the float64 running mean
@@ -178,7 +203,8 @@ def test_predict_file_equals_the_whole_file_algorithm(audio, name):
 
 
 @needs_models
-def test_peak_memory_does_not_grow_with_the_recording(tmp_path):
+@pytest.mark.parametrize("name", FLOAT32[:1] + WITH_TIMNET)
+def test_peak_memory_does_not_grow_with_the_recording(tmp_path, name):
     """1 and 12 minutes of 48 kHz stereo, each classified in a fresh process that reads
     its own peak RSS: the same peak (the whole-file algorithm grew ~4.4 MB per second,
     i.e. ~3 GB more for the longer file), under the 150 MB a Pi can spare."""
@@ -186,9 +212,9 @@ def test_peak_memory_does_not_grow_with_the_recording(tmp_path):
 
     short = write_long_recording(tmp_path / "1min.wav", 60)
     long = write_long_recording(tmp_path / "12min.wav", 720)
-    name = MODELS / FLOAT32[0]
-    small, large = measure_predict(name, short), measure_predict(name, long)
-    assert small["result"]["windows"] == 58 and large["result"]["windows"] == 718
+    small, large = measure_predict(MODELS / name, short), measure_predict(MODELS / name, long)
+    assert small["result"]["windows"] == window_count(60, model(name))  # 58 at 3 s
+    assert large["result"]["windows"] == window_count(720, model(name))  # 718 at 3 s
     assert small["tensorflow_modules"] == large["tensorflow_modules"] == []
     growth_mb = (large["peak_rss_bytes"] - small["peak_rss_bytes"]) / 2 ** 20
     assert growth_mb < 8, (small["peak_rss_mb"], large["peak_rss_mb"])

@@ -117,13 +117,20 @@ def _predict_whole_file(path, model) -> dict:
     window in one batch (kept here only as the reference the record compares against)."""
     from ser_tf.data.audio import read_audio
     from ser_tf.features.segment import sliding_windows
+    from ser_tf.lite.calibration import apply_temperature
     from ser_tf.lite.inputs import (check_model_input, class_labels, model_inputs,
-                                    window_normalisation)
+                                    window_normalisation, window_seconds)
+    from ser_tf.lite.stream import calibration_temperature
 
     spec = check_model_input(model)
     audio, sr = read_audio(path, int(spec["sample_rate"]))
-    windows = sliding_windows(audio, sr, 3.0, 1.0, normalize=window_normalisation(model, spec))
-    probabilities = model.predict(model_inputs(windows, spec)).mean(axis=0)
+    windows = sliding_windows(audio, sr, window_seconds(model, spec), 1.0,
+                              normalize=window_normalisation(model, spec))
+    probabilities = model.predict(model_inputs(windows, spec))
+    temperature = calibration_temperature(model)  # applied per window, as predict_file does
+    if temperature is not None:
+        probabilities = apply_temperature(probabilities, temperature)
+    probabilities = probabilities.mean(axis=0)
     labels = class_labels(model)
     return {"label": labels[int(np.argmax(probabilities))], "windows": len(windows),
             "duration_s": round(audio.size / sr, 3)}
@@ -172,6 +179,15 @@ def _row(measured: dict, seconds: float, path: Path) -> dict:
             "tensorflow_imported": bool(measured["tensorflow_modules"])}
 
 
+def _window_s(model_path) -> float:
+    """The model's own window in seconds (what predict_file cuts the recording into)."""
+    from ser_tf.lite.inputs import check_model_input, window_seconds
+    from ser_tf.lite.runtime import LiteModel
+
+    model = LiteModel(model_path)
+    return window_seconds(model, check_model_input(model))
+
+
 def benchmark(model_path, *, seconds: float = 3600.0, compare_seconds=(60.0, 300.0),
               sr: int = 48000, channels: int = 2, workdir=None, say=print) -> dict:
     """Measure one model (see the module docstring); returns the record."""
@@ -185,7 +201,8 @@ def benchmark(model_path, *, seconds: float = 3600.0, compare_seconds=(60.0, 300
               "model": model_path.name,
               "recording": {"sample_rate": sr, "channels": channels, "subtype": "PCM_16",
                             "content": "class_signal tones, 10 s blocks, random gains"},
-              "settings": {"window_s": 3.0, "hop_s": 1.0, "batch_size": DEFAULT_BATCH_SIZE,
+              "settings": {"window_s": round(_window_s(model_path), 4), "hop_s": 1.0,
+                           "batch_size": DEFAULT_BATCH_SIZE,
                            "block_frames": DEFAULT_BLOCK_FRAMES, "interpreter_threads": 1},
               "limit_mb": LIMIT_MB,
               "cpu": cpu_info(), "versions": _versions()}
