@@ -30,8 +30,8 @@ FLOAT32 = ["lightsernet-emodb-mfcc-float32.tflite", "lightsernet-emodb-waveform-
 INT8 = "lightsernet-emodb-mfcc-int8.tflite"
 needs_models = pytest.mark.skipif(not all((MODELS / m).is_file() for m in FLOAT32 + [INT8]),
                                   reason="shipped models not in tflite_models/")
-# The default model of `ser-tf predict` (best shipped): 4.35 s windows at 22.05 kHz, MFCCs
-# in NumPy; where it is shipped, the streaming tests run on it too.
+# The shipped TIM-Net model: 4.35 s windows at 22.05 kHz, MFCCs in NumPy, a calibration
+# temperature; where it is shipped, the streaming tests run on it too.
 TIMNET = "timnet-emodb-mfcc-float32.tflite"
 WITH_TIMNET = [pytest.param(TIMNET, marks=pytest.mark.skipif(
     not (MODELS / TIMNET).is_file(), reason=f"{TIMNET} not in tflite_models/"))]
