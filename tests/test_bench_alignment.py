@@ -176,6 +176,8 @@ def test_run_on_a_tiny_emodb_layout(tmp_path):
     # eSpeak speech aligned with eSpeak synthesis: boundaries well within 150 ms
     assert result["aligner"]["all"]["mean_ms"] < 150
     assert record["aligner"]["version"] and "RAVDESS" in record["ravdess"]
+    # The copy measured, as run records state it: two files, none of the release's sizes.
+    assert record["data"]["files"] == 2 and record["data"]["release"] != "original release"
     evidence = result["label_timing_evidence"]  # the labels were written as start times
     assert evidence["conclusion"].startswith("syllable start times")
     assert abs(evidence["onset_minus_first_time_ms"]) <= 20

@@ -400,6 +400,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _data_fingerprint(data_dir) -> dict:
+    """The copy of EMO-DB the record measured (as run records store it): the release or a
+    processed copy, file count, rates, durations."""
+    from ser_tf.data.fingerprint import fingerprint
+    from ser_tf.data import load_manifest
+
+    return fingerprint(load_manifest("EMODB", data_dir))
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     settings = AlignerSettings(mfcc_window_length=args.window, mfcc_window_shift=args.shift)
@@ -422,7 +431,8 @@ def main(argv=None) -> int:
                             "words": {k: [w for w, _ in v] for k, v in EMODB_WORDS.items()},
                             "note": "interior boundaries without a pause are counted twice: "
                                     "as one word's end and the next word's start"},
-              "ravdess": RAVDESS_NOTE, "result": result}
+              "ravdess": RAVDESS_NOTE, "data": _data_fingerprint(args.data_dir),
+              "result": result}
     out = write_json_atomic(args.results_dir / "alignment" / "EMODB"
                             / record_id(settings, subset) / "record.json", record)
     print(markdown_table(record))
