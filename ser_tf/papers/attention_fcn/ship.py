@@ -134,7 +134,7 @@ def _write_card(target: Path, run, record, fold, metrics, lite_ua, chosen_by, si
         heard,
         f"Four classes, in output order: {', '.join(sidecar['labels'])}. "
         f"Trained on {len(fold.train_ids)} utterances{validation} of fold "
-        f"{int(fold.index)} of {len(run.folds)}, run `{run.run_id}`; {independence} "
+        f"{int(fold.index)} (0-based, of {len(run.folds)}), run `{run.run_id}`; {independence} "
         f"(test groups: {groups}).", "",
         "## Measured on its fold's test utterances", "",
         "| metric | value (%) |", "|---|---|",
@@ -143,7 +143,7 @@ def _write_card(target: Path, run, record, fold, metrics, lite_ua, chosen_by, si
         f"| UA, TFLite {EXPLAIN_VARIANT} classifier, {heard_as} (tflite.json) | "
         f"{pct(lite_ua) if lite_ua is not None else 'not measured'} |", "",
         f"Fold chosen by: {chosen_by}"
-        + (" (folds' UA: " + ", ".join(f"{int(f['fold'])}: {float(f['metrics']['UA']):.1f}"
+        + (" (folds' UA, 0-based: " + ", ".join(f"{int(f['fold'])}: {float(f['metrics']['UA']):.1f}"
                                          for f in record["per_fold"]) + ")"), "",
         "## Input and outputs", "",
         input_line,
