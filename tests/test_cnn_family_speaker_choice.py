@@ -42,8 +42,12 @@ def test_the_two_lowest_validation_losses_are_chosen_not_the_best_test(results, 
                                                                         capsys):
     out = tmp_path / "choice.json"
     assert main(["--results", str(results), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out.split()
+    captured = capsys.readouterr()
+    printed = captured.out.split()
     assert printed == ["cnn:mfcc:0", "2cnn_transformer:mel:2"]
+    marked = [line for line in captured.err.splitlines() if line.endswith("| yes |")]
+    assert [line.split(" | ")[0].strip("| ") for line in marked] == [
+        "cnn:mfcc:0", "2cnn_transformer:mel:2"]
     choice = json.loads(out.read_text())
     assert choice["speaker_runs"] == printed and choice["metric"] == "val_loss"
     assert choice["ranking"][-1] == "2cnn:mfcc:2"

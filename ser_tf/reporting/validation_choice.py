@@ -110,14 +110,16 @@ def choose_on_validation(runs: Mapping[str, object], metric: str = DEFAULT_METRI
                     "scores are reported, not used"}
 
 
-def choice_table(choice: Mapping) -> str:
-    """A Markdown table of :func:`choose_on_validation`'s record."""
+def choice_table(choice: Mapping, chosen: Sequence[str] | None = None) -> str:
+    """A Markdown table of :func:`choose_on_validation`'s record; ``chosen``: the settings
+    marked as chosen (default: the record's one)."""
+    marked = set(chosen) if chosen is not None else {choice["chosen"]}
     lines = [f"| setting | {choice['metric']} (kept epoch) | test UA | test WA | chosen |",
              "| --- | --- | --- | --- | --- |"]
     for name, row in choice["settings"].items():
         lines.append(f"| {name} | {row['validation_mean']:.2f} ± {row['validation_std']:.2f} "
                      f"| {row['test_UA_mean']:.2f} | {row['test_WA_mean']:.2f} | "
-                     f"{'yes' if name == choice['chosen'] else ''} |")
+                     f"{'yes' if name in marked else ''} |")
     return "\n".join(lines)
 
 

@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         return 2
     from ser_tf.reporting.validation_choice import choice_table
 
-    print(choice_table(choice), file=sys.stderr)
+    print(choice_table(choice, chosen=choice["speaker_runs"]), file=sys.stderr)
     if args.out:
         from ser_tf.util.jsonio import write_json_atomic
 
