@@ -4,6 +4,7 @@ shipped with sidecars and cards that say so."""
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,13 +79,20 @@ def test_predict_applies_the_shipped_temperature_and_flags_unfamiliar_audio(tmp_
     from ser_tf.lite.predict import format_result, predict_file
 
     shipped = "tflite_models/lightsernet-emodb-waveform-float32"
-    for suffix in (".tflite", ".json"):
-        shutil.copy(shipped + suffix, tmp_path / f"m{suffix}")
+    shutil.copy(shipped + ".tflite", tmp_path / "m.tflite")
+    # The model without a calibration or an out-of-domain reference (a --ship model has
+    # both: taken out here, then set to values whose effect is known).
+    sidecar = json.loads(Path(shipped + ".json").read_text())
+    sidecar.pop("calibration", None)
+    sidecar.pop("ood", None)
+    (tmp_path / "m.json").write_text(json.dumps(sidecar))
     speech = write_wav(tmp_path / "a.wav", duration=4.0, class_index=2)
     plain = predict_file(speech, LiteModel(tmp_path / "m.tflite"))
     assert plain["calibrated"] is False and "out_of_domain" not in plain
+    short = write_wav(tmp_path / "b.wav", duration=2.0, class_index=1)
+    raw = np.array(list(predict_file(short, LiteModel(tmp_path / "m.tflite"))["probabilities"]
+                        .values()))
 
-    sidecar = json.loads((tmp_path / "m.json").read_text())
     frontend = {"kind": "mfcc", "frame_length": 1024, "frame_step": 256, "fft_length": 1024,
                 "window": "hann", "power": 1.0, "center": False, "pad_mode": "constant",
                 "num_mel_bins": 128, "fmin": 80.0, "fmax": 7600.0, "mel_scale": "htk",
@@ -100,9 +108,6 @@ def test_predict_applies_the_shipped_temperature_and_flags_unfamiliar_audio(tmp_
     assert result["calibrated"] is True and result["out_of_domain"]["flagged"] is True
     # Windows are calibrated one by one, then averaged: for a single window the mean is
     # the window's calibrated probabilities.
-    short = write_wav(tmp_path / "b.wav", duration=2.0, class_index=1)
-    raw = np.array(list(predict_file(short, LiteModel(shipped + ".tflite"))["probabilities"]
-                        .values()))
     calibrated = np.array(list(predict_file(short, LiteModel(tmp_path / "m.tflite"))
                                ["probabilities"].values()))
     assert np.allclose(calibrated, apply_temperature(raw[None], 2.0)[0], atol=1e-5)

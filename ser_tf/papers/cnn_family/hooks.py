@@ -63,12 +63,10 @@ def make_after_folds(*, build, recipe, manifest, export_name: str | None, snrs_d
     """``after_folds(work_dir, folds, features, results) -> (details, None)``: the record's
     ``corpus_counts`` section, and its ``tflite``, ``noise_robustness`` and ``hparams``
     sections where they apply."""
-    from ser_tf.data.pooled import counts_by_corpus
-
-    counts = counts_by_corpus(manifest)
-
     def after_folds(work_dir, folds, features, results):
-        details = {"corpus_counts": counts}
+        from ser_tf.data.pooled import counts_by_corpus
+
+        details = {"corpus_counts": counts_by_corpus(manifest)}
         if export_name is not None:
             from ser_tf.export.folds import export_all_folds
 

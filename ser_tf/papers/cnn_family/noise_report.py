@@ -17,72 +17,13 @@ import argparse
 import sys
 from pathlib import Path
 
-PAPER = "cnn_family"
+from ser_tf.papers.cnn_family.plan import (PAPER, PAPER_PLAN, departures,  # noqa: F401
+                                           load_records, planned, record_key)
+
 START, END = "<!-- noise:cnn_family:start -->", "<!-- noise:cnn_family:end -->"
 CORPORA = ("RAVDESS", "RAVDESS-SAVEE-TESS-CREMAD")
-#: (model, features, awgn copies) of the reproduce target's ``paper`` runs: the report's
-#: six, and the two that give every model a run with and without AWGN (the noise table).
-PAPER_PLAN = (("cnn", "mfcc", 0), ("parallel", "mfcc", 2), ("transformer", "mfcc", 0),
-              ("transformer", "mfcc", 2), ("transformer", "mel", 0), ("transformer", "mel", 2),
-              ("cnn", "mfcc", 2), ("parallel", "mfcc", 0))
-
-
-#: Folds of the planned ``speaker`` runs (the reproduce target's ``--folds 5``).
-SPEAKER_FOLDS = 5
-
-
-def planned(results_dir, corpus: str) -> list[tuple]:
-    """``(protocol, model, features, awgn)`` of the reproduce target's runs on ``corpus``:
-    the ``paper`` plan, then the ``speaker`` runs its validation choice named
-    (:mod:`~ser_tf.papers.cnn_family.speaker_choice`, its ``speaker-choice.json``), or one
-    ``("speaker", None, None, None)`` placeholder while nothing is chosen."""
-    from ser_tf.papers.cnn_family.speaker_choice import CHOICE_FILE, parse_setting
-    from ser_tf.util.jsonio import read_json
-
-    rows = [("paper", *plan) for plan in PAPER_PLAN]
-    choice = Path(results_dir) / PAPER / corpus / CHOICE_FILE
-    if not choice.is_file():
-        return rows + [("speaker", None, None, None)]
-    return rows + [("speaker", *parse_setting(name)) for name in read_json(choice)["speaker_runs"]]
-
-
-def _key(record: dict) -> tuple:
-    config = record.get("config", {})
-    return (record.get("corpus"), record.get("protocol"), config.get("model"),
-            config.get("features"), config.get("awgn_copies"))
-
-
 def _setting(corpus, model, features, awgn) -> str:
     return f"{corpus}: model={model}, features={features}, awgn_copies={awgn}"
-
-
-def departures(record: dict, cfg: dict) -> dict:
-    """The settings in which ``record``'s run differs from the planned run of its model:
-    the package's learning rate, epochs, patience and seed, no model settings or
-    ``--hparams`` file, 5 folds under ``speaker``. Empty: the run is the planned one."""
-    config = record.get("config", {})
-    fit = config.get("fit", {})
-    planned = {"learning_rate": cfg["learning_rate"].get(config.get("model")),
-               "epochs": cfg["epochs"], "seed": cfg["seed"],
-               "patience": cfg["patience"]["awgn" if config.get("awgn_copies") else "plain"]}
-    found = {key: fit.get(key) for key, value in planned.items() if fit.get(key) != value}
-    if config.get("model_kwargs"):
-        found["model"] = config["model_kwargs"]
-    if record.get("hparams"):
-        found["hparams"] = Path(str(record["hparams"].get("file") or "file")).name
-    if record.get("protocol") == "speaker" and config.get("n_folds") != SPEAKER_FOLDS:
-        found["folds"] = config.get("n_folds")
-    return found
-
-
-def load_records(results_dir) -> list[dict]:
-    """The CNN family's run records under ``results_dir`` (BatchNorm over time, as
-    published), oldest first."""
-    from ser_tf.util.jsonio import read_json
-
-    records = [read_json(p) for p in sorted(Path(results_dir).glob(f"{PAPER}/*/*/record.json"))]
-    records = [r for r in records if r.get("config", {}).get("bn_axis", "time") == "time"]
-    return sorted(records, key=lambda r: str(r.get("created") or ""))
 
 
 def table_rows(records, provenance=None, results_dir=None) -> list[dict]:
@@ -97,7 +38,7 @@ def table_rows(records, provenance=None, results_dir=None) -> list[dict]:
 
     cfg, provenance = SPEC.config(), provenance or NONE
     planned_runs = [r for r in records if not departures(r, cfg)]
-    newest = {_key(r): r for r in planned_runs}  # oldest first: the newest wins
+    newest = {record_key(r): r for r in planned_runs}  # oldest first: the newest wins
     plan = {corpus: planned(results_dir or ".", corpus) for corpus in CORPORA}
     rows = []
     for corpus in CORPORA:
@@ -117,9 +58,10 @@ def table_rows(records, provenance=None, results_dir=None) -> list[dict]:
     planned_keys = {(corpus, *row) for corpus in CORPORA for row in plan[corpus]}
     for record in records:  # every other run, with what sets it apart
         other = departures(record, cfg)
-        if record.get("run_id") in shown_ids or (not other and _key(record) in planned_keys):
+        if record.get("run_id") in shown_ids or (
+                not other and record_key(record) in planned_keys):
             continue  # shown, or an older run of a planned row
-        setting = _setting(provenance.corpus_of(record), *_key(record)[2:])
+        setting = _setting(provenance.corpus_of(record), *record_key(record)[2:])
         setting += "".join(f", {k}={v}" for k, v in other.items())
         rows.append({"setting": setting, "protocol": record.get("protocol"),
                      "noise": record.get(RECORD_KEY), "run_id": record.get("run_id")})

@@ -18,28 +18,11 @@ import argparse
 import sys
 from pathlib import Path
 
-#: (model, features, awgn copies) of the report's six configurations, trained under ``paper``.
-REPORTED = (("cnn", "mfcc", 0), ("parallel", "mfcc", 2), ("transformer", "mfcc", 0),
-            ("transformer", "mfcc", 2), ("transformer", "mel", 0), ("transformer", "mel", 2))
+from ser_tf.papers.cnn_family.plan import (CHOICE_FILE, CLI_MODEL, REPORTED,  # noqa: F401
+                                           parse_setting, setting_name)
+
 #: The monitored quantity of the runs' early stopping and checkpoint.
 METRIC = "val_loss"
-#: The experiment's own spelling of the models (``--model``).
-CLI_MODEL = {"cnn": "cnn", "parallel": "2cnn", "transformer": "2cnn_transformer"}
-#: Where ``make reproduce-cnn-family`` keeps the choice: ``<results>/cnn_family/<corpus>/``.
-CHOICE_FILE = "speaker-choice.json"
-
-
-def setting_name(model: str, features: str, awgn: int) -> str:
-    """``2cnn_transformer:mfcc:2``: a setting as ``--model``, ``--input`` and ``--awgn``."""
-    return f"{CLI_MODEL[model]}:{features}:{int(awgn)}"
-
-
-def parse_setting(name: str) -> tuple[str, str, int]:
-    """``("transformer", "mfcc", 2)`` from ``2cnn_transformer:mfcc:2`` (the inverse of
-    :func:`setting_name`)."""
-    model, features, awgn = name.split(":")
-    record_model = {cli: model for model, cli in CLI_MODEL.items()}
-    return record_model[model], features, int(awgn)
 
 
 def reported_runs(results_dir, corpus: str = "RAVDESS") -> dict[str, Path]:
@@ -47,10 +30,10 @@ def reported_runs(results_dir, corpus: str = "RAVDESS") -> dict[str, Path]:
     planned under ``paper`` on ``corpus`` (the newest of each). Raises ValueError naming
     the settings without a finished record."""
     from ser_tf.papers.cnn_family import SPEC
-    from ser_tf.papers.cnn_family.noise_report import _key, departures, load_records
+    from ser_tf.papers.cnn_family.plan import departures, load_records, record_key
 
     cfg = SPEC.config()
-    newest = {_key(r): r for r in load_records(results_dir) if not departures(r, cfg)}
+    newest = {record_key(r): r for r in load_records(results_dir) if not departures(r, cfg)}
     runs, missing = {}, []
     for model, features, awgn in REPORTED:
         record = newest.get((corpus, "paper", model, features, awgn))
