@@ -130,6 +130,29 @@ def test_runs_matching_no_entry_get_their_own_row_with_their_outputs(tmp_path, e
     assert sum("| not run |" in line for line in table_lines(text)) == 2
 
 
+def test_describe_keys_name_each_regression_run_in_its_setting_cell(tmp_path, experiments):
+    """A proxy run (no entry) and a placed run both show the reference's ``describe`` keys,
+    so a table row says which variant it is and where its targets came from."""
+    reference = experiments / "semantic" / "reference.yaml"
+    reference.write_text(REFERENCE.replace("entries:", "describe: [model.variant, targets]\n"
+                                           "entries:"))
+    results = tmp_path / "results"
+    proxy = write_regression(results, corpus="EMODB", variant="audio", protocol="speaker",
+                             outputs=("arousal", "valence"), data=None)
+    placed = write_regression(results, variant="fusion")
+    text = render_report(results, experiments, "semantic")
+    cells = {run: [c.strip() for c in line.strip("|").split("|")]
+             for line in table_lines(text) for run in (proxy["run_id"], placed["run_id"])
+             if run in line}
+    # The run has no ``targets`` key: shown as missing, never silently dropped.
+    assert cells[proxy["run_id"]][2] == "model.variant=audio, targets=—"
+    assert cells[placed["run_id"]][2] == ("model.variant=fusion, protocol=paper, "
+                                          "targets=—")
+    # A reference entry nobody ran keeps its own setting.
+    audio = next(line for line in table_lines(text) if "| not run |" in line)
+    assert "| model.variant=audio, protocol=paper |" in audio
+
+
 def test_last_epoch_of_a_regression_run_is_a_second_row(tmp_path, experiments):
     results = tmp_path / "results"
     record = write_regression(results, last_epoch=True)

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 
 from ser_tf.reporting.references import (by_paper_corpus_date, entry_kind, epochs_text,
                                          loss_text, place, protocol_text, record_kind,
-                                         setting_text, source_text, value_text)
+                                         run_setting_text, setting_text, source_text,
+                                         value_text)
 
 #: Outputs in their usual order (the others follow in order of appearance).
 ORDER = ("arousal", "valence", "liking", "dominance")
@@ -97,16 +98,22 @@ def regression_rows(references: Sequence[Mapping], records: Sequence[Mapping],
     records = [r for r in records if record_kind(r) == "regression"]
     outputs = ordered_outputs([o for _, e in entries for o in entry_outputs(e)]
                               + [o for r in records for o in record_outputs(r)])
+    # A reference's ``describe`` keys are shown in the setting cell of each of its runs.
+    describe = {str(ref["paper"]): tuple(ref.get("describe") or ()) for ref in references}
     placed, unmatched = place(entries, records)
     rows = []
     for e, (ref, entry) in enumerate(entries):
-        left = [str(ref["paper"]), str(entry["corpus"]), setting_text(entry.get("setting")),
-                published(entry, outputs), source_text(entry.get("source"))]
         for r in placed.get(e, [None]):
-            rows.append(left + run_cells(None if r is None else records[r], outputs,
-                                         provenance))
+            record = None if r is None else records[r]
+            setting = (setting_text(entry.get("setting")) if record is None else
+                       run_setting_text(record, entry.get("setting"),
+                                        describe[str(ref["paper"])]))
+            rows.append([str(ref["paper"]), str(entry["corpus"]), setting,
+                         published(entry, outputs), source_text(entry.get("source"))]
+                        + run_cells(record, outputs, provenance))
     for r in by_paper_corpus_date(records, unmatched):
         record = records[r]
-        rows.append([str(record.get("paper", "?")), provenance.corpus_of(record), "—", "—", "—"]
-                    + run_cells(record, outputs, provenance))
+        setting = run_setting_text(record, None, describe.get(str(record.get("paper")), ()))
+        rows.append([str(record.get("paper", "?")), provenance.corpus_of(record),
+                     setting or "—", "—", "—"] + run_cells(record, outputs, provenance))
     return columns(outputs), rows
