@@ -60,7 +60,9 @@ def test_trimmed_copies_are_named_wherever_their_runs_appear(tmp_path):
     results, *_, ravdess = _records(tmp_path)
     text = render_report(results, paper="timnet")
     row = next(r for r in text.splitlines() if ravdess["run_id"] in r)
-    assert "2.39 s trimmed copy" in row
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # Its corpus cell names the copy, even where the row sits beside a published figure.
+    assert cells[1] == "RAVDESS (2.39 s trimmed copy)" and cells[3] != "—"
     assert "Superseded" not in text
 
 

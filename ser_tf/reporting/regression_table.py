@@ -108,7 +108,9 @@ def regression_rows(references: Sequence[Mapping], records: Sequence[Mapping],
             setting = (setting_text(entry.get("setting")) if record is None else
                        run_setting_text(record, entry.get("setting"),
                                         describe[str(ref["paper"])]))
-            rows.append([str(ref["paper"]), str(entry["corpus"]), setting,
+            corpus = (str(entry["corpus"]) if record is None
+                      else provenance.corpus_of(record))
+            rows.append([str(ref["paper"]), corpus, setting,
                          published(entry, outputs), source_text(entry.get("source"))]
                         + run_cells(record, outputs, provenance))
     for r in by_paper_corpus_date(records, unmatched):

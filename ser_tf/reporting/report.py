@@ -146,7 +146,11 @@ def report_rows(references: Sequence[Mapping], records: Sequence[Mapping],
     for e, (ref, entry) in enumerate(entries):
         for r in placed.get(e, [None]):
             record = None if r is None else records[r]
-            rows.append([str(ref["paper"]), str(entry["corpus"]),
+            # A run's row names its copy ("RAVDESS (2.39 s trimmed copy)") even beside
+            # the published figure: the reader must see what was compared with what.
+            corpus = (str(entry["corpus"]) if record is None
+                      else provenance.corpus_of(record))
+            rows.append([str(ref["paper"]), corpus,
                          run_setting_text(record, entry.get("setting"),
                                           describe[str(ref["paper"])]),
                          _published(entry), source_text(entry.get("source"))]
