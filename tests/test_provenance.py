@@ -107,7 +107,7 @@ def test_a_named_copy_labels_the_fingerprinted_runs_of_its_digest(tmp_path):
     ("copies: {}\nruns:\n  a/b/c: {data: nope}\n", "'nope' is not one of the copies"),
     ("copies: {x: {label: l}}\n", "copy 'x' needs a 'label' and a 'description'"),
     ("runs:\n  a/b/c: {superseded: ''}\n", "needs a reason"),
-    ("runs:\n  a/b/c: {why: x}\n", "'data' and/or 'superseded' only"),
+    ("runs:\n  a/b/c: {why: x}\n", "one or more of data, superseded, partial only"),
     ("copies: {x: {label: l, description: d, digests: 3}}\n", "'digests' must be a list"),
     ("other: 1\n", "'copies' and 'runs' only"),
     ("runs: [\n", "not valid YAML"),
@@ -159,3 +159,27 @@ def test_runs_in_progress_on_ravdess_will_be_labelled_as_the_trimmed_copy():
             continue  # made before fingerprints: its record's copy is in provenance.yaml
         record = {"corpus": "RAVDESS", "config": config}
         assert provenance.corpus_of(record) == "RAVDESS (2.39 s trimmed copy)", path
+
+
+def test_partial_runs_are_listed_apart_with_their_reason(tmp_path):
+    """A run folder kept with some folds on purpose (an ablation) is not "in progress": the
+    report lists it under its own heading with provenance.yaml's reason."""
+    results, *_ = _records(tmp_path)
+    work = results / "lightsernet" / "EMODB" / "speaker-abl.work"
+    (work / "fold_00").mkdir(parents=True)
+    (work / "folds.json").write_text(json.dumps({"folds": [{}, {}, {}]}))
+    (work / "config.json").write_text(json.dumps({"protocol": "speaker"}))
+    (work / "fold_00" / "result.json").write_text(json.dumps({"metrics": {"UA": 70.0}}))
+    text = render_report(results, paper="lightsernet")
+    assert "Runs in progress" in text and "`speaker-abl`" in text.split("Runs in progress")[1]
+    provenance = results / "provenance.yaml"
+    provenance.write_text(provenance.read_text() + "  lightsernet/EMODB/speaker-abl: "
+                          "{partial: \"two folds only, an ablation\"}\n")
+    text = render_report(results, paper="lightsernet")
+    assert "Runs in progress" not in text
+    _, _, partial = text.partition("Partial runs (some folds only, on purpose; no record):")
+    assert "`speaker-abl` (protocol speaker): 1/3 folds done; UA of the finished folds 70.00. " \
+        "two folds only, an ablation" in partial
+    provenance.write_text(provenance.read_text().replace("two folds only, an ablation", " "))
+    with pytest.raises(ValueError, match="'partial' needs a reason"):
+        load_provenance(results)

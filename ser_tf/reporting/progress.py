@@ -22,12 +22,27 @@ def _values(values: Sequence[float], what: str) -> str:
     return ", ".join(f"{v:.3f}" if what == "mean CCC" else f"{v:.2f}" for v in values)
 
 
-def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
-    """One line per unfinished run (``<run-id>.work`` without a record): folds done so far."""
+def in_progress_lines(results_dir, paper: str | None = None, *,
+                      partial: Mapping[str, str] | None = None) -> list[str]:
+    """One line per unfinished run (``<run-id>.work`` without a record): folds done so far.
+    Runs named in ``partial`` (run key -> reason: folders left with some folds on purpose,
+    ``provenance.yaml``) are left out: :func:`partial_lines` lists them."""
+    partial = partial or {}
+    return [line for key, line in _work_lines(results_dir, paper) if key not in partial]
+
+
+def partial_lines(results_dir, paper: str | None = None, *,
+                  partial: Mapping[str, str]) -> list[str]:
+    """The lines of the run folders ``partial`` names, each with its reason."""
+    return [f"{line}. {partial[key]}" for key, line in _work_lines(results_dir, paper)
+            if key in partial]
+
+
+def _work_lines(results_dir, paper: str | None):
+    """``(run key, line)`` of each run folder without a record."""
     from ser_tf.training.rundir import RunDir
     from ser_tf.util.jsonio import read_json
 
-    lines = []
     pattern = f"{paper}/*/*.work" if paper else "*/*/*.work"
     for work in sorted(Path(results_dir).glob(pattern)):
         if (work.parent / work.name[: -len(".work")] / "record.json").exists():
@@ -59,9 +74,10 @@ def in_progress_lines(results_dir, paper: str | None = None) -> list[str]:
         drops = _int8_drops(done)
         if drops:
             so_far += f"; full-int8 minus float32 UA (work folder: points) {', '.join(drops)}"
-        lines.append(f"- {work.parent.parent.name} {work.parent.name} `{work.name[:-5]}`"
-                     f"{f' ({setting})' if setting else ''}: {len(done)}/{total} folds done{so_far}")
-    return lines
+        key = f"{work.parent.parent.name}/{work.parent.name}/{work.name[:-len('.work')]}"
+        yield key, (f"- {work.parent.parent.name} {work.parent.name} `{work.name[:-5]}`"
+                    f"{f' ({setting})' if setting else ''}: {len(done)}/{total} folds done"
+                    f"{so_far}")
 
 
 def _int8_drops(done: Sequence[Path]) -> list[str]:

@@ -14,10 +14,14 @@ gap and marks records that stay on disk but no longer stand for the project's nu
       lightsernet/EMODB/paper-9d0a74b187:
         data: emodb-2s          # a key of `copies`
         superseded: "measured on the 2.00 s copy; rerun on the original release"
+      lightsernet/EMODB/speaker-3c3fea4616:
+        partial: "an ablation of two folds only (--train-folds 0,6); never resumed"
 
 The report names each record's corpus with its copy (``RAVDESS (2.39 s trimmed copy)``),
 shows its data (the fingerprint, else the copy's description, else "not recorded") and
-lists superseded records in a table of their own, with the reason. A fingerprinted record
+lists superseded records in a table of their own, with the reason. A ``partial`` run
+folder (``<run-id>.work`` without a record, its missing folds left out on purpose) is
+listed with its reason instead of among the runs in progress. A fingerprinted record
 of a processed copy takes the label of the named copy whose ``digests`` hold its
 fingerprint's digest, else its fingerprint's release check.
 """
@@ -26,13 +30,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 PROVENANCE_FILE = "provenance.yaml"
-RUN_KEYS = ("data", "superseded")
+RUN_KEYS = ("data", "superseded", "partial")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class Provenance:
     data: Mapping[str, Copy]
     superseded: Mapping[str, str]
     copies: tuple[Copy, ...] = ()
+    #: run key -> why the run folder holds some folds only, on purpose.
+    partial: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def data_of(self, record: Mapping) -> str:
         """The record's data: its fingerprint, else the copy's description recorded here."""
@@ -144,12 +151,13 @@ def load_provenance(results_dir: str | os.PathLike) -> Provenance:
             raise ValueError(f"{path}: copy {name!r}: 'digests' must be a list of fingerprint "
                              "digests (strings)")
         named[str(name)] = Copy(str(copy["label"]), str(copy["description"]), tuple(digests))
-    data, superseded = {}, {}
+    data, superseded, partial = {}, {}, {}
     for key, entry in runs.items():
         if str(key).count("/") != 2:
             raise ValueError(f"{path}: run {key!r} must be <paper>/<corpus>/<run-id>")
         if not isinstance(entry, Mapping) or not entry or set(entry) - set(RUN_KEYS):
-            raise ValueError(f"{path}: run {key} needs 'data' and/or 'superseded' only")
+            raise ValueError(f"{path}: run {key} needs one or more of {', '.join(RUN_KEYS)} "
+                             "only")
         if entry.get("data") is not None:
             if entry["data"] not in named:
                 raise ValueError(f"{path}: run {key}: data {entry['data']!r} is not one of the "
@@ -159,4 +167,8 @@ def load_provenance(results_dir: str | os.PathLike) -> Provenance:
             if not str(entry["superseded"]).strip():
                 raise ValueError(f"{path}: run {key}: 'superseded' needs a reason")
             superseded[str(key)] = str(entry["superseded"])
-    return Provenance(data, superseded, tuple(named.values()))
+        if entry.get("partial") is not None:
+            if not str(entry["partial"]).strip():
+                raise ValueError(f"{path}: run {key}: 'partial' needs a reason")
+            partial[str(key)] = str(entry["partial"])
+    return Provenance(data, superseded, tuple(named.values()), partial)
