@@ -100,6 +100,12 @@ def _explain(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"] and argv[1:2] in (["-h"], ["--help"]):
+        # `train` has no -h of its own (its flags after PAPER belong to the paper), so
+        # `ser-tf train --help` is answered here: the list of papers and how to go on.
+        parser.parse_args(["train"]).train_parser.print_help()
+        return 0
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

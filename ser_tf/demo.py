@@ -161,9 +161,14 @@ def main(argv: list[str] | None = None) -> int:
                              f"tflite_models/{DEFAULT_MODEL_NAME})")
     parser.add_argument("--emodb", type=Path, default=None, help="EMO-DB folder "
                         "(default $SER_TF_DATA/emodb, else ../shared/data/emodb)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the TFLite runtime's own messages (delegate notes)")
     args = parser.parse_args(argv)
+    from ser_tf.util.quiet import command_line_output
+
     try:
-        return run_demo(args.model, args.emodb)
+        with command_line_output(verbose=args.verbose):
+            return run_demo(args.model, args.emodb)
     except (FileNotFoundError, ValueError, RuntimeError, ImportError) as error:
         print(f"ser-tf demo: error: {error}", file=sys.stderr)
         return 1

@@ -485,3 +485,14 @@ def test_makefile_targets_write_and_read_the_committed_records():
         assert "--results-dir $(RESULTS_DIR)" in command, command
     for command in reports:
         assert "--results $(RESULTS_DIR)" in command, command
+
+
+def test_train_help_lists_the_papers_and_exits_zero(capsys):
+    """`ser-tf train --help` (no paper yet) answers with the papers, not an argparse error."""
+    from ser_tf.cli import main
+    from ser_tf.papers import paper_names
+
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: ser-tf train" in out and "`ser-tf train PAPER --help`" in out
+    assert all(name in out for name in paper_names())

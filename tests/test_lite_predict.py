@@ -227,6 +227,22 @@ def test_cli_reports_bad_files_and_still_prints_the_others(tiny, audio, blocked_
         assert block[0].split(" (")[0] == rows[0][0]  # the headline label is the top row
 
 
+def test_cli_drops_the_runtime_delegate_note_unless_verbose(tiny, audio, blocked_env):
+    """LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on stderr
+    when it loads a model: noise to a user, shown with -v only; real errors still pass."""
+    model_path, _ = tiny
+    for entry in (["-m", "ser_tf.lite.predict"], ["-m", "ser_tf.cli", "predict"]):
+        quiet = run_blocked(blocked_env, *entry, "--model", str(model_path), str(audio["long"]))
+        assert quiet.returncode == 0, quiet.stderr
+        assert "XNNPACK" not in quiet.stderr and f"{audio['long']}: " in quiet.stdout
+        loud = run_blocked(blocked_env, *entry, "-v", "--model", str(model_path),
+                           str(audio["long"]))
+        assert loud.returncode == 0 and "XNNPACK delegate" in loud.stderr
+    bad = run_blocked(blocked_env, "-m", "ser_tf.lite.predict", "--model", str(model_path),
+                      str(audio["empty"]))
+    assert bad.returncode == 1 and f"{audio['empty']}: empty file (0 bytes)" in bad.stderr
+
+
 def test_cli_json_document(tiny, audio, blocked_env):
     model_path, _ = tiny
     out = run_blocked(blocked_env, "-m", "ser_tf.lite.predict", "--json", "--threads", "2",

@@ -247,6 +247,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(Ctrl-C stops; needs the `mic` extra: pip install 'ser-tf[mic]')")
     parser.add_argument("--seconds", type=positive_float, default=None, metavar="S",
                         help="with --from-mic: stop after S seconds of audio")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the TFLite runtime's own messages (delegate notes)")
 
 
 def add_cli(subparsers) -> None:
@@ -289,6 +291,13 @@ def _check_usage(args) -> tuple[list, str | None]:
 def run(args) -> int:
     """The CLI handler. Model problems raise (FileNotFoundError / ValueError: one line from
     the caller); file problems are reported per file by :func:`predict_files`."""
+    from ser_tf.util.quiet import command_line_output
+
+    with command_line_output(verbose=getattr(args, "verbose", False)):
+        return _run(args)
+
+
+def _run(args) -> int:
     files, target = _check_usage(args)
     prog = getattr(args, "prog", "ser-tf predict")
     path = args.model if args.model is not None else default_model_path()

@@ -142,10 +142,15 @@ class LiteModel:
             head = handle.read(8)
         if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
             raise ValueError(f"{self.path}: not a TFLite model (no 'TFL3' flatbuffer identifier)")
+        from ser_tf.util.quiet import filtered_native_stderr
+
         try:
-            self._interpreter = interpreter_class()(model_path=str(self.path),
-                                                    num_threads=self.num_threads)
-            self._interpreter.allocate_tensors()
+            # LiteRT announces its CPU delegate on stderr ("INFO: Created TensorFlow Lite
+            # XNNPACK delegate"); a quiet command line drops that line, keeps real errors.
+            with filtered_native_stderr():
+                self._interpreter = interpreter_class()(model_path=str(self.path),
+                                                        num_threads=self.num_threads)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise ValueError(f"{self.path}: the TFLite interpreter cannot load it: {error}") from error
         details = self._interpreter.get_input_details()
