@@ -188,8 +188,9 @@ reproduce-cnn-family: install
 
 # Attention FCN (issue 28): the 1-D variant on RAVDESS 4-class under its own protocol (power
 # input as the student had it, and the dB input chosen on validation: clean runs of both),
-# speaker-independent with λ in {0.3, 0.8, 1.0} (compare with
-# python -m ser_tf.reporting.validation_choice), and the 2-D model speaker-independent on
+# speaker-independent with λ in {0.3, 0.8, 1.0} (each choice written by
+# python -m ser_tf.reporting.validation_choice into experiments/results/attention_fcn/), the
+# 2-D λ ablation on EMO-DB chosen the same way, and the 2-D model speaker-independent on
 # EMO-DB and RAVDESS 4-class; the EMO-DB run's per-class attention figure and its shipped
 # explain model (the median-UA fold's TFLite, α as second output). Every run resumes.
 AFCN_RAVDESS_DIR ?= $(if $(filter command line environment,$(origin RAVDESS_DIR)),$(RAVDESS_DIR),../shared/data/ravdess)
@@ -198,11 +199,23 @@ AFCN := $(PY) -m ser_tf.experiments.attention_fcn --results-dir $(RESULTS_DIR)
 .PHONY: reproduce-attention-fcn
 reproduce-attention-fcn: install
 	$(AFCN) --variant 1d --dataset RAVDESS --data-dir $(AFCN_RAVDESS_DIR) --protocol paper
-	@for scale in power db; do $(AFCN) --variant 1d --dataset RAVDESS --data-dir \
-	  $(AFCN_RAVDESS_DIR) --protocol clean --input-scale $$scale --no-export || exit 1; done
+	@choices=""; for scale in power db; do $(AFCN) --variant 1d --dataset RAVDESS --data-dir \
+	  $(AFCN_RAVDESS_DIR) --protocol clean --input-scale $$scale --no-export || exit 1; \
+	  run=$$($(AFCN) --variant 1d --dataset RAVDESS --data-dir $(AFCN_RAVDESS_DIR) --protocol \
+	    clean --input-scale $$scale --no-export --print-run-dir) || exit 1; \
+	  choices="$$choices $$scale=$${run%.work}"; done; \
+	echo "== Attention FCN: input scale chosen on validation UA ($$choices)"; \
+	$(PY) -m ser_tf.reporting.validation_choice $$choices \
+	  --out $(RESULTS_DIR)/attention_fcn/RAVDESS/choice-input-scale-clean.json || exit 1
 	$(AFCN) --variant 1d --dataset RAVDESS --data-dir $(AFCN_RAVDESS_DIR) --protocol paper --input-scale db
-	@for lam in 0.3 0.8 1.0; do $(AFCN) --variant 1d --dataset RAVDESS --data-dir \
-	  $(AFCN_RAVDESS_DIR) --protocol speaker --input-scale db --lam $$lam --no-export || exit 1; done
+	@choices=""; for lam in 0.3 0.8 1.0; do $(AFCN) --variant 1d --dataset RAVDESS --data-dir \
+	  $(AFCN_RAVDESS_DIR) --protocol speaker --input-scale db --lam $$lam --no-export || exit 1; \
+	  run=$$($(AFCN) --variant 1d --dataset RAVDESS --data-dir $(AFCN_RAVDESS_DIR) --protocol \
+	    speaker --input-scale db --lam $$lam --no-export --print-run-dir) || exit 1; \
+	  choices="$$choices lam=$$lam=$${run%.work}"; done; \
+	echo "== Attention FCN: 1-D λ chosen on validation UA of speaker folds"; \
+	$(PY) -m ser_tf.reporting.validation_choice $$choices \
+	  --out $(RESULTS_DIR)/attention_fcn/RAVDESS/choice-lambda-1d-speaker.json || exit 1
 	$(AFCN) --variant 2d --dataset EMODB --data-dir $(AFCN_EMODB_DIR) --protocol speaker
 	@run=$$($(AFCN) --variant 2d --dataset EMODB --data-dir $(AFCN_EMODB_DIR) --protocol speaker \
 	  --print-run-dir) || exit 1; \
@@ -210,8 +223,16 @@ reproduce-attention-fcn: install
 	$(PY) -m ser_tf.papers.attention_fcn.figures --run-dir $$run --data-dir $(AFCN_EMODB_DIR) \
 	  --out docs/figures/attention_fcn-emodb-per-class.png || exit 1; \
 	$(PY) -m ser_tf.papers.attention_fcn.ship --run-dir $$run || exit 1
-	@for lam in 0.8 1.0; do $(AFCN) --variant 2d --dataset EMODB --data-dir \
-	  $(AFCN_EMODB_DIR) --protocol speaker --lam $$lam || exit 1; done
+	@choices="lam=0.3=$$($(AFCN) --variant 2d --dataset EMODB --data-dir $(AFCN_EMODB_DIR) \
+	  --protocol speaker --print-run-dir)" || exit 1; choices="$${choices%.work}"; \
+	for lam in 0.8 1.0; do $(AFCN) --variant 2d --dataset EMODB --data-dir \
+	  $(AFCN_EMODB_DIR) --protocol speaker --lam $$lam || exit 1; \
+	  run=$$($(AFCN) --variant 2d --dataset EMODB --data-dir $(AFCN_EMODB_DIR) --protocol \
+	    speaker --lam $$lam --print-run-dir) || exit 1; \
+	  choices="$$choices lam=$$lam=$${run%.work}"; done; \
+	echo "== Attention FCN: 2-D λ chosen on validation UA of speaker folds"; \
+	$(PY) -m ser_tf.reporting.validation_choice $$choices \
+	  --out $(RESULTS_DIR)/attention_fcn/EMODB/choice-lambda-2d-speaker.json || exit 1
 	$(AFCN) --variant 2d --dataset RAVDESS --data-dir $(AFCN_RAVDESS_DIR) --protocol speaker
 	$(VENV)/bin/ser-tf report --paper attention_fcn --results $(RESULTS_DIR) \
 	  --readme ser_tf/papers/attention_fcn/README.md
