@@ -333,6 +333,37 @@ def test_train_1d_end_to_end_with_tflite_export(corpus, tmp_path):
     assert tflite["variants"]["float32"]["max_prob_diff_vs_keras"] < 1e-4
 
 
+@pytest.mark.slow
+def test_train_2d_on_iemocap_holds_out_sessions_with_excited_as_happiness(tmp_path):
+    """The paper's corpus through the experiment: IEMOCAP's layout, excited merged into
+    happiness, frustration left out, speaker-independent folds that hold out whole sessions,
+    spectrograms read from the cache per batch (IEMOCAP's are not held in memory)."""
+    from ser_tf import cli
+    from ser_tf.data.synthetic import IEMOCAP_CODES, make_iemocap_like
+
+    root = make_iemocap_like(tmp_path / "iemocap", sessions=(1, 2, 3), per_code=2,
+                             duration=1.0)
+    results = tmp_path / "results"
+    code = cli.main(["train", "attention_fcn", "--variant", "2d", "--dataset", "IEMOCAP",
+                     "--data-dir", str(root), "--protocol", "speaker", "--results-dir",
+                     str(results), "--cache-dir", str(tmp_path / "cache"), "--epochs", "1",
+                     "--batch-size", "8", "--no-export", "--quiet"])
+    assert code == 0
+    record = json.loads(next(results.glob("attention_fcn/IEMOCAP/*/record.json")).read_text())
+    assert record["labels"] == LABELS and record["corpus"] == "IEMOCAP"
+    # 3 sessions x 2 speakers x 2 utterances of each code but "fru": 60 utterances.
+    assert record["config"]["n_utterances"] == 3 * 2 * 2 * (len(IEMOCAP_CODES) - 1)
+    sizes = record["folds"]["sizes"]
+    assert [fold["test_groups"] for fold in sizes] == [["Session1"], ["Session2"],
+                                                       ["Session3"]]
+    assert all(fold["test"] == 20 and not fold["selection_on_test"] for fold in sizes)
+    # Happiness holds hap and exc: twice the other classes in every test session.
+    for fold in record["per_fold"]:
+        support = fold["metrics"]["per_class"]
+        assert support["happiness"]["support"] == 2 * support["anger"]["support"] == 8
+    assert record["config"]["data"]["files"] == 60
+
+
 def test_flags_of_one_variant_are_refused_for_the_other(capsys):
     from ser_tf.papers.attention_fcn.experiment import build_parser
 
