@@ -205,6 +205,33 @@ def test_emodb_proxy_runs_speaker_independent_folds(tmp_path):
     assert prepared["alignments"] == {"uniform": 12} and prepared["frame_len"] == 2205
 
 
+def test_alignment_failures_are_named_and_fall_back_to_uniform_timing(tmp_path, monkeypatch,
+                                                                     capsys):
+    """A recording aeneas cannot align keeps uniform word times, and is named (with the
+    aligner's reason) on stderr and in preparation.json, which the run record copies."""
+    import ser_tf.align
+    from ser_tf.align import AlignmentError
+    from ser_tf.papers.semantic.corpora import prepare_records
+
+    def refuse(path, text, **kwargs):
+        raise AlignmentError(f"{path}: audio shorter than its text ({len(text)} letters)")
+
+    monkeypatch.setattr(ser_tf.align, "align_words", refuse)
+    root = make_emodb_like(tmp_path / "emodb", per_class=1, duration=1.0, classes="WT")
+    manifest = load_manifest("EMODB", root)
+    folder = prepare_records(manifest, tmp_path / "records", alignment="aeneas")
+    preparation = json.loads((folder / "preparation.json").read_text())
+    assert preparation["alignments"] == {"uniform": 2}
+    fallbacks = preparation["alignment_fallbacks"]
+    assert [f["recording"] for f in fallbacks] == [u.utterance_id for u in manifest]
+    first = manifest[0].utterance_id
+    # The reason names the corpus's recording, not the aligner's temporary copy.
+    assert fallbacks[0]["reason"].startswith(f"{first}.wav: audio shorter than its text")
+    err = capsys.readouterr().err
+    assert "aeneas could not align 2 recording(s)" in err and f"{first}.wav" in err
+    assert "tmp" not in fallbacks[0]["reason"].split(":")[0]
+
+
 def test_alignment_choice_is_resolved_and_checked():
     from ser_tf.papers.semantic.corpora import resolve_alignment
 

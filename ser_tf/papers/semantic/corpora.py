@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -94,9 +95,10 @@ def build_vocabulary(manifest):
 
 
 def _time_words(audio: np.ndarray, text: str, offset: float, alignment: str, lang: str,
-                cache_dir, where: str):
+                cache_dir, where: str, failures: list | None = None):
     """``([(word, start, end)], method)`` of ``text`` spoken in ``audio`` (22.05 kHz), the
-    times shifted by ``offset`` seconds. aeneas failures fall back to uniform timing."""
+    times shifted by ``offset`` seconds. aeneas failures fall back to uniform timing; each
+    is appended to ``failures`` as ``{"recording": where, "reason": ...}``."""
     from ser_tf.features.frames import uniform_word_times
 
     duration = len(audio) / SAMPLE_RATE
@@ -111,8 +113,11 @@ def _time_words(audio: np.ndarray, text: str, offset: float, alignment: str, lan
             try:
                 words = align_words(path, text, lang=lang, cache_dir=cache_dir)
                 return [(w.word, w.start + offset, w.end + offset) for w in words], "aeneas"
-            except AlignmentError:
-                pass
+            except AlignmentError as error:
+                if failures is not None:
+                    # The aligner names its temporary copy; the recording's name is `where`.
+                    reason = str(error).replace(str(path), f"{where}.wav")
+                    failures.append({"recording": where, "reason": reason})
     words = uniform_word_times(text, duration)
     return [(w, s + offset, e + offset) for w, s, e in words], "uniform"
 
@@ -121,8 +126,9 @@ def _method(methods: set) -> str:
     return "none" if not methods else methods.pop() if len(methods) == 1 else "mixed"
 
 
-def sewa_item(utterance, vocabulary, *, alignment: str, align_cache=None):
-    """One SEWA recording as a :class:`~ser_tf.data.sequence_records.SequenceItem`."""
+def sewa_item(utterance, vocabulary, *, alignment: str, align_cache=None, failures=None):
+    """One SEWA recording as a :class:`~ser_tf.data.sequence_records.SequenceItem`
+    (``failures``: a list collecting the segments aeneas could not align)."""
     from ser_tf.data.audio import read_audio
     from ser_tf.data.corpora.sewa import (read_sewa_labels, read_sewa_transcription,
                                           read_sewa_turns)
@@ -158,7 +164,7 @@ def sewa_item(utterance, vocabulary, *, alignment: str, align_cache=None):
             piece = wave[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
             words, method = _time_words(piece, text, start - float(times[0]), alignment,
                                         LANGUAGES["SEWA"], align_cache,
-                                        f"{utterance.utterance_id}-{k}")
+                                        f"{utterance.utterance_id}-{k}", failures)
             timed += words
             methods.add(method)
     ids = words_per_frame(timed, len(times), vocabulary, FRAME_SECONDS)
@@ -169,8 +175,10 @@ def sewa_item(utterance, vocabulary, *, alignment: str, align_cache=None):
                          "alignment": _method(methods)})
 
 
-def proxy_item(utterance, vocabulary, *, corpus: str, alignment: str, align_cache=None):
-    """One categorical utterance (EMO-DB, RAVDESS) with constant dimensional targets."""
+def proxy_item(utterance, vocabulary, *, corpus: str, alignment: str, align_cache=None,
+               failures=None):
+    """One categorical utterance (EMO-DB, RAVDESS) with constant dimensional targets
+    (``failures``: a list collecting the utterances aeneas could not align)."""
     from ser_tf.data.audio import read_audio
     from ser_tf.data.dimensions import dimensional_targets
     from ser_tf.data.sequence_records import SequenceItem
@@ -183,7 +191,7 @@ def proxy_item(utterance, vocabulary, *, corpus: str, alignment: str, align_cach
     words = []
     if utterance.text:
         words, method = _time_words(wave, utterance.text, 0.0, alignment, LANGUAGES[corpus],
-                                    align_cache, utterance.utterance_id)
+                                    align_cache, utterance.utterance_id, failures)
     ids = words_per_frame(words, len(halves), vocabulary, FRAME_SECONDS)
     value = dimensional_targets(utterance.label, PROXY_OUTPUTS)
     targets = np.tile(value[None], (len(halves), 1))
@@ -219,15 +227,17 @@ def prepare_records(manifest, out_root, *, alignment: str = "uniform", quiet: bo
     vocabulary = build_vocabulary(manifest)
     align_cache = Path(out_root) / "alignments"
     counts: dict = {}
+    failures: list = []
 
     def items():
         for n, utterance in enumerate(manifest, 1):
             if manifest.corpus == "SEWA":
                 item = sewa_item(utterance, vocabulary, alignment=alignment,
-                                 align_cache=align_cache)
+                                 align_cache=align_cache, failures=failures)
             else:
                 item = proxy_item(utterance, vocabulary, corpus=manifest.corpus,
-                                  alignment=alignment, align_cache=align_cache)
+                                  alignment=alignment, align_cache=align_cache,
+                                  failures=failures)
             counts[item.metadata["alignment"]] = counts.get(item.metadata["alignment"], 0) + 1
             if not quiet and (n % 50 == 0 or n == len(manifest)):
                 print(f"semantic: {manifest.corpus} {n}/{len(manifest)} recordings framed",
@@ -240,5 +250,13 @@ def prepare_records(manifest, out_root, *, alignment: str = "uniform", quiet: bo
     (folder / "preparation.json").write_text(json.dumps(
         {"alignment": alignment, "alignments": counts, "sample_rate": SAMPLE_RATE,
          "frame_seconds": FRAME_SECONDS, "frame_len": frame_len_of(manifest.corpus),
-         "vocabulary": len(vocabulary)}, indent=1), encoding="utf-8")
+         "vocabulary": len(vocabulary), "alignment_fallbacks": failures}, indent=1),
+        encoding="utf-8")
+    if failures:
+        # Always said, quiet or not: these recordings train on guessed word times.
+        shown = "; ".join(f"{f['reason']}" for f in failures[:5])
+        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        print(f"semantic: aeneas could not align {len(failures)} recording(s) or segment(s); "
+              f"uniform word timing used for them ({folder / 'preparation.json'} lists "
+              f"all): {shown}{more}", file=sys.stderr)
     return folder
