@@ -3,7 +3,7 @@ itself needs the package index; its record is in experiments/results/bench/)."""
 
 import pytest
 
-from ser_tf.bench.device_install import REPO, _copy_like_scp, card_commands
+from ser_tf.bench.device_install import REPO, _copy_like_scp, card_commands, venv_of
 
 
 def test_every_shipped_card_has_the_three_pi_commands_in_order():
@@ -35,3 +35,10 @@ def test_scp_line_becomes_a_copy_and_bad_cards_are_named(tmp_path):
     bad.write_text("no commands")
     with pytest.raises(ValueError, match="bad.md: no ```bash block"):
         card_commands(bad)
+
+
+def test_the_venv_is_read_from_the_install_line(tmp_path):
+    line = "python3 -m venv ~/ser-env && ~/ser-env/bin/pip install ai-edge-litert numpy"
+    assert venv_of(line, tmp_path) == tmp_path / "ser-env"
+    with pytest.raises(ValueError, match="without `python3 -m venv DIR`"):
+        venv_of("pip install numpy", tmp_path)

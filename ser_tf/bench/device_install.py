@@ -7,7 +7,8 @@ to the device (``scp``), run ``python -m ser_tf.lite.predict`` there. This runs 
 on a machine that is not a Pi but starts from nothing in the same way: the venv is new
 (``python3 -m venv``, then the card's ``pip install`` line from the package index), ``~`` is
 a temporary home, the ``scp`` becomes a copy into a temporary "device" folder, and
-``speech.wav`` is a generated 4 s recording. For each card the record keeps the command's
+``speech.wav`` is an espeak-ng German sentence converted to 44.1 kHz stereo (real speech
+gives probabilities below 1, so a difference would show). For each card the record keeps the command's
 exit status, its output, whether TensorFlow could be imported in that venv (it must not),
 and the largest difference between the probabilities the venv printed (``--json``) and
 those of this repository's own predictor on the same file.
@@ -32,7 +33,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[2]
+#: What ``speech.wav`` says (an EMO-DB sentence, German like the shipped models' corpus).
+SENTENCE = "Der Lappen liegt auf dem Eisschrank."
 FENCE = re.compile(r"```bash\n(.*?)```", re.S)
 
 __all__ = ["card_commands", "run_card", "main"]
@@ -78,14 +83,25 @@ def _shell(command: str, *, cwd: Path, home: Path, timeout: int = 900) -> dict:
                          text=True, timeout=timeout)
     return {"command": command, "returncode": out.returncode,
             "seconds": round(time.perf_counter() - start, 2),
-            "stdout": out.stdout[-2000:], "stderr": out.stderr[-2000:]}
+            "stdout": out.stdout, "stderr": out.stderr}
+
+
+def _kept(step: dict) -> dict:
+    """A step as the record keeps it: the ends of its output only."""
+    return {**step, "stdout": step["stdout"][-2000:], "stderr": step["stderr"][-2000:]}
+
+
+def venv_of(install: str, home: Path) -> Path:
+    """The venv folder an install line creates (``python3 -m venv ~/ser-env ...``)."""
+    match = re.match(r"python3 -m venv (\S+)", install)
+    if match is None:
+        raise ValueError(f"install line without `python3 -m venv DIR`: {install!r}")
+    return Path(match.group(1).replace("~", str(home), 1))
 
 
 def run_card(card: Path, *, home: Path, speech: Path) -> dict:
     """Copy and predict as ``card`` says (the venv of its install line must exist under
     ``home``); the repository's predictor on the same file for comparison."""
-    import numpy as np
-
     from ser_tf.lite.predict import predict_file
     from ser_tf.lite.runtime import LiteModel
 
@@ -93,17 +109,19 @@ def run_card(card: Path, *, home: Path, speech: Path) -> dict:
     device = home / f"device-{card.stem}"
     device.mkdir()
     shutil.copy2(speech, device / "speech.wav")
-    copied = _copy_like_scp(commands["copy"], device)
+    try:
+        copied = _copy_like_scp(commands["copy"], device)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{card}: {error}") from error
     as_written = _shell(commands["run"], cwd=device, home=home)
     as_json = _shell(commands["run"] + " --json", cwd=device, home=home)
-    entry = {"card": str(card.relative_to(REPO)), "copied": copied, "run": as_written}
+    entry = {"card": card.name, "copied": copied, "run": _kept(as_written)}
     try:
-        printed = json.loads(as_json["stdout"])
-    except json.JSONDecodeError:
+        # predict_files prints one document: {"model", "labels", "results", "errors"}.
+        result = json.loads(as_json["stdout"])["results"][0]
+    except (json.JSONDecodeError, KeyError, IndexError):
         entry["json_error"] = as_json["stderr"][-500:] or as_json["stdout"][-500:]
         return entry
-    result = printed[0] if isinstance(printed, list) else printed
-    result = result.get("results", [result])[0] if "results" in result else result
     model_name = re.search(r"--model (\S+)", commands["run"]).group(1)
     from ser_tf.util.quiet import command_line_output
 
@@ -121,39 +139,54 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ser_tf.bench.device_install",
         description="Run each model card's Raspberry Pi commands in a fresh venv.")
-    parser.add_argument("--models-dir", type=Path, default=REPO / "tflite_models")
     parser.add_argument("--out", type=Path, default=None,
                         help="record (default experiments/results/bench/device-install-<date>.json)")
     args = parser.parse_args(argv)
-    from ser_tf.data.synthetic import write_wav
+    import soundfile as sf
 
-    cards = sorted(p for p in args.models_dir.glob("*.md")
+    from ser_tf.data.audio import read_audio
+    from ser_tf.demo import synthesize
+
+    models_dir = REPO / "tflite_models"
+    cards = sorted(p for p in models_dir.glob("*.md")
                    if "python3 -m venv" in p.read_text(encoding="utf-8"))
     if not cards:
-        print(f"device_install: no model card with Pi commands in {args.models_dir}",
+        print(f"device_install: no model card with Pi commands in {models_dir}",
               file=sys.stderr)
         return 1
     installs = {card_commands(c)["install"] for c in cards}
     with tempfile.TemporaryDirectory(prefix="ser-device-") as tmp:
         home = Path(tmp)
-        speech = write_wav(home / "speech-source.wav", sr=44100, duration=4.0, channels=2)
+        synthesize(SENTENCE, home / "sentence.wav", voice="de")
+        mono, _ = read_audio(home / "sentence.wav", 44100)
+        speech = home / "speech-source.wav"
+        sf.write(str(speech), np.stack([mono, 0.9 * mono], axis=1), 44100, subtype="PCM_16")
         install = [_shell(line, cwd=home, home=home) for line in sorted(installs)]
         if any(step["returncode"] for step in install):
-            print(f"device_install: the install line failed: {install}", file=sys.stderr)
+            print(f"device_install: the install line failed: {[_kept(s) for s in install]}",
+                  file=sys.stderr)
             return 1
-        venv_python = home / "ser-env" / "bin" / "python"
+        venvs = {venv_of(line, home) for line in installs}
+        if len(venvs) != 1 or not (next(iter(venvs)) / "bin" / "python").is_file():
+            print(f"device_install: the cards' venvs {sorted(map(str, venvs))} are not one "
+                  "existing venv", file=sys.stderr)
+            return 1
+        venv_python = next(iter(venvs)) / "bin" / "python"
         freeze = _shell(f"{venv_python} -m pip freeze", cwd=home, home=home)["stdout"]
         tf_probe = _shell(f"{venv_python} -c 'import tensorflow'", cwd=home, home=home)
+        # Absent means the import itself failed for want of the module, nothing else.
+        tf_absent = (tf_probe["returncode"] != 0
+                     and "No module named 'tensorflow'" in tf_probe["stderr"])
         entries = [run_card(card, home=home, speech=speech) for card in cards]
     record = {"format": "ser-tf-device-install/1",
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "host": {"python": platform.python_version(), "machine": platform.machine(),
                        "system": platform.platform()},
-              "install": install, "venv_packages": freeze.split(),
-              "tensorflow_importable_in_venv": tf_probe["returncode"] == 0,
-              "speech": "generated: 4.0 s, 44.1 kHz stereo (ser_tf.data.synthetic.write_wav)",
+              "install": [_kept(s) for s in install], "venv_packages": freeze.split(),
+              "tensorflow_absent_in_venv": tf_absent,
+              "speech": f"espeak-ng (voice de): {SENTENCE!r}, as 44.1 kHz stereo",
               "cards": entries}
-    ok = (not record["tensorflow_importable_in_venv"] and all(
+    ok = (tf_absent and bool(freeze.split()) and all(
         e["run"]["returncode"] == 0 and e.get("label") == e.get("repository_label")
         and e.get("max_abs_probability_difference", 1.0) < 1e-5 for e in entries))
     record["all_passed"] = ok
@@ -165,7 +198,7 @@ def main(argv=None) -> int:
         print(f"{e['card']}: exit {e['run']['returncode']}, label {e.get('label')} "
               f"(repository {e.get('repository_label')}), max |Δp| "
               f"{e.get('max_abs_probability_difference', float('nan')):.2e}")
-    print(f"TensorFlow importable in the venv: {record['tensorflow_importable_in_venv']}; "
+    print(f"TensorFlow absent from the venv: {tf_absent}; "
           f"all passed: {ok}\nwritten: {out}")
     return 0 if ok else 1
 
