@@ -107,7 +107,7 @@ def test_a_named_copy_labels_the_fingerprinted_runs_of_its_digest(tmp_path):
     ("copies: {}\nruns:\n  a/b/c: {data: nope}\n", "'nope' is not one of the copies"),
     ("copies: {x: {label: l}}\n", "copy 'x' needs a 'label' and a 'description'"),
     ("runs:\n  a/b/c: {superseded: ''}\n", "needs a reason"),
-    ("runs:\n  a/b/c: {why: x}\n", "one or more of data, superseded, partial only"),
+    ("runs:\n  a/b/c: {why: x}\n", "its keys must be among data, superseded, partial"),
     ("copies: {x: {label: l, description: d, digests: 3}}\n", "'digests' must be a list"),
     ("other: 1\n", "'copies' and 'runs' only"),
     ("runs: [\n", "not valid YAML"),
@@ -178,8 +178,8 @@ def test_partial_runs_are_listed_apart_with_their_reason(tmp_path):
     text = render_report(results, paper="lightsernet")
     assert "Runs in progress" not in text
     _, _, partial = text.partition("Partial runs (some folds only, on purpose; no record):")
-    assert "`speaker-abl` (protocol speaker): 1/3 folds done; UA of the finished folds 70.00. " \
-        "two folds only, an ablation" in partial
+    assert "`speaker-abl` (protocol speaker): 1/3 folds done; UA of the finished folds 70.00 " \
+        "— two folds only, an ablation" in partial
     provenance.write_text(provenance.read_text().replace("two folds only, an ablation", " "))
     with pytest.raises(ValueError, match="'partial' needs a reason"):
         load_provenance(results)

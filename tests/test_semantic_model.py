@@ -156,7 +156,7 @@ def test_chunked_inference_equals_the_whole_sequence(variant):
 
 @pytest.mark.slow
 def test_a_thirty_minute_recording_runs_in_bounded_memory():
-    """30 minutes of 0.1 s frames (318 MB of input, made on demand) through a shrunken
+    """30 minutes of 0.1 s frames (303 MB of input, made on demand) through a shrunken
     model in chunks: memory after the first chunk must not grow with the recording
     (``python -m ser_tf.bench.semantic_memory`` measures the paper-sized model)."""
     from ser_tf.bench.semantic_memory import measure
@@ -165,5 +165,6 @@ def test_a_thirty_minute_recording_runs_in_bounded_memory():
         "conv_filters": [4, 4, 4], "audio_fc": 16, "stream_units": 8, "lstm_units": 8,
         "embedding_dim": 8})
     assert result["shape"] == [18000, 3] and result["finite"]
-    # Whole at once, the input alone is 318 MB and the first convolution's output 1.3 GB.
+    # Whole at once, the input alone is 303 MB (2**20 bytes) and the first
+    # convolution's output 1.3 GB.
     assert result["growth_mb"] < 120, result

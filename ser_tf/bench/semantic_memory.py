@@ -10,7 +10,8 @@ values: subject and partner halves at 22.05 kHz), made on demand so the recordin
 never exists at once, for each ``--chunks`` size. Each size runs in a fresh process that
 reads its own peak resident memory (``VmHWM``, :func:`ser_tf.bench.stream.peak_rss_bytes`)
 after one warm-up chunk and at the end. The weights are random: memory and time do not
-depend on them. The record goes to ``experiments/results/bench/semantic-long-recording.json``.
+depend on them. MB here are 2**20 bytes, as in the suite's other memory records. The
+record goes to ``experiments/results/bench/semantic-long-recording.json``.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
         parser.error("--minutes must give at least one frame")
     chunks = [int(c) for c in args.chunks.split(",")]
     runs = [measure(frames, chunk) for chunk in chunks]
-    whole_input_mb = frames * 4410 * 4 / 2**20
+    whole_input_mb = frames * FRAME_LEN * 4 / 2**20
     record = {"format": "ser-tf-semantic-memory/1",
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "model": "build_semantic_fusion defaults (paper sizes), variant fusion, "

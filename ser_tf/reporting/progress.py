@@ -26,19 +26,19 @@ def in_progress_lines(results_dir, paper: str | None = None, *,
                       partial: Mapping[str, str] | None = None) -> list[str]:
     """One line per unfinished run (``<run-id>.work`` without a record): folds done so far.
     Runs named in ``partial`` (run key -> reason: folders left with some folds on purpose,
-    ``provenance.yaml``) are left out: :func:`partial_lines` lists them."""
-    partial = partial or {}
-    return [line for key, line in _work_lines(results_dir, paper) if key not in partial]
+    ``provenance.yaml``) are left out: :func:`split_partial` lists them."""
+    return split_partial(list(work_lines(results_dir, paper)), partial or {})[0]
 
 
-def partial_lines(results_dir, paper: str | None = None, *,
-                  partial: Mapping[str, str]) -> list[str]:
-    """The lines of the run folders ``partial`` names, each with its reason."""
-    return [f"{line}. {partial[key]}" for key, line in _work_lines(results_dir, paper)
-            if key in partial]
+def split_partial(lines, partial: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """``(in progress, partial)`` lines of :func:`work_lines`' ``(key, line)`` pairs; a
+    partial run's line ends with its reason."""
+    running = [line for key, line in lines if key not in partial]
+    kept = [f"{line} — {partial[key]}" for key, line in lines if key in partial]
+    return running, kept
 
 
-def _work_lines(results_dir, paper: str | None):
+def work_lines(results_dir, paper: str | None = None):
     """``(run key, line)`` of each run folder without a record."""
     from ser_tf.training.rundir import RunDir
     from ser_tf.util.jsonio import read_json

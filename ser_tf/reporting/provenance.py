@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -57,7 +56,7 @@ class Provenance:
     superseded: Mapping[str, str]
     copies: tuple[Copy, ...] = ()
     #: run key -> why the run folder holds some folds only, on purpose.
-    partial: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    partial: Mapping[str, str] = field(default_factory=dict)
 
     def data_of(self, record: Mapping) -> str:
         """The record's data: its fingerprint, else the copy's description recorded here."""
@@ -156,8 +155,8 @@ def load_provenance(results_dir: str | os.PathLike) -> Provenance:
         if str(key).count("/") != 2:
             raise ValueError(f"{path}: run {key!r} must be <paper>/<corpus>/<run-id>")
         if not isinstance(entry, Mapping) or not entry or set(entry) - set(RUN_KEYS):
-            raise ValueError(f"{path}: run {key} needs one or more of {', '.join(RUN_KEYS)} "
-                             "only")
+            raise ValueError(f"{path}: run {key}: its keys must be among "
+                             f"{', '.join(RUN_KEYS)} (at least one)")
         if entry.get("data") is not None:
             if entry["data"] not in named:
                 raise ValueError(f"{path}: run {key}: data {entry['data']!r} is not one of the "

@@ -52,7 +52,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ser_tf.reporting.progress import in_progress_lines, partial_lines
+from ser_tf.reporting.progress import in_progress_lines, split_partial, work_lines
 from ser_tf.reporting.references import (MEASURED, PAPERS_DIR, REFERENCE_FILE,
                                          by_paper_corpus_date, config_value, entry_kind,
                                          epochs_text, load_reference, loss_text, place,
@@ -266,11 +266,11 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
                   *_tables([], superseded, provenance),
                   "", *(f"- `{r['run_id']}`: {provenance.superseded_reason(r)}"
                         for r in superseded)]
-    progress = in_progress_lines(results_dir, paper, partial=provenance.partial)
+    progress, partial = split_partial(list(work_lines(results_dir, paper)),
+                                      provenance.partial)
     if progress:
         lines += ["", "Runs in progress (no record yet; the same command resumes them):", "",
                   *progress]
-    partial = partial_lines(results_dir, paper, partial=provenance.partial)
     if partial:
         lines += ["", "Partial runs (some folds only, on purpose; no record):", "", *partial]
     from ser_tf.training.protocols import TEST_SELECTING, paper_protocol_warning

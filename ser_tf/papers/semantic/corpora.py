@@ -158,13 +158,14 @@ def sewa_item(utterance, vocabulary, *, alignment: str, align_cache=None, failur
     timed, methods = [], set()
     if utterance.extra.get("transcription_csv"):
         segments = read_sewa_transcription(utterance.extra["transcription_csv"])
-        for k, (start, end, text) in enumerate(segments):
+        for start, end, text in segments:
             if not text.strip():
                 continue
             piece = wave[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
             words, method = _time_words(piece, text, start - float(times[0]), alignment,
                                         LANGUAGES["SEWA"], align_cache,
-                                        f"{utterance.utterance_id}-{k}", failures)
+                                        f"{utterance.utterance_id}@{start:.2f}-{end:.2f}s",
+                                        failures)
             timed += words
             methods.add(method)
     ids = words_per_frame(timed, len(times), vocabulary, FRAME_SECONDS)
