@@ -167,6 +167,37 @@ def run_setting_text(record: Mapping | None, entry_setting: Mapping | None,
     return setting_text(parts)
 
 
+def table_rows(references: Sequence[Mapping], entries: Sequence[tuple[Mapping, Mapping]],
+               records: Sequence[Mapping], provenance, *, published, run_cells
+               ) -> list[list[str]]:
+    """Rows of one results table: each ``(reference, entry)`` with the runs placed beside it
+    (or a ``not run`` row), then the runs that match no entry, by paper, corpus and date.
+    The first five cells (paper, corpus, setting, published, source) are built here;
+    ``published(entry)`` and ``run_cells(record or None)`` give the table's own cells."""
+    # A reference's optional `describe` keys name what tells its runs apart in the table.
+    describe = {str(ref["paper"]): tuple(ref.get("describe") or ()) for ref in references}
+    placed, unmatched = place(entries, records)
+    rows = []
+    for e, (ref, entry) in enumerate(entries):
+        for r in placed.get(e, [None]):
+            record = None if r is None else records[r]
+            # A run's row names its copy ("RAVDESS (2.39 s trimmed copy)") even beside
+            # the published figure: the reader must see what was compared with what.
+            corpus = (str(entry["corpus"]) if record is None
+                      else provenance.corpus_of(record))
+            rows.append([str(ref["paper"]), corpus,
+                         run_setting_text(record, entry.get("setting"),
+                                          describe[str(ref["paper"])]),
+                         published(entry), source_text(entry.get("source"))]
+                        + run_cells(record))
+    for r in by_paper_corpus_date(records, unmatched):
+        record = records[r]
+        setting = run_setting_text(record, None, describe.get(str(record.get("paper")), ()))
+        rows.append([str(record.get("paper", "?")), provenance.corpus_of(record), setting,
+                     "—", "—"] + run_cells(record))
+    return rows
+
+
 def source_text(source: Any) -> str:
     if isinstance(source, Mapping):
         parts = [str(source.get("paper") or "")]

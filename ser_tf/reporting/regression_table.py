@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ser_tf.reporting.references import (by_paper_corpus_date, entry_kind, epochs_text,
-                                         loss_text, place, protocol_text, record_kind,
-                                         run_setting_text, setting_text, source_text,
-                                         value_text)
+from ser_tf.reporting.references import (entry_kind, epochs_text, loss_text, protocol_text,
+                                         record_kind, table_rows, value_text)
 
 #: Outputs in their usual order (the others follow in order of appearance).
 ORDER = ("arousal", "valence", "liking", "dominance")
@@ -98,24 +96,7 @@ def regression_rows(references: Sequence[Mapping], records: Sequence[Mapping],
     records = [r for r in records if record_kind(r) == "regression"]
     outputs = ordered_outputs([o for _, e in entries for o in entry_outputs(e)]
                               + [o for r in records for o in record_outputs(r)])
-    # A reference's ``describe`` keys are shown in the setting cell of each of its runs.
-    describe = {str(ref["paper"]): tuple(ref.get("describe") or ()) for ref in references}
-    placed, unmatched = place(entries, records)
-    rows = []
-    for e, (ref, entry) in enumerate(entries):
-        for r in placed.get(e, [None]):
-            record = None if r is None else records[r]
-            setting = (setting_text(entry.get("setting")) if record is None else
-                       run_setting_text(record, entry.get("setting"),
-                                        describe[str(ref["paper"])]))
-            corpus = (str(entry["corpus"]) if record is None
-                      else provenance.corpus_of(record))
-            rows.append([str(ref["paper"]), corpus, setting,
-                         published(entry, outputs), source_text(entry.get("source"))]
-                        + run_cells(record, outputs, provenance))
-    for r in by_paper_corpus_date(records, unmatched):
-        record = records[r]
-        setting = run_setting_text(record, None, describe.get(str(record.get("paper")), ()))
-        rows.append([str(record.get("paper", "?")), provenance.corpus_of(record),
-                     setting or "—", "—", "—"] + run_cells(record, outputs, provenance))
+    rows = table_rows(references, entries, records, provenance,
+                      published=lambda entry: published(entry, outputs),
+                      run_cells=lambda record: run_cells(record, outputs, provenance))
     return columns(outputs), rows

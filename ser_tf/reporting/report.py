@@ -53,12 +53,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ser_tf.reporting.progress import in_progress_lines, split_partial, work_lines
-from ser_tf.reporting.references import (MEASURED, PAPERS_DIR, REFERENCE_FILE,
-                                         by_paper_corpus_date, config_value, entry_kind,
-                                         epochs_text, load_reference, loss_text, place,
-                                         protocol_text, record_kind, run_setting_text,
-                                         setting_text,
-                                         source_text, value_text)
+from ser_tf.reporting.references import (MEASURED, PAPERS_DIR, REFERENCE_FILE, config_value,
+                                         entry_kind, epochs_text, load_reference, loss_text,
+                                         protocol_text, record_kind, setting_text, table_rows,
+                                         value_text)
 
 __all__ = ["COLUMNS", "MEASURED", "PAPERS_DIR", "REFERENCE_FILE", "in_progress_lines",
            "load_reference", "markdown_table", "render_report", "replace_section",
@@ -139,28 +137,8 @@ def report_rows(references: Sequence[Mapping], records: Sequence[Mapping],
     entries = [(ref, entry) for ref in references for entry in ref["entries"]
                if entry_kind(entry) == "classification"]
     records = [r for r in records if record_kind(r) == "classification"]
-    placed, unmatched = place(entries, records)
-    # A reference's optional `describe` keys name what tells its runs apart in the table.
-    describe = {str(ref["paper"]): tuple(ref.get("describe") or ()) for ref in references}
-    rows = []
-    for e, (ref, entry) in enumerate(entries):
-        for r in placed.get(e, [None]):
-            record = None if r is None else records[r]
-            # A run's row names its copy ("RAVDESS (2.39 s trimmed copy)") even beside
-            # the published figure: the reader must see what was compared with what.
-            corpus = (str(entry["corpus"]) if record is None
-                      else provenance.corpus_of(record))
-            rows.append([str(ref["paper"]), corpus,
-                         run_setting_text(record, entry.get("setting"),
-                                          describe[str(ref["paper"])]),
-                         _published(entry), source_text(entry.get("source"))]
-                        + _run_cells(record, provenance))
-    for r in by_paper_corpus_date(records, unmatched):
-        record = records[r]
-        setting = run_setting_text(record, None, describe.get(str(record.get("paper")), ()))
-        rows.append([str(record.get("paper", "?")), provenance.corpus_of(record), setting,
-                     "—", "—"] + _run_cells(record, provenance))
-    return rows
+    return table_rows(references, entries, records, provenance, published=_published,
+                      run_cells=lambda record: _run_cells(record, provenance))
 
 
 def markdown_table(rows: Sequence[Sequence[str]], columns: Sequence[str] = COLUMNS) -> str:
