@@ -69,6 +69,31 @@ def test_deploy_from_a_finished_speaker_run(tmp_path):
     np.testing.assert_allclose(again.predict(np.zeros((1, 48000), np.float32)), before,
                                atol=1e-6)
 
+    # --refresh-ood measures the check again and rewrites its parts only: the model files,
+    # the calibration and the rest of the card stay; the reference is set for new speakers.
+    models = {p.name: p.read_bytes() for p in (tmp_path / "ship").glob("*.tflite")}
+    card_before = (tmp_path / "ship" / "lightsernet-emodb-mfcc-float32.md").read_text()
+    quiet_corpus = make_emodb_like(tmp_path / "other", per_class=2, duration=0.6,
+                                   classes="WLNT", speakers=("03", "08"), sr=8000)
+    refreshed = runner.run(SPEC, build_parser().parse_args(
+        argv + ["--ship", "--refresh-ood", "--ood-corpus", f"EMODB={quiet_corpus}",
+                "--ship-dest", str(tmp_path / "ship")]))
+    assert len(refreshed["refreshed"]) == 2 * len(models) + 1
+    assert models == {p.name: p.read_bytes() for p in (tmp_path / "ship").glob("*.tflite")}
+    sidecar = json.loads((tmp_path / "ship" / "lightsernet-emodb-mfcc-float32.json").read_text())
+    record_after = json.loads(out["record"].read_text())
+    assert sidecar["ood"]["kind"] == "mahalanobis"
+    assert sidecar["ood"]["threshold_from"].startswith("held-out 8 groups")
+    assert set(sidecar["ood"]["detection"]) == {"EMODB"}
+    assert record_after["ood"]["detection"] == sidecar["ood"]["detection"]
+    assert record_after["calibration"] == record["calibration"]
+    card = (tmp_path / "ship" / "lightsernet-emodb-mfcc-float32.md").read_text()
+    assert card.count("Out-of-domain warning:") == 1 and "detection on EMODB:" in card
+    assert "other corpora: not measured" in card_before
+    assert "other corpora: not measured" not in card
+    rest = [b for b in card.split("\n\n") if not b.startswith("Out-of-domain")]
+    assert rest == [b for b in card_before.split("\n\n") if not b.startswith("Out-of-domain")]
+
 
 def test_predict_applies_the_shipped_temperature_and_flags_unfamiliar_audio(tmp_path):
     """A shipped sidecar's calibration and out-of-domain reference reach `ser-tf predict`."""
@@ -134,3 +159,54 @@ def test_card_names_the_folds_a_temperature_was_fitted_on():
     assert partial.startswith("the validation speakers of 5 of the 10 folds (folds 5, 6, 8, "
                               "9, 10;")
     assert "weights were not on the machine" in partial
+
+
+def test_refresh_refuses_before_anything_is_shipped_and_writes_nothing_on_a_bad_card(tmp_path):
+    from types import SimpleNamespace
+
+    from ser_tf.export.deploy import refresh_shipped_ood
+    from ser_tf.util.errors import UserError
+
+    recipe = SimpleNamespace(frontend={"kind": "mfcc"}, sample_rate=16000)
+    ood = {"reference": {"kind": "mahalanobis", "mean": [0.0], "scale": [1.0],
+                         "precision": [[1.0]], "quantile": 0.95, "threshold": 2.0,
+                         "threshold_from": "held-out 4 groups (leave one out)"},
+           "false_alarm_test_speakers": {"mean": 4.0, "per_fold": [4.0]}, "detection": {}}
+    with pytest.raises(UserError, match="no deploy record"):
+        refresh_shipped_ood(tmp_path / "deploy-x.json", ood, recipe, tmp_path)
+    record = tmp_path / "deploy-x.json"
+    record.write_text(json.dumps({"variants": ["float32", "float16"], "shipped": {
+        "float32": "elsewhere/m-float32.tflite", "float16": "elsewhere/m-float16.tflite"}}))
+    with pytest.raises(UserError, match="shipped models not in"):
+        refresh_shipped_ood(record, ood, recipe, tmp_path)
+    for variant, card in (("float32", "# M\n\nOut-of-domain warning: old.\n\nWindow: 3 s."),
+                          ("float16", "# M\n\nWindow: 3 s.")):  # the second has none
+        (tmp_path / f"m-{variant}.tflite").write_bytes(b"x")
+        (tmp_path / f"m-{variant}.json").write_text(json.dumps({"ood": {"old": True}}))
+        (tmp_path / f"m-{variant}.md").write_text(card)
+    with pytest.raises(UserError, match="m-float16.md: expected one paragraph"):
+        refresh_shipped_ood(record, ood, recipe, tmp_path)
+    # Checked before writing: the first model's files are untouched too.
+    assert json.loads((tmp_path / "m-float32.json").read_text()) == {"ood": {"old": True}}
+    assert "old." in (tmp_path / "m-float32.md").read_text()
+    (tmp_path / "m-float16.md").write_text("# M\n\nOut-of-domain warning: old.\n\nEnd.")
+    written = refresh_shipped_ood(record, ood, recipe, tmp_path)
+    assert len(written) == 5
+    card = (tmp_path / "m-float16.md").read_text()
+    assert card.startswith("# M\n\nOut-of-domain warning: `predict` warns") and \
+        card.endswith("\n\nEnd.")
+    assert "held-out speakers' distances" in card and "4.0 %" in card
+    assert json.loads((tmp_path / "m-float16.json").read_text())["ood"]["sample_rate"] == 16000
+
+
+def test_ship_only_flags_are_refused_without_ship():
+    from ser_tf.experiments.deploy import check_deploy_usage
+
+    parser = build_parser()
+    for extra in (["--refresh-ood"], ["--ood-corpus", "RAVDESS=/x"]):
+        args = parser.parse_args(["--data-dir", "/x", *extra])
+        with pytest.raises(SystemExit) as stop:
+            check_deploy_usage(parser, args)
+        assert stop.value.code == 2
+    check_deploy_usage(parser, parser.parse_args(["--data-dir", "/x", "--ship",
+                                                  "--refresh-ood"]))

@@ -46,3 +46,79 @@ def test_reference_needs_data_and_a_sane_quantile():
         fit_reference(np.zeros((1, 4)))
     with pytest.raises(ValueError, match="quantile"):
         fit_reference(np.zeros((3, 4)), quantile=1.0)
+
+
+def correlated(n, flip=False, seed=0):
+    """Summaries whose dimensions move together (as MFCC statistics do); ``flip`` breaks the
+    correlation without changing any dimension's mean or spread."""
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(size=(n, 1))
+    own = rng.normal(size=(n, 8)) * 0.1
+    x = shared + own
+    if flip:
+        x[:, 4:] = -shared + own[:, 4:]
+    return x
+
+
+def test_whitened_distance_catches_what_per_dimension_statistics_cannot():
+    train, other = correlated(600), correlated(300, flip=True, seed=1)
+    # Same per-dimension means and spreads: the old per-dimension distance is blind ...
+    diag = fit_reference(train, 0.95, kind="per-dimension")
+    assert "precision" not in diag
+    blind = rates(None, other, diag)["detection"]
+    assert blind < 20
+    # ... the whitened one is not, and keeps its false alarms on new data of the same kind.
+    reference = fit_reference(train, 0.95)
+    assert reference["kind"] == "mahalanobis" and 0 <= reference["shrinkage"] <= 1
+    measured = rates(correlated(400, seed=2), other, reference)
+    # (a flipped summary whose shared part is near 0 looks like training: not 100 %)
+    assert measured["detection"] > 75 > 3 * blind and measured["false_alarm"] < 10
+
+
+def test_ledoit_wolf_shrinks_more_with_fewer_samples():
+    from ser_tf.lite.ood import ledoit_wolf_shrinkage
+
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(30, 30))  # a covariance far from a multiple of the identity
+    few, many = rng.normal(size=(10, 30)) @ mixing, rng.normal(size=(5000, 30)) @ mixing
+    assert ledoit_wolf_shrinkage(few) > 2 * ledoit_wolf_shrinkage(many)
+    assert ledoit_wolf_shrinkage(many) < 0.1
+    # Data whose covariance IS a multiple of the identity: shrink all the way.
+    assert ledoit_wolf_shrinkage(rng.normal(size=(5000, 30))) > 0.9
+    assert 0.0 <= ledoit_wolf_shrinkage(few) <= 1.0
+
+
+def test_held_out_threshold_is_set_for_new_speakers():
+    """Each speaker has its own offset: a threshold from the training utterances' own
+    distances flags far more of a new speaker than its quantile promises; the
+    leave-one-speaker-out threshold does not."""
+    rng = np.random.default_rng(3)
+
+    def speakers(n_speakers, per, seed):
+        r = np.random.default_rng(seed)
+        offsets = r.normal(size=(n_speakers, 1, 8)) * 0.8
+        x = offsets + r.normal(size=(n_speakers, per, 8))
+        return x.reshape(-1, 8), np.repeat(np.arange(n_speakers), per)
+
+    train, groups = speakers(10, 40, 4)
+    new, _ = speakers(40, 40, 5)
+    own = fit_reference(train, 0.95)
+    held = fit_reference(train, 0.95, groups=groups)
+    assert held["threshold"] > own["threshold"]
+    assert held["threshold_from"].startswith("held-out 10")
+    assert rates(new, None, own)["false_alarm"] > 10
+    assert rates(new, None, held)["false_alarm"] < 10
+    del rng
+    with pytest.raises(ValueError, match="one group per summary"):
+        fit_reference(train, groups=groups[:-1])
+    with pytest.raises(ValueError, match="at least 2 different"):
+        fit_reference(train, groups=np.zeros(len(train)))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        fit_reference(train, kind="cosine")
+
+
+def test_references_from_before_the_whitened_distance_still_work():
+    s = np.array([[0.0, 1.0], [2.0, 3.0]])
+    old = {"mean": [1.0, 2.0], "scale": [1.0, 1.0], "threshold": 0.5, "quantile": 0.99}
+    assert np.allclose(distances(s, old), [1.0, 1.0])
+    assert unfamiliar(s, old)[0]

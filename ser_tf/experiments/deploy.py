@@ -29,10 +29,26 @@ def add_deploy_arguments(parser: argparse.ArgumentParser, *, ship_dest: bool = F
     parser.add_argument("--ood-corpus", action="append", default=[], metavar="NAME=DIR",
                         help="with --ship: measure the out-of-domain warning's detection rate "
                              "on this corpus (repeatable), e.g. RAVDESS=~/corpora/ravdess")
+    parser.add_argument("--refresh-ood", action="store_true",
+                        help="with --ship: only measure the out-of-domain check again and "
+                             "update the already shipped models' sidecars, cards and deploy "
+                             "record (no training, no export)")
     if ship_dest:
         parser.add_argument("--ship-dest", default="tflite_models",
                             help="with --ship: where the models and cards go "
                                  "(default: tflite_models)")
+
+
+def check_deploy_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The flags that only mean something with ``--ship`` are refused without it (a
+    ``parser.error``: usage, exit 2), not silently ignored."""
+    if not hasattr(args, "ship") or args.ship:
+        return
+    given = [flag for flag, value in (("--ood-corpus", getattr(args, "ood_corpus", None)),
+                                      ("--refresh-ood", getattr(args, "refresh_ood", None)))
+             if value]
+    if given:
+        parser.error(f"{' and '.join(given)} only work with --ship")
 
 
 def _other_features(pairs, recipe, cache_dir, quiet) -> dict:
@@ -75,11 +91,22 @@ def deploy(spec, args, *, prefix: str, title: str, dest, notes=()) -> dict:
                                    progress=not quiet)
     source = CachedFeatureSource(feature_set)
     task = ClassificationTask(tuple(manifest.labels))
+    ood = ood_check(plan, feature_set, _other_features(getattr(args, "ood_corpus", []),
+                                                       experiment.recipe, args.cache_dir, quiet),
+                    speakers={u.utterance_id: u.speaker for u in manifest})
+    record = plan.work_dir.parent / f"deploy-{plan.run_id}.json"
+    if getattr(args, "refresh_ood", False):
+        from ser_tf.export.deploy import refresh_shipped_ood
+
+        written = refresh_shipped_ood(record, ood, experiment.recipe, dest)
+        if not quiet:
+            print(f"deploy: out-of-domain check refreshed in {len(written)} files "
+                  f"(false alarms {ood['false_alarm_test_speakers']['mean']:.1f} %, "
+                  f"detection {ood['detection'] or 'not measured'})")
+        return {"run_id": plan.run_id, "record": record, "refreshed": [str(w) for w in written]}
     calibration = validation_temperature(plan, source=source, task=task,
                                          build_model=experiment.build_model)
     int8 = int8_within_reach(plan)
-    ood = ood_check(plan, feature_set, _other_features(getattr(args, "ood_corpus", []),
-                                                       experiment.recipe, args.cache_dir, quiet))
     if not quiet:
         print(f"deploy: {cv['epochs']} epochs (median of {cv['chosen_epochs']}), expected UA "
               f"{cv['expected']['UA']['mean']:.2f} ± {cv['expected']['UA']['std']:.2f} on new "
@@ -93,7 +120,6 @@ def deploy(spec, args, *, prefix: str, title: str, dest, notes=()) -> dict:
                          labels=manifest.labels, cv=cv, calibration=calibration, int8=int8,
                          scope=scope_lines(corpus, manifest, plan.config.get("data")),
                          ood=ood, data=plan.config.get("data"), notes=tuple(notes))
-    record = plan.work_dir.parent / f"deploy-{plan.run_id}.json"
     write_json_atomic(record, {"cross_validation": cv, "calibration": calibration,
                                "int8": int8, "ood": ood, "utterances": len(feature_set.ids),
                                **shipped})

@@ -105,7 +105,7 @@ def default_model_path(models_dir=None) -> Path:
 
 def predict_file(path, model: LiteModel, *, window: float | None = None, hop: float = 1.0,
                  batch_size: int = DEFAULT_BATCH_SIZE, on_window=None,
-                 block_frames: int = DEFAULT_BLOCK_FRAMES) -> dict:
+                 block_frames: int = DEFAULT_BLOCK_FRAMES, keep_summaries: bool = False) -> dict:
     """Classify one audio file, streaming it: memory does not grow with its length.
 
     The result is the one of reading the whole file (:func:`read_audio`), cutting it with
@@ -126,6 +126,8 @@ def predict_file(path, model: LiteModel, *, window: float | None = None, hop: fl
         on_window: called with each window's prediction, in order (see
             :func:`predict_blocks`); for a timeline written as it goes.
         block_frames: frames read from the file at a time.
+        keep_summaries: also return the windows' out-of-domain feature summaries (see
+            :func:`predict_blocks`).
 
     Returns:
         ``{"file", "label", "probabilities": {label: p} (model label order),
@@ -141,7 +143,7 @@ def predict_file(path, model: LiteModel, *, window: float | None = None, hop: fl
     sr, _, _ = window_geometry(model, check_model_input(model), window, hop)  # fail early
     result = predict_blocks(read_blocks(path, sr, block_frames=block_frames), model,
                             window=window, hop=hop, batch_size=batch_size,
-                            on_window=on_window)
+                            on_window=on_window, keep_summaries=keep_summaries)
     return {"file": str(path), **result}
 
 

@@ -181,7 +181,7 @@ class MeanProbabilities:
 
 def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float | None = None,
                    hop: float = 1.0, batch_size: int = DEFAULT_BATCH_SIZE,
-                   on_window=None) -> dict:
+                   on_window=None, keep_summaries: bool = False) -> dict:
     """Classify a recording given as 1-D float32 blocks at the model's sample rate.
 
     Windows (``window`` seconds, default the model's own input length) are cut as they
@@ -190,7 +190,10 @@ def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float | None 
     (a :class:`WindowPrediction`).
 
     Returns:
-        ``{"label", "probabilities": {label: p}, "windows": n, "duration_s"}``.
+        ``{"label", "probabilities": {label: p}, "windows": n, "duration_s"}``; with an
+        out-of-domain reference in the sidecar also ``"out_of_domain"`` and, with
+        ``keep_summaries``, ``"ood_summaries"``: the windows' feature summaries
+        (``(windows, dims)``, for measuring other references on the same windows).
 
     Raises:
         ValueError: a model this predictor cannot run, ``window`` not matching it, or no
@@ -207,7 +210,7 @@ def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float | None 
 
     temperature = calibration_temperature(model)
     ood = model.metadata.get("ood")
-    distances = []
+    distances, summaries = [], []
 
     # A features-in model whose input IS the reference's front-end: its features serve the
     # check too (computing them twice would double the front-end's cost per window).
@@ -221,7 +224,10 @@ def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float | None 
             own = inputs[spec["features_input"]] if isinstance(inputs, dict) else inputs
             features = own if shared else numpy_features(audio, int(ood["sample_rate"]),
                                                          ood["frontend"])
-            distances.extend(ood_distances(feature_summary(features), ood))
+            summary = feature_summary(features)
+            distances.extend(ood_distances(summary, ood))
+            if keep_summaries:
+                summaries.append(summary)
         return inputs
 
     mean = MeanProbabilities(model.num_classes)
@@ -250,6 +256,8 @@ def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float | None 
             "flagged": distance > float(ood["threshold"]), "distance": round(distance, 3),
             "threshold": round(float(ood["threshold"]), 3),
             "false_alarm_rate": ood.get("false_alarm_test_speakers")}
+        if keep_summaries:
+            result["ood_summaries"] = np.concatenate(summaries)
     return result
 
 
