@@ -140,7 +140,7 @@ def test_predict_applies_the_shipped_temperature_and_flags_unfamiliar_audio(tmp_
 
 
 def test_card_says_when_the_ood_warning_missed_another_corpus():
-    from ser_tf.export.deploy import _missed_text
+    from ser_tf.export.ood import _missed_text
 
     text = _missed_text({"RAVDESS": 0.2, "EMOVO": 97.0})
     assert "most of RAVDESS through" in text and "EMOVO" not in text
@@ -164,7 +164,7 @@ def test_card_names_the_folds_a_temperature_was_fitted_on():
 def test_refresh_refuses_before_anything_is_shipped_and_writes_nothing_on_a_bad_card(tmp_path):
     from types import SimpleNamespace
 
-    from ser_tf.export.deploy import refresh_shipped_ood
+    from ser_tf.export.ood import refresh_shipped_ood
     from ser_tf.util.errors import UserError
 
     recipe = SimpleNamespace(frontend={"kind": "mfcc"}, sample_rate=16000)
@@ -200,7 +200,7 @@ def test_refresh_refuses_before_anything_is_shipped_and_writes_nothing_on_a_bad_
 
 
 def test_ship_only_flags_are_refused_without_ship():
-    from ser_tf.experiments.deploy import check_deploy_usage
+    from ser_tf.experiments.deploy_flags import check_deploy_usage
 
     parser = build_parser()
     for extra in (["--refresh-ood"], ["--ood-corpus", "RAVDESS=/x"]):

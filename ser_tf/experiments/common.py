@@ -179,7 +179,7 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
     failure (nothing the run already wrote is touched: folds are resumable).
     """
     args = parser.parse_args(argv)
-    from ser_tf.experiments.deploy import check_deploy_usage
+    from ser_tf.experiments.deploy_flags import check_deploy_usage
 
     check_deploy_usage(parser, args)
     errors = user_errors()

@@ -12,43 +12,9 @@ error: the command prints it and exits 1).
 
 from __future__ import annotations
 
-import argparse
 import copy
 
-DEPLOY_PROTOCOL = "speaker"
-
-
-def add_deploy_arguments(parser: argparse.ArgumentParser, *, ship_dest: bool = False) -> None:
-    """``--ship`` and ``--ood-corpus``; ``ship_dest``: also ``--ship-dest`` (for a paper
-    that does not define it for other flags already)."""
-    parser.add_argument("--ship", action="store_true",
-                        help="do not cross-validate: train the deployable model on every "
-                             "speaker (epochs: median chosen by the finished speaker-protocol "
-                             "run of these flags), calibrate it, export it to --ship-dest "
-                             "with model cards")
-    parser.add_argument("--ood-corpus", action="append", default=[], metavar="NAME=DIR",
-                        help="with --ship: measure the out-of-domain warning's detection rate "
-                             "on this corpus (repeatable), e.g. RAVDESS=~/corpora/ravdess")
-    parser.add_argument("--refresh-ood", action="store_true",
-                        help="with --ship: only measure the out-of-domain check again and "
-                             "update the already shipped models' sidecars, cards and deploy "
-                             "record (no training, no export)")
-    if ship_dest:
-        parser.add_argument("--ship-dest", default="tflite_models",
-                            help="with --ship: where the models and cards go "
-                                 "(default: tflite_models)")
-
-
-def check_deploy_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The flags that only mean something with ``--ship`` are refused without it (a
-    ``parser.error``: usage, exit 2), not silently ignored."""
-    if not hasattr(args, "ship") or args.ship:
-        return
-    given = [flag for flag, value in (("--ood-corpus", getattr(args, "ood_corpus", None)),
-                                      ("--refresh-ood", getattr(args, "refresh_ood", None)))
-             if value]
-    if given:
-        parser.error(f"{' and '.join(given)} only work with --ship")
+from ser_tf.experiments.deploy_flags import DEPLOY_PROTOCOL
 
 
 def _other_features(pairs, recipe, cache_dir, quiet) -> dict:
@@ -73,8 +39,9 @@ def deploy(spec, args, *, prefix: str, title: str, dest, notes=()) -> dict:
     ``notes``: lines the paper adds to the cards (e.g. why its window has its length)."""
     from ser_tf.data import get_corpus
     from ser_tf.experiments import runner
-    from ser_tf.export.deploy import (cv_summary, int8_within_reach, ood_check, scope_lines,
-                                      ship_final, train_final, validation_temperature)
+    from ser_tf.export.deploy import (cv_summary, int8_within_reach, scope_lines, ship_final,
+                                      train_final, validation_temperature)
+    from ser_tf.export.ood import ood_check
     from ser_tf.features.cache import extract_features
     from ser_tf.training.sources import CachedFeatureSource
     from ser_tf.training.tasks import ClassificationTask
@@ -96,7 +63,7 @@ def deploy(spec, args, *, prefix: str, title: str, dest, notes=()) -> dict:
                     speakers={u.utterance_id: u.speaker for u in manifest})
     record = plan.work_dir.parent / f"deploy-{plan.run_id}.json"
     if getattr(args, "refresh_ood", False):
-        from ser_tf.export.deploy import refresh_shipped_ood
+        from ser_tf.export.ood import refresh_shipped_ood
 
         written = refresh_shipped_ood(record, ood, experiment.recipe, dest)
         if not quiet:

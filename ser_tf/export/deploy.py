@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_tf.export.model_card import recordings_line, window_lines
+from ser_tf.export.ood import ood_card_text, ood_sidecar
 from ser_tf.util.errors import UserError
 
 #: Full int8 ships only if the folds' mean UA drops by at most this many points.
@@ -174,35 +175,6 @@ def int8_within_reach(plan) -> dict:
             "int8": bool(np.isfinite(drop) and drop <= INT8_MAX_UA_DROP)}
 
 
-def ood_check(plan, feature_set, others: dict | None = None, speakers: dict | None = None
-              ) -> dict:
-    """The out-of-domain reference of the final model (:mod:`ser_tf.lite.ood`, from every
-    utterance's features) and its measured rates: false alarms on each fold's test speakers
-    with a reference fitted on that fold's training speakers only, and detection on the
-    features of ``others`` (``{corpus name: (n, frames, coefficients) array}``).
-    ``speakers`` (``{utterance id: speaker}``): the threshold is then the quantile of
-    leave-one-speaker-out distances, i.e. set for new speakers."""
-    from ser_tf.lite.ood import feature_summary, fit_reference, rates
-
-    summaries = feature_summary(feature_set.features)
-
-    def groups(ids):
-        return None if speakers is None else [speakers[i] for i in ids]
-
-    false_alarms = []
-    for fold in plan.folds:
-        reference = fit_reference(summaries[feature_set.index_of(fold.train_ids)],
-                                  groups=groups(fold.train_ids))
-        false_alarms.append(rates(summaries[feature_set.index_of(fold.test_ids)], None,
-                                  reference)["false_alarm"])
-    reference = fit_reference(summaries, groups=groups(feature_set.ids))
-    detection = {name: rates(None, feature_summary(features), reference)["detection"]
-                 for name, features in (others or {}).items()}
-    return {"reference": reference, "false_alarm_test_speakers": {
-                "mean": float(np.mean(false_alarms)), "per_fold": false_alarms},
-            "detection": detection}
-
-
 def scope_lines(corpus, manifest, data: dict | None = None) -> list[str]:
     """What the model has heard, and what it has not, from the corpus loader's facts and
     the run's data fingerprint ``data`` (rates, lengths, copy)."""
@@ -305,88 +277,6 @@ def ship_final(model, *, out_dir, prefix: str, title: str, recipe, feature_set, 
                          input_spec=spec, latency=rows_ms, notes=card_notes)
     return {"shipped": {k: str(v) for k, v in shipped.items()}, "variants": list(shipped),
             "latency_ms": {"models": latency, "numpy_frontend": frontend_ms}}
-
-
-def ood_sidecar(ood: dict, recipe) -> dict:
-    """The sidecar's ``ood`` entry: the reference, the front-end it was computed with (a
-    waveform-in model's runtime computes it in NumPy for the check alone) and the rates."""
-    return {**ood["reference"], "frontend": dict(recipe.frontend),
-            "sample_rate": int(recipe.sample_rate),
-            "false_alarm_test_speakers": ood["false_alarm_test_speakers"]["mean"],
-            "detection": ood["detection"]}
-
-
-#: How the card's out-of-domain paragraph begins (:func:`refresh_shipped_ood` finds it so).
-OOD_CARD_PREFIX = "Out-of-domain warning:"
-
-
-def ood_card_text(ood: dict) -> str:
-    """The card's out-of-domain paragraph: what is compared, the threshold, the rates."""
-    detection = (", ".join(f"{k}: {v:.1f} %" for k, v in ood["detection"].items())
-                 or "other corpora: not measured")
-    return (f"{OOD_CARD_PREFIX} `predict` warns when a recording's feature statistics lie "
-            f"farther from the training utterances' than {_ood_threshold_text(ood['reference'])}"
-            f" (sidecar `ood`). Measured false alarms on held-out speakers of the "
-            f"training corpus: {ood['false_alarm_test_speakers']['mean']:.1f} %; detection on "
-            f"{detection}." + _missed_text(ood["detection"]))
-
-
-def refresh_shipped_ood(record_path, ood: dict, recipe, dest) -> list[Path]:
-    """Put a newly measured out-of-domain reference ``ood`` into already shipped models:
-    the sidecar's ``ood``, the card's out-of-domain paragraph and the deploy record's
-    ``ood`` (nothing else changes: no training, no export). The models are the record's
-    ``variants``, looked up by file name in ``dest``. Returns the files rewritten."""
-    from ser_tf.util.jsonio import read_json, write_json_atomic
-
-    record_path = Path(record_path)
-    if not record_path.is_file():
-        raise UserError(f"{record_path}: no deploy record; ship the model first (--ship "
-                        "without --refresh-ood)")
-    record = read_json(record_path)
-    paths = [Path(dest) / Path(record["shipped"][v]).name for v in record["variants"]]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise UserError(f"{record_path}: shipped models not in {dest}: {', '.join(missing)}")
-    paragraph = ood_card_text(ood)
-    plans = []
-    for path in paths:  # read and check everything before writing anything
-        sidecar = read_json(path.with_suffix(".json"))
-        card = path.with_suffix(".md").read_text(encoding="utf-8")
-        blocks = card.split("\n\n")
-        where = [i for i, b in enumerate(blocks) if b.startswith(OOD_CARD_PREFIX)]
-        if len(where) != 1:
-            raise UserError(f"{path.with_suffix('.md')}: expected one paragraph starting "
-                            f"{OOD_CARD_PREFIX!r}, found {len(where)}")
-        blocks[where[0]] = paragraph
-        plans.append((path, {**sidecar, "ood": ood_sidecar(ood, recipe)}, "\n\n".join(blocks)))
-    written = []
-    for path, sidecar, card in plans:
-        write_json_atomic(path.with_suffix(".json"), sidecar)
-        path.with_suffix(".md").write_text(card, encoding="utf-8")
-        written += [path.with_suffix(".json"), path.with_suffix(".md")]
-    write_json_atomic(record_path, {**record, "ood": ood})
-    return written + [record_path]
-
-
-def _missed_text(detection: dict) -> str:
-    """A warning for the card when the OOD check missed most of another corpus."""
-    missed = [name for name, rate in detection.items() if rate < 50.0]
-    if not missed:
-        return ""
-    return (f" It let most of {', '.join(missed)} through: it compares feature statistics "
-            "(level, spectrum and how they move together), so it catches other microphones, "
-            "noise or sample rates more surely than another language or other speakers "
-            "recorded alike. No warning does not mean a recording is like the training data.")
-
-
-def _ood_threshold_text(reference: dict) -> str:
-    percentile = f"{100 * reference['quantile']:.0f}th percentile"
-    if reference.get("precision") is None:
-        return f"the {percentile} of their own distances (per-dimension)"
-    where = ("of held-out speakers' distances (each speaker measured against the others)"
-             if str(reference.get("threshold_from", "")).startswith("held-out")
-             else "of their own distances")
-    return f"the {percentile} {where}; Mahalanobis distance, Ledoit-Wolf shrinkage"
 
 
 def _ms(stats: dict) -> str:

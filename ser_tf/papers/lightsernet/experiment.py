@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from ser_tf.experiments import runner
-from ser_tf.experiments.deploy import add_deploy_arguments
+from ser_tf.experiments.deploy_flags import add_deploy_arguments
 from ser_tf.experiments.common import non_negative_int, positive_int
 from ser_tf.experiments.spec import Experiment, PaperSpec
 

@@ -40,7 +40,7 @@ import yaml
 
 from ser_tf.experiments import runner
 from ser_tf.experiments.common import non_negative_int, positive_int
-from ser_tf.experiments.deploy import add_deploy_arguments
+from ser_tf.experiments.deploy_flags import add_deploy_arguments
 from ser_tf.experiments.spec import Experiment, PaperSpec
 
 PAPER = "timnet"
