@@ -54,3 +54,27 @@ def test_confidence_threshold_never_sees_the_speaker_it_judges():
     speakers = ["s0"] * 20 + ["s1"] * 20
     row = confidence_detector(top, speakers, {}, quantile=0.95)
     assert row["false_alarm_worst_speaker"] == 100.0
+
+
+def test_feature_false_alarms_never_use_the_judged_speaker():
+    """One speaker unlike all others: judged by a reference of the others it is flagged
+    almost entirely; a reference that had seen it would flag far less of it."""
+    from ser_tf.bench.ood import feature_detector
+
+    own = recordings(6, 25)
+    odd = recordings(1, 25, flip=True, seed=9)
+    own["summaries"] += odd["summaries"]
+    own["speakers"] += ["odd"] * len(odd["summaries"])
+    row = feature_detector(own, {}, kind="mahalanobis", threshold="held-out", quantile=0.95)
+    assert row["false_alarm_worst_speaker"] > 70
+
+
+def test_shipped_row_scores_with_the_sidecar_reference():
+    from ser_tf.bench.ood import shipped_detector
+    from ser_tf.lite.ood import fit_reference
+
+    own, other = recordings(8, 30), recordings(4, 30, flip=True, seed=1)
+    reference = fit_reference(np.concatenate(own["summaries"]), 0.95)
+    row = shipped_detector(own, {"OTHER": other}, reference)
+    assert row["flagged_own_corpus_seen_speakers"] < 10 < row["detection"]["OTHER"]
+    assert row["detector"] == "shipped sidecar (mahalanobis)"

@@ -177,7 +177,7 @@ def test_refresh_refuses_before_anything_is_shipped_and_writes_nothing_on_a_bad_
     record = tmp_path / "deploy-x.json"
     record.write_text(json.dumps({"variants": ["float32", "float16"], "shipped": {
         "float32": "elsewhere/m-float32.tflite", "float16": "elsewhere/m-float16.tflite"}}))
-    with pytest.raises(UserError, match="shipped models not in"):
+    with pytest.raises(UserError, match="m-float32.tflite: missing"):
         refresh_shipped_ood(record, ood, recipe, tmp_path)
     for variant, card in (("float32", "# M\n\nOut-of-domain warning: old.\n\nWindow: 3 s."),
                           ("float16", "# M\n\nWindow: 3 s.")):  # the second has none
@@ -190,7 +190,18 @@ def test_refresh_refuses_before_anything_is_shipped_and_writes_nothing_on_a_bad_
     assert json.loads((tmp_path / "m-float32.json").read_text()) == {"ood": {"old": True}}
     assert "old." in (tmp_path / "m-float32.md").read_text()
     (tmp_path / "m-float16.md").write_text("# M\n\nOut-of-domain warning: old.\n\nEnd.")
-    written = refresh_shipped_ood(record, ood, recipe, tmp_path)
+    # A refresh must not drop a rate the shipped check was measured with, nor put a check
+    # measured on other data into models trained on different utterances.
+    shipped = json.loads(record.read_text())
+    record.write_text(json.dumps({**shipped, "utterances": 32,
+                                  "ood": {"detection": {"RAVDESS": 51.0}}}))
+    with pytest.raises(UserError, match="measured on RAVDESS; pass --ood-corpus RAVDESS=DIR"):
+        refresh_shipped_ood(record, ood, recipe, tmp_path)
+    with pytest.raises(UserError, match="trained on 32 utterances, the corpus now has 30"):
+        refresh_shipped_ood(record, {**ood, "detection": {"RAVDESS": 40.0}}, recipe, tmp_path,
+                            utterances=30)
+    record.write_text(json.dumps(shipped))
+    written = refresh_shipped_ood(record, ood, recipe, tmp_path, utterances=32)
     assert len(written) == 5
     card = (tmp_path / "m-float16.md").read_text()
     assert card.startswith("# M\n\nOut-of-domain warning: `predict` warns") and \
@@ -199,9 +210,17 @@ def test_refresh_refuses_before_anything_is_shipped_and_writes_nothing_on_a_bad_
     assert json.loads((tmp_path / "m-float16.json").read_text())["ood"]["sample_rate"] == 16000
 
 
-def test_ship_only_flags_are_refused_without_ship():
+def test_ship_only_flags_are_refused_without_ship(tmp_path, capsys):
     from ser_tf.experiments.deploy_flags import check_deploy_usage
+    from ser_tf.papers.lightsernet.experiment import main
 
+    # Through the command itself: usage error before anything loads or trains.
+    with pytest.raises(SystemExit) as stop:
+        main(["--data-dir", str(tmp_path), "--results-dir", str(tmp_path / "r"),
+              "--refresh-ood"])
+    assert stop.value.code == 2
+    assert "--refresh-ood only work with --ship" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
     parser = build_parser()
     for extra in (["--refresh-ood"], ["--ood-corpus", "RAVDESS=/x"]):
         args = parser.parse_args(["--data-dir", "/x", *extra])
@@ -210,3 +229,34 @@ def test_ship_only_flags_are_refused_without_ship():
         assert stop.value.code == 2
     check_deploy_usage(parser, parser.parse_args(["--data-dir", "/x", "--ship",
                                                   "--refresh-ood"]))
+
+
+def test_predict_scores_windows_with_the_shipped_whitened_reference(tmp_path):
+    """The shipped sidecar's Mahalanobis reference reaches `predict`: the recording's
+    distance is the median of its windows' distances, the windows' summaries come back with
+    keep_summaries, and a broken reference is refused naming the sidecar."""
+    import shutil
+
+    from ser_tf.data.synthetic import write_wav
+    from ser_tf.lite.ood import distances
+    from ser_tf.lite.predict import predict_file
+
+    shipped = "tflite_models/lightsernet-emodb-waveform-float32"
+    shutil.copy(shipped + ".tflite", tmp_path / "m.tflite")
+    sidecar = json.loads(Path(shipped + ".json").read_text())
+    assert sidecar["ood"]["kind"] == "mahalanobis"
+    (tmp_path / "m.json").write_text(json.dumps(sidecar))
+    speech = write_wav(tmp_path / "a.wav", duration=5.0, class_index=2)
+    result = predict_file(speech, LiteModel(tmp_path / "m.tflite"), keep_summaries=True)
+    summaries = result["ood_summaries"]
+    assert summaries.shape == (result["windows"], len(sidecar["ood"]["mean"])) and \
+        result["windows"] == 3
+    expected = float(np.median(distances(summaries, sidecar["ood"])))
+    assert result["out_of_domain"]["distance"] == pytest.approx(expected, abs=1e-3)
+    assert result["out_of_domain"]["flagged"] == (expected > sidecar["ood"]["threshold"])
+    assert "ood_summaries" not in predict_file(speech, LiteModel(tmp_path / "m.tflite"))
+
+    sidecar["ood"]["precision"] = [[1.0, 2.0]]
+    (tmp_path / "m.json").write_text(json.dumps(sidecar))
+    with pytest.raises(ValueError, match=r"m\.json: sidecar `ood`: .*precision must be"):
+        predict_file(speech, LiteModel(tmp_path / "m.tflite"))

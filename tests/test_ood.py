@@ -92,8 +92,6 @@ def test_held_out_threshold_is_set_for_new_speakers():
     """Each speaker has its own offset: a threshold from the training utterances' own
     distances flags far more of a new speaker than its quantile promises; the
     leave-one-speaker-out threshold does not."""
-    rng = np.random.default_rng(3)
-
     def speakers(n_speakers, per, seed):
         r = np.random.default_rng(seed)
         offsets = r.normal(size=(n_speakers, 1, 8)) * 0.8
@@ -108,7 +106,6 @@ def test_held_out_threshold_is_set_for_new_speakers():
     assert held["threshold_from"].startswith("held-out 10")
     assert rates(new, None, own)["false_alarm"] > 10
     assert rates(new, None, held)["false_alarm"] < 10
-    del rng
     with pytest.raises(ValueError, match="one group per summary"):
         fit_reference(train, groups=groups[:-1])
     with pytest.raises(ValueError, match="at least 2 different"):
@@ -118,7 +115,31 @@ def test_held_out_threshold_is_set_for_new_speakers():
 
 
 def test_references_from_before_the_whitened_distance_still_work():
-    s = np.array([[0.0, 1.0], [2.0, 3.0]])
-    old = {"mean": [1.0, 2.0], "scale": [1.0, 1.0], "threshold": 0.5, "quantile": 0.99}
-    assert np.allclose(distances(s, old), [1.0, 1.0])
-    assert unfamiliar(s, old)[0]
+    s = np.array([[0.0, 1.0], [2.0, 3.0], [1.0, 2.5]])
+    old = {"mean": [1.0, 2.0], "scale": [1.0, 1.0], "threshold": 0.8, "quantile": 0.99}
+    # per-dimension RMS: sqrt(((0-1)^2 + (1-2)^2) / 2) = 1; sqrt((0 + 0.25) / 2)
+    assert np.allclose(distances(s, old), [1.0, 1.0, np.sqrt(0.125)])
+    assert unfamiliar(s, old) == (True, 1.0)
+    assert unfamiliar(s[2:], old)[0] is False
+
+
+def test_unusable_references_are_refused_not_scored_another_way():
+    from ser_tf.lite.ood import prepare_reference
+
+    good = fit_reference(correlated(100), 0.95)
+    no_precision = {k: v for k, v in good.items() if k != "precision"}
+    with pytest.raises(ValueError, match="'mahalanobis' without its precision"):
+        distances(correlated(3), no_precision)
+    with pytest.raises(ValueError, match=r"precision must be \(8, 8\)"):
+        prepare_reference({**good, "precision": [[1.0]]})
+    with pytest.raises(ValueError, match="unusable"):
+        prepare_reference({**good, "precision": [[1.0], [1.0, 2.0]]})
+    with pytest.raises(ValueError, match="unusable"):
+        prepare_reference({k: v for k, v in good.items() if k != "threshold"})
+
+
+def test_constant_training_summaries_still_flag_any_departure():
+    train = np.tile([[100.0, -50.0, 7.0]], (20, 1))
+    reference = fit_reference(train, 0.95)
+    assert distances(train[:1], reference)[0] == pytest.approx(0.0)
+    assert distances(np.array([[100.0, -50.0, 8.0]]), reference)[0] > reference["threshold"]

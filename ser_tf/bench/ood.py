@@ -16,7 +16,10 @@ summary and each recording's calibrated probabilities, and compares detectors:
   held-out speaker is set on the other speakers' predictions.
 
 False alarms are leave-one-speaker-out: the reference (or probability threshold) never saw
-the speaker it judges. A recording is flagged on the median over its windows, as
+the speaker it judges. One more row scores the same windows with the reference the model
+ships (its sidecar's ``ood``, fitted by ``--ship`` on every utterance's training features):
+its detection is what ``predict`` does on the other corpora; on the model's own corpus it
+has seen every speaker, so that row's in-domain rate is not a false-alarm rate. A recording is flagged on the median over its windows, as
 ``predict`` does. AUC: the chance that a random other-corpus recording scores as more
 unusual than a random held-out in-domain one (0.5 = no better than chance).
 
@@ -35,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_tf.lite.ood import KINDS, distances, fit_reference
+from ser_tf.lite.ood import KINDS, distances, fit_reference, prepare_reference
 
 QUANTILES = (0.95, 0.99)
 THRESHOLDS = ("training", "held-out")
@@ -113,6 +116,21 @@ def feature_detector(own: dict, others: dict, *, kind: str, threshold: str,
             "detection": detection, "auc": areas}
 
 
+def shipped_detector(own: dict, others: dict, reference: dict) -> dict:
+    """The shipped reference as ``predict`` applies it: flagged rates on every corpus."""
+    reference = prepare_reference(reference)
+
+    def rate(run):
+        return float(100 * np.mean(_recording_scores(run["summaries"], reference)
+                                   > reference["threshold"]))
+
+    return {"detector": f"shipped sidecar ({reference.get('kind', 'per-dimension')})",
+            "threshold_from": str(reference.get("threshold_from", "training utterances")),
+            "quantile": float(reference.get("quantile", float("nan"))),
+            "flagged_own_corpus_seen_speakers": rate(own),
+            "detection": {name: rate(other) for name, other in others.items()}}
+
+
 def held_out_max_probability(run_dir: Path, ids: list, temperature: float | None) -> dict:
     """``{utterance id: calibrated top probability}`` from a finished run's folds' stored
     test predictions (each by a model that never heard that speaker)."""
@@ -121,6 +139,9 @@ def held_out_max_probability(run_dir: Path, ids: list, temperature: float | None
     out = {}
     for result_path in sorted(Path(run_dir).glob("fold_*/result.json")):
         result = json.loads(result_path.read_text(encoding="utf-8"))
+        if "test_probabilities" not in result or "test_ids" not in result:
+            raise ValueError(f"{result_path}: no stored test_probabilities / test_ids (a "
+                             "fold record from before they were kept?)")
         p = np.asarray(result["test_probabilities"], dtype=np.float64)
         if temperature is not None:
             p = apply_temperature(p, temperature)
@@ -197,6 +218,7 @@ def main(argv=None) -> int:
         tops = held_out_max_probability(Path(args.run_dir), own["ids"], temperature)
         own_top = np.asarray([tops[i] for i in own["ids"]])
     rows = compare(own, runs, own_top)
+    rows.append(shipped_detector(own, runs, model.metadata["ood"]))
     record = {
         "benchmark": "ood-detectors", "date": datetime.now(timezone.utc).isoformat(
             timespec="seconds"), "model": Path(args.model).name, "temperature": temperature,
@@ -215,9 +237,13 @@ def main(argv=None) -> int:
                   "shipped model faces, not one model on both sides."]}
     write_json_atomic(args.out, record)
     for row in rows:
-        print(f"{row['detector']:<30} {row['threshold_from']:<9} q={row['quantile']:.2f}  "
-              f"false alarms {row['false_alarm_new_speakers']:5.1f} %  detection "
-              + ", ".join(f"{n} {v:5.1f} % (AUC {row['auc'][n]:.2f})"
+        own_rate = (f"false alarms {row['false_alarm_new_speakers']:5.1f} %"
+                    if "false_alarm_new_speakers" in row else
+                    f"own corpus (seen) {row['flagged_own_corpus_seen_speakers']:5.1f} %")
+        print(f"{row['detector']:<30} {row['threshold_from'][:9]:<9} q={row['quantile']:.2f}  "
+              f"{own_rate}  detection "
+              + ", ".join(f"{n} {v:5.1f} %" + (f" (AUC {row['auc'][n]:.2f})" if "auc" in row
+                                               else "")
                           for n, v in row["detection"].items()))
     print(f"wrote {args.out}")
     return 0

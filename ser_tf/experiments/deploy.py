@@ -58,14 +58,19 @@ def deploy(spec, args, *, prefix: str, title: str, dest, notes=()) -> dict:
                                    progress=not quiet)
     source = CachedFeatureSource(feature_set)
     task = ClassificationTask(tuple(manifest.labels))
+    record = plan.work_dir.parent / f"deploy-{plan.run_id}.json"
+    refresh = bool(getattr(args, "refresh_ood", False))
+    if refresh:  # before the measurement: a refresh that cannot be written fails at once
+        from ser_tf.export.ood import check_refresh, refresh_shipped_ood
+
+        check_refresh(record, dest, [pair.partition("=")[0] for pair in args.ood_corpus],
+                      utterances=len(feature_set.ids))
     ood = ood_check(plan, feature_set, _other_features(getattr(args, "ood_corpus", []),
                                                        experiment.recipe, args.cache_dir, quiet),
                     speakers={u.utterance_id: u.speaker for u in manifest})
-    record = plan.work_dir.parent / f"deploy-{plan.run_id}.json"
-    if getattr(args, "refresh_ood", False):
-        from ser_tf.export.ood import refresh_shipped_ood
-
-        written = refresh_shipped_ood(record, ood, experiment.recipe, dest)
+    if refresh:
+        written = refresh_shipped_ood(record, ood, experiment.recipe, dest,
+                                      utterances=len(feature_set.ids))
         if not quiet:
             print(f"deploy: out-of-domain check refreshed in {len(written)} files "
                   f"(false alarms {ood['false_alarm_test_speakers']['mean']:.1f} %, "

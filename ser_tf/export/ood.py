@@ -66,41 +66,71 @@ def ood_card_text(ood: dict) -> str:
             f"{detection}." + _missed_text(ood["detection"]))
 
 
-def refresh_shipped_ood(record_path, ood: dict, recipe, dest) -> list[Path]:
-    """Put a newly measured out-of-domain reference ``ood`` into already shipped models:
-    the sidecar's ``ood``, the card's out-of-domain paragraph and the deploy record's
-    ``ood`` (nothing else changes: no training, no export). The models are the record's
-    ``variants``, looked up by file name in ``dest``. Returns the files rewritten."""
-    from ser_tf.util.jsonio import read_json, write_json_atomic
+def check_refresh(record_path, dest, other_corpora=(), *, utterances: int | None = None
+                  ) -> dict:
+    """Everything :func:`refresh_shipped_ood` needs, checked before anything is measured or
+    written: the deploy record (its ``variants``, ``shipped`` and, with ``utterances``, the
+    same utterance count as the data now), each model's ``.tflite``, sidecar and card with
+    exactly one out-of-domain paragraph, and every corpus the shipped check was measured on
+    named again in ``other_corpora`` (a refresh must not drop a measured rate). Returns
+    ``{"record": ..., "models": [(path, sidecar, card blocks, paragraph index)]}``; raises
+    UserError naming the file and the reason."""
+    from ser_tf.util.jsonio import read_json
 
     record_path = Path(record_path)
     if not record_path.is_file():
         raise UserError(f"{record_path}: no deploy record; ship the model first (--ship "
                         "without --refresh-ood)")
     record = read_json(record_path)
-    paths = [Path(dest) / Path(record["shipped"][v]).name for v in record["variants"]]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise UserError(f"{record_path}: shipped models not in {dest}: {', '.join(missing)}")
-    paragraph = ood_card_text(ood)
-    plans = []
-    for path in paths:  # read and check everything before writing anything
+    if not isinstance(record.get("variants"), list) or not isinstance(record.get("shipped"),
+                                                                       dict):
+        raise UserError(f"{record_path}: not a deploy record (no 'variants' / 'shipped')")
+    if utterances is not None and record.get("utterances") not in (None, utterances):
+        raise UserError(f"{record_path}: the shipped models were trained on "
+                        f"{record['utterances']} utterances, the corpus now has {utterances}: "
+                        "ship again (--ship without --refresh-ood)")
+    measured = set((record.get("ood") or {}).get("detection") or {})
+    dropped = sorted(measured - {name.upper() for name in other_corpora})
+    if dropped:
+        raise UserError(f"{record_path}: the shipped check was measured on "
+                        f"{', '.join(dropped)}; pass --ood-corpus {dropped[0]}=DIR again "
+                        "(a refresh replaces every rate)")
+    models = []
+    for variant in record["variants"]:
+        path = Path(dest) / Path(str(record["shipped"].get(variant, ""))).name
+        for part in (path, path.with_suffix(".json"), path.with_suffix(".md")):
+            if not part.is_file():
+                raise UserError(f"{part}: missing (shipped model {variant} of {record_path}, "
+                                f"looked up in {dest})")
         sidecar = read_json(path.with_suffix(".json"))
-        card = path.with_suffix(".md").read_text(encoding="utf-8")
-        blocks = card.split("\n\n")
+        blocks = path.with_suffix(".md").read_text(encoding="utf-8").split("\n\n")
         where = [i for i, b in enumerate(blocks) if b.startswith(OOD_CARD_PREFIX)]
         if len(where) != 1:
             raise UserError(f"{path.with_suffix('.md')}: expected one paragraph starting "
                             f"{OOD_CARD_PREFIX!r}, found {len(where)}")
-        blocks[where[0]] = paragraph
-        plans.append((path, {**sidecar, "ood": ood_sidecar(ood, recipe)}, "\n\n".join(blocks)))
+        models.append((path, sidecar, blocks, where[0]))
+    return {"record": record, "models": models}
+
+
+def refresh_shipped_ood(record_path, ood: dict, recipe, dest, *,
+                        utterances: int | None = None) -> list[Path]:
+    """Put a newly measured out-of-domain reference ``ood`` into already shipped models:
+    the sidecar's ``ood``, the card's out-of-domain paragraph and the deploy record's
+    ``ood`` (nothing else changes: no training, no export). The models are the record's
+    ``variants``, looked up by file name in ``dest``; everything is checked
+    (:func:`check_refresh`) before anything is written. Returns the files rewritten."""
+    from ser_tf.util.jsonio import write_json_atomic
+
+    checked = check_refresh(record_path, dest, ood["detection"], utterances=utterances)
+    paragraph = ood_card_text(ood)
     written = []
-    for path, sidecar, card in plans:
-        write_json_atomic(path.with_suffix(".json"), sidecar)
-        path.with_suffix(".md").write_text(card, encoding="utf-8")
+    for path, sidecar, blocks, where in checked["models"]:
+        blocks = [*blocks[:where], paragraph, *blocks[where + 1:]]
+        write_json_atomic(path.with_suffix(".json"), {**sidecar, "ood": ood_sidecar(ood, recipe)})
+        path.with_suffix(".md").write_text("\n\n".join(blocks), encoding="utf-8")
         written += [path.with_suffix(".json"), path.with_suffix(".md")]
-    write_json_atomic(record_path, {**record, "ood": ood})
-    return written + [record_path]
+    write_json_atomic(record_path, {**checked["record"], "ood": ood})
+    return written + [Path(record_path)]
 
 
 def _missed_text(detection: dict) -> str:

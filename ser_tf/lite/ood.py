@@ -61,9 +61,9 @@ def ledoit_wolf_shrinkage(x) -> float:
     if d2 <= 0:
         return 1.0
     norms = np.sum(centred ** 2, axis=1)
-    # sum_i ||x_i x_i^T - S||_F^2 = sum_i (||x_i||^4 - 2 x_i^T S x_i) + n ||S||_F^2
-    quad = np.einsum("ij,jk,ik->i", centred, covariance, centred)
-    b2 = float(np.sum(norms ** 2 - 2 * quad) + n * np.sum(covariance ** 2)) / n ** 2
+    # sum_i ||x_i x_i^T - S||_F^2 = sum_i ||x_i||^4 - n ||S||_F^2 (the cross terms sum to
+    # 2 n ||S||_F^2 since S = sum_i x_i x_i^T / n)
+    b2 = float(np.sum(norms ** 2) - n * np.sum(covariance ** 2)) / n ** 2
     return float(min(max(b2, 0.0), d2) / d2)
 
 
@@ -78,12 +78,17 @@ def _statistics(s: np.ndarray, kind: str = KINDS[0]) -> dict:
     shrinkage = ledoit_wolf_shrinkage(z)
     centred = z - z.mean(axis=0)
     covariance = centred.T @ centred / len(z)
-    target = np.trace(covariance) / covariance.shape[0] * np.eye(covariance.shape[0])
+    # Training summaries all alike (trace 0): the identity, so that any departure counts.
+    level = np.trace(covariance) / covariance.shape[0]
+    target = (level if level > 0 else 1.0) * np.eye(covariance.shape[0])
     shrunk = (1.0 - shrinkage) * covariance + shrinkage * target
     # pinv: a summary dimension that is a linear function of others leaves the shrunk
-    # matrix invertible in theory but ill-conditioned in float64.
-    return {"mean": mean, "scale": scale, "precision": np.linalg.pinv(shrunk, hermitian=True),
-            "shrinkage": shrinkage}
+    # matrix invertible in theory but ill-conditioned in float64. Rounded to 6 significant
+    # digits (the sidecar carries it as text; the distance changes by ~1e-6 relative), and
+    # the threshold is computed with the rounded matrix.
+    precision = np.linalg.pinv(shrunk, hermitian=True)
+    precision = np.asarray([[float(f"{v:.6g}") for v in row] for row in precision])
+    return {"mean": mean, "scale": scale, "precision": precision, "shrinkage": shrinkage}
 
 
 def _check_groups(groups, n: int) -> np.ndarray | None:
@@ -131,28 +136,54 @@ def fit_reference(summaries, quantile: float = DEFAULT_QUANTILE, *, groups=None,
     if stats["precision"] is not None:
         reference.update(precision=stats["precision"].tolist(),
                          shrinkage=float(stats["shrinkage"]))
-    scored = distances(s, reference) if g is None else held_out_distances(s, g, kind)
+    scored = distances(s, stats) if g is None else held_out_distances(s, g, kind)
     reference["threshold"] = float(np.quantile(scored, quantile))
     reference["threshold_from"] = "training utterances" if g is None else \
         f"held-out {len(np.unique(g))} groups (leave one out)"
     return reference
 
 
+def prepare_reference(reference: dict) -> dict:
+    """``reference`` checked and with its vectors and matrix as float64 arrays (done once,
+    e.g. when a model's sidecar is read, not per window). Raises ValueError for a
+    reference that cannot be used: missing or non-numeric parts, shapes that disagree, a
+    ``"mahalanobis"`` reference without its precision, a threshold that is not a number."""
+    try:
+        mean = np.asarray(reference["mean"], dtype=np.float64)
+        scale = np.asarray(reference["scale"], dtype=np.float64)
+        threshold = float(reference["threshold"])
+        precision = reference.get("precision")
+        precision = None if precision is None else np.asarray(precision, dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"out-of-domain reference unusable: {error!r}") from None
+    if mean.ndim != 1 or scale.shape != mean.shape or not np.all(scale > 0):
+        raise ValueError(f"out-of-domain reference: mean and scale must be vectors of one "
+                         f"length, scale positive; got {mean.shape}, {scale.shape}")
+    if precision is None and reference.get("kind") == "mahalanobis":
+        raise ValueError("out-of-domain reference: kind 'mahalanobis' without its precision")
+    if precision is not None and precision.shape != (mean.size, mean.size):
+        raise ValueError(f"out-of-domain reference: precision must be ({mean.size}, "
+                         f"{mean.size}), got {precision.shape}")
+    if not np.isfinite(threshold):
+        raise ValueError(f"out-of-domain reference: threshold must be a number, got {threshold}")
+    return {**reference, "mean": mean, "scale": scale, "precision": precision,
+            "threshold": threshold}
+
+
 def distances(summaries, reference: dict) -> np.ndarray:
     """Distance of each summary from the reference: Mahalanobis per dimension (with a
-    ``precision``), else the RMS standardised distance (references from before it)."""
+    ``precision``), else the RMS standardised distance (references from before it).
+    ``reference``: as fitted or read from a sidecar; :func:`prepare_reference` it once when
+    it serves many calls."""
+    if not isinstance(reference.get("mean"), np.ndarray):
+        reference = prepare_reference(reference)
     s = np.asarray(summaries, dtype=np.float64)
-    mean = np.asarray(reference["mean"], dtype=np.float64)
-    scale = np.asarray(reference["scale"], dtype=np.float64)
+    mean, scale, precision = reference["mean"], reference["scale"], reference["precision"]
     if s.ndim != 2 or s.shape[1] != mean.size:
         raise ValueError(f"summaries must be (n, {mean.size}), got shape {s.shape}")
     z = (s - mean) / scale
-    if reference.get("precision") is None:
+    if precision is None:
         return np.sqrt(np.mean(z ** 2, axis=1))
-    precision = np.asarray(reference["precision"], dtype=np.float64)
-    if precision.shape != (mean.size, mean.size):
-        raise ValueError(f"reference precision must be ({mean.size}, {mean.size}), got "
-                         f"{precision.shape}")
     return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", z, precision, z), 0.0) / mean.size)
 
 

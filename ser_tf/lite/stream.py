@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from itertools import islice
+from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -33,7 +34,7 @@ from ser_tf.lite.calibration import apply_temperature
 from ser_tf.lite.inputs import (check_model_input, class_labels, model_inputs, pads_at_end,
                                 window_geometry, window_normalisation)
 from ser_tf.lite.ood import distances as ood_distances
-from ser_tf.lite.ood import feature_summary
+from ser_tf.lite.ood import feature_summary, prepare_reference
 
 #: Windows per interpreter call. Measured (x86, 1 thread): 1 to 16 windows per call cost
 #: the same time per window within noise, but memory grows with the batch: at 16 the NumPy
@@ -209,7 +210,7 @@ def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float | None 
         yield from windower.finish()
 
     temperature = calibration_temperature(model)
-    ood = model.metadata.get("ood")
+    ood = out_of_domain_reference(model)
     distances, summaries = [], []
 
     # A features-in model whose input IS the reference's front-end: its features serve the
@@ -259,6 +260,24 @@ def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float | None 
         if keep_summaries:
             result["ood_summaries"] = np.concatenate(summaries)
     return result
+
+
+def out_of_domain_reference(model) -> dict | None:
+    """The sidecar's out-of-domain reference (``ood``), checked and ready for
+    :func:`ser_tf.lite.ood.distances`; ``None`` without one. ValueError naming the sidecar
+    for one that cannot be used."""
+    ood = model.metadata.get("ood")
+    if ood is None:
+        return None
+    sidecar = Path(model.path).with_suffix(".json")
+    missing = [key for key in ("frontend", "sample_rate") if key not in ood]
+    if missing:
+        raise ValueError(f"{sidecar}: sidecar `ood` has no {' or '.join(missing)} (the "
+                         "front-end its reference was computed with)")
+    try:
+        return prepare_reference(ood)
+    except ValueError as error:
+        raise ValueError(f"{sidecar}: sidecar `ood`: {error}") from None
 
 
 def calibration_temperature(model) -> float | None:
