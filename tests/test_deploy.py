@@ -260,3 +260,18 @@ def test_predict_scores_windows_with_the_shipped_whitened_reference(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(sidecar))
     with pytest.raises(ValueError, match=r"m\.json: sidecar `ood`: .*precision must be"):
         predict_file(speech, LiteModel(tmp_path / "m.tflite"))
+
+
+def test_card_gives_the_spread_of_false_alarms_over_folds():
+    from ser_tf.export.ood import ood_card_text
+
+    reference = {"kind": "mahalanobis", "precision": [[1.0]], "quantile": 0.95,
+                 "threshold_from": "held-out 10 groups (leave one out)"}
+    text = ood_card_text({"reference": reference, "detection": {"RAVDESS": 51.0},
+                          "false_alarm_test_speakers": {"mean": 3.9,
+                                                        "per_fold": [0.0, 18.3, 3.4]}})
+    assert "training corpus: 3.9 % on average, 0.0 to 18.3 % by fold; detection on " \
+           "RAVDESS: 51.0 %." in text
+    one = ood_card_text({"reference": reference, "detection": {},
+                         "false_alarm_test_speakers": {"mean": 3.9, "per_fold": [3.9]}})
+    assert "corpus: 3.9 %; detection on other corpora: not measured." in one

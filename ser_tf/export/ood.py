@@ -62,8 +62,17 @@ def ood_card_text(ood: dict) -> str:
     return (f"{OOD_CARD_PREFIX} `predict` warns when a recording's feature statistics lie "
             f"farther from the training utterances' than {_ood_threshold_text(ood['reference'])}"
             f" (sidecar `ood`). Measured false alarms on held-out speakers of the "
-            f"training corpus: {ood['false_alarm_test_speakers']['mean']:.1f} %; detection on "
-            f"{detection}." + _missed_text(ood["detection"]))
+            f"training corpus: {ood['false_alarm_test_speakers']['mean']:.1f} %"
+            f"{_spread_text(ood['false_alarm_test_speakers'].get('per_fold') or [])}; "
+            f"detection on {detection}." + _missed_text(ood["detection"]))
+
+
+def _spread_text(per_fold) -> str:
+    """`` (0.0 to 18.3 % by fold)``: how unevenly the false alarms fall on speakers."""
+    rates = [float(r) for r in per_fold if r is not None]
+    if len(rates) < 2:
+        return ""
+    return f" on average, {min(rates):.1f} to {max(rates):.1f} % by fold"
 
 
 def check_refresh(record_path, dest, other_corpora=(), *, utterances: int | None = None

@@ -20,8 +20,9 @@ it is as sure on RAVDESS as on new EMO-DB speakers.
 
 The threshold is a quantile (default 95 %) of distances of utterances the reference did not
 see: with ``groups`` (speakers), each speaker is scored by a reference fitted on the others,
-so about 5 % of a *new* speaker's recordings like the training data are flagged (a
-threshold from the training utterances' own distances would flag far more of them). The
+so about 5 % of *new* speakers' recordings like the training data are flagged on average,
+unevenly over speakers (a threshold from the training utterances' own distances would flag
+far more of them). The
 shipped record states the false-alarm rate measured on held-out speakers of the training
 corpus and the detection rate on other corpora.
 
