@@ -14,7 +14,7 @@ EXTRAS ?= dev,lite,align,tuning,wav2vec2
 # the repository's records name this folder explicitly.
 RESULTS_DIR := experiments/results
 
-.PHONY: install system-deps test test-all test-unit test-integration demo clean-venv help reproduce-lightsernet reproduce-timnet bench-lightsernet
+.PHONY: install system-deps test test-all test-unit test-integration demo clean-venv help reproduce-lightsernet reproduce-timnet bench-lightsernet bench-ood
 
 help:
 	@echo "make demo     - classify a synthesised sentence with the shipped model"
@@ -28,6 +28,7 @@ help:
 	@echo "make reproduce-attention-fcn - Attention FCN: 1-D RAVDESS (paper, dB input; speaker, λ ablation), 2-D EMO-DB (speaker, λ ablation) and RAVDESS (speaker)"
 	@echo "make reproduce-semantic    - Semantic SER: EMO-DB proxy, audio-only and fusion, speaker folds (SEWA_DIR=...: the paper's corpus)"
 	@echo "make bench-lightsernet     - seconds per epoch, feature throughput, TFLite latency"
+	@echo "make bench-ood             - out-of-domain detectors of the shipped EMO-DB models vs RAVDESS"
 
 install: $(STAMP)
 
@@ -261,6 +262,18 @@ clean-venv:
 # Light-SERNet speed on EMO-DB (3 s MFCC, batch 32): s/epoch with and without XLA, feature
 # throughput, TFLite latency per variant, input pipeline vs. train step. Minutes; run it on
 # an idle machine. Record: experiments/results/bench/lightsernet-emodb-<date>.json.
+# Out-of-domain detectors (docs/deployment.md): each shipped EMO-DB model through the device
+# runtime on every EMO-DB and RAVDESS recording, leave-one-speaker-out false alarms against
+# detection on RAVDESS. ~10 min per model. Records: experiments/results/bench/ood-detectors-*.json.
+OOD_RUNS ?= timnet:speaker-1d28747f33 lightsernet:speaker-66bf0b9cbe
+.PHONY: bench-ood
+bench-ood: install
+	@for run in $(OOD_RUNS); do paper=$${run%%:*}; id=$${run##*:}; \
+	  $(PY) -m ser_tf.bench.ood --model tflite_models/$$paper-emodb-mfcc-float32.tflite \
+	    --corpus EMODB="$(EMODB_DIR)" --other RAVDESS="$(RAVDESS_DIR)" \
+	    --run-dir $(RESULTS_DIR)/$$paper/EMODB/$$id.work \
+	    --out $(RESULTS_DIR)/bench/ood-detectors-$$paper-emodb.json || exit 1; done
+
 .PHONY: bench-lightsernet
 bench-lightsernet: install
 	$(PY) -m ser_tf.bench.lightsernet --results-dir $(RESULTS_DIR) \
