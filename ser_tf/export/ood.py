@@ -68,7 +68,8 @@ def ood_card_text(ood: dict) -> str:
 
 
 def _spread_text(per_fold) -> str:
-    """`` (0.0 to 18.3 % by fold)``: how unevenly the false alarms fall on speakers."""
+    """``" on average, 0.0 to 18.3 % by fold"``: how unevenly the false alarms fall on
+    speakers (nothing for fewer than two folds)."""
     rates = [float(r) for r in per_fold if r is not None]
     if len(rates) < 2:
         return ""
