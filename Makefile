@@ -272,7 +272,7 @@ bench-ood: install
 	  $(PY) -m ser_tf.bench.ood --model tflite_models/$$paper-emodb-mfcc-float32.tflite \
 	    --corpus EMODB="$(EMODB_DIR)" --other RAVDESS="$(RAVDESS_DIR)" \
 	    --run-dir $(RESULTS_DIR)/$$paper/EMODB/$$id.work \
-	    --out $(RESULTS_DIR)/bench/ood-detectors-$$paper-emodb.json || exit 1; done
+	    --results-dir $(RESULTS_DIR) --out bench/ood-detectors-$$paper-emodb.json || exit 1; done
 
 .PHONY: bench-lightsernet
 bench-lightsernet: install

@@ -26,7 +26,7 @@ unusual than a random held-out in-domain one (0.5 = no better than chance).
     python -m ser_tf.bench.ood --model tflite_models/timnet-emodb-mfcc-float32.tflite \\
         --corpus EMODB=../shared/data/emodb --other RAVDESS=../shared/data/ravdess \\
         --run-dir experiments/results/timnet/EMODB/speaker-1d28747f33.work \\
-        --out experiments/results/bench/ood-detectors-timnet-emodb.json
+        --results-dir experiments/results --out bench/ood-detectors-timnet-emodb.json
 """
 
 from __future__ import annotations
@@ -198,8 +198,13 @@ def main(argv=None) -> int:
     parser.add_argument("--run-dir", help="the speaker-independent run (its .work folder) "
                                           "the model's expected accuracy comes from: adds "
                                           "the top-probability detector")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True,
+                        help="the record (JSON); relative to --results-dir when that is given")
+    parser.add_argument("--results-dir", help="where the project's records live (the make "
+                                              "target passes experiments/results)")
     args = parser.parse_args(argv)
+    if args.results_dir:
+        args.out = str(Path(args.results_dir) / args.out)
 
     model = LiteModel(args.model)
     if model.metadata.get("ood") is None:
