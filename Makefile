@@ -29,6 +29,7 @@ help:
 	@echo "make reproduce-semantic    - Semantic SER: EMO-DB proxy, audio-only and fusion, speaker folds (SEWA_DIR=...: the paper's corpus)"
 	@echo "make bench-lightsernet     - seconds per epoch, feature throughput, TFLite latency"
 	@echo "make bench-ood             - out-of-domain detectors of the shipped EMO-DB models vs RAVDESS"
+	@echo "make readmes / check-readmes - rewrite / check every paper README's tables from the run records"
 
 install: $(STAMP)
 
@@ -255,6 +256,25 @@ reproduce-semantic: install
 	  --dataset SEWA --data-dir $(SEWA_DIR) --variant $$variant || exit 1; done; fi
 	$(VENV)/bin/ser-tf report --paper semantic --results $(RESULTS_DIR) \
 	  --readme ser_tf/papers/semantic/README.md
+
+# The tables every paper's README holds between <!-- report:... --> (and the CNN family's
+# <!-- noise:... -->) markers, rewritten from the run records under RESULTS_DIR, or checked
+# against them (exit 1 with the difference; tests/test_readme_blocks.py does the same for
+# the committed records).
+REPORT_PAPERS := lightsernet timnet attention_fcn cnn_family semantic
+NOISE_REPORT := $(PY) -m ser_tf.papers.cnn_family.noise_report --results $(RESULTS_DIR) \
+  --readme ser_tf/papers/cnn_family/README.md
+.PHONY: readmes check-readmes
+readmes: install
+	@for p in $(REPORT_PAPERS); do $(VENV)/bin/ser-tf report --paper $$p \
+	  --results $(RESULTS_DIR) --readme ser_tf/papers/$$p/README.md > /dev/null || exit 1; \
+	  echo "ser_tf/papers/$$p/README.md: table written from the records"; done
+	@$(NOISE_REPORT)
+
+check-readmes: install
+	@status=0; for p in $(REPORT_PAPERS); do $(VENV)/bin/ser-tf report --paper $$p \
+	  --results $(RESULTS_DIR) --readme ser_tf/papers/$$p/README.md --check || status=1; \
+	done; $(NOISE_REPORT) --check || status=1; exit $$status
 
 clean-venv:
 	rm -rf $(VENV)

@@ -333,7 +333,7 @@ def test_noise_table_fills_planned_rows_from_records_and_keeps_not_run(tmp_path)
     assert ", epochs=2 |" in below[2] and below[2].endswith("paper-smoke |")
     assert not noise_report.rewrite_readme(readme, tmp_path)  # unchanged the second time
     readme.write_text("no block")
-    with pytest.raises(ValueError, match="no <!-- noise"):
+    with pytest.raises(ValueError, match="needs the markers <!-- noise"):
         noise_report.rewrite_readme(readme, tmp_path)
     # Once the speaker runs are chosen on validation, the plan names them.
     (tmp_path / "cnn_family" / "RAVDESS" / "speaker-choice.json").write_text(json.dumps(

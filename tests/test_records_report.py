@@ -151,6 +151,34 @@ def test_report_puts_runs_beside_published_numbers(tmp_path, capsys):
     assert ua in out and (tmp_path / "report.md").read_text() == out
 
 
+def test_report_check_says_whether_a_readme_table_is_what_the_records_say(tmp_path, capsys):
+    experiments = experiments_with_references(tmp_path)
+    results = experiments / "results"
+    write(results, protocol="paper-time")
+    readme = tmp_path / "README.md"
+    stale = "intro\n<!-- report:lightsernet:start -->\nold\n<!-- report:lightsernet:end -->\n"
+    readme.write_text(stale)
+    args = ["report", "--results", str(results), "--paper", "lightsernet", "--readme", str(readme)]
+
+    assert main(args + ["--check"]) == 1
+    err = capsys.readouterr().err
+    assert readme.read_text() == stale  # a check rewrites nothing
+    assert f"{readme}: the lightsernet table is not what the records" in err
+    assert "-old" in err and "+| lightsernet" in err  # the difference, line by line
+
+    assert main(args) == 0
+    assert main(args + ["--check"]) == 0
+    assert "matches the records" in capsys.readouterr().out
+    # One number edited by hand is caught.
+    text = readme.read_text()
+    assert "94.15" in text
+    readme.write_text(text.replace("94.15", "95.15", 1))
+    assert main(args + ["--check"]) == 1
+    assert "-| lightsernet" in capsys.readouterr().err
+    assert main(["report", "--results", str(results), "--paper", "lightsernet", "--check"]) == 1
+    assert "--check needs --readme" in capsys.readouterr().err
+
+
 def test_report_matching_prefers_the_most_specific_entry(tmp_path):
     experiments = experiments_with_references(tmp_path)
     results = experiments / "results"
@@ -260,15 +288,16 @@ def test_tsne_by_group_embeds_each_group_on_its_own(tmp_path):
 def test_readme_section_is_replaced_and_in_progress_runs_listed(tmp_path):
     import json as _json
 
-    from ser_tf.reporting.report import in_progress_lines, replace_section
+    from ser_tf.reporting.readme_blocks import rewrite_block
+    from ser_tf.reporting.report import in_progress_lines
 
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- report:demo:start -->\nold table\n<!-- report:demo:end -->\ntail\n")
-    replace_section(readme, "demo", "| new | table |")
+    assert rewrite_block(readme, "report", "demo", "| new | table |")
     assert readme.read_text() == ("intro\n<!-- report:demo:start -->\n| new | table |\n"
                                   "<!-- report:demo:end -->\ntail\n")
     with pytest.raises(ValueError, match="markers"):
-        replace_section(readme, "other", "x")
+        rewrite_block(readme, "report", "other", "x")
 
     work = tmp_path / "results" / "demo" / "EMODB" / "paper-abc.work"
     (work / "fold_00").mkdir(parents=True)

@@ -49,6 +49,7 @@ Reading, checking and matching: :mod:`ser_tf.reporting.references`; runs in prog
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -59,7 +60,7 @@ from ser_tf.reporting.references import (MEASURED, PAPERS_DIR, REFERENCE_FILE, c
                                          value_text)
 
 __all__ = ["COLUMNS", "MEASURED", "PAPERS_DIR", "REFERENCE_FILE", "in_progress_lines",
-           "load_reference", "markdown_table", "render_report", "replace_section",
+           "load_reference", "markdown_table", "render_report",
            "report_rows", "with_last_epoch_views"]
 
 COLUMNS = ("paper", "corpus", "setting", "published UA / WA / F1", "source", "protocol", "loss",
@@ -265,19 +266,6 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
     return "\n".join(lines) + "\n"
 
 
-def replace_section(path, name: str, text: str) -> None:
-    """Put ``text`` between ``<!-- report:NAME:start -->`` and ``<!-- report:NAME:end -->``
-    in ``path`` (a README), which must already hold both markers."""
-    path = Path(path)
-    start, end = f"<!-- report:{name}:start -->", f"<!-- report:{name}:end -->"
-    content = path.read_text(encoding="utf-8")
-    if start not in content or end not in content:
-        raise ValueError(f"{path}: needs the markers {start} and {end} around the table")
-    head, rest = content.split(start, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{start}\n{text.strip()}\n{end}{tail}", encoding="utf-8")
-
-
 def add_cli(subparsers) -> None:
     """Register ``report`` on the top-level subcommands."""
     parser = subparsers.add_parser(
@@ -294,17 +282,35 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--readme", metavar="FILE",
                         help="also put the table into FILE between <!-- report:PAPER:start --> "
                              "and <!-- report:PAPER:end --> (needs --paper)")
+    parser.add_argument("--check", action="store_true",
+                        help="with --readme: rewrite nothing; exit 1 and show the difference "
+                             "if FILE's table is not what the records say")
     parser.set_defaults(handler=_run)
 
 
 def _run(args) -> int:
+    if args.check and not args.readme:
+        raise ValueError("--check needs --readme (the README whose table is checked)")
+    if args.readme and not args.paper:
+        raise ValueError("--readme needs --paper (one table per README section)")
     text = render_report(args.results, args.experiments, args.paper)
+    body = text.split("\n", 2)[2]  # the README's section drops the report's own heading
+    if args.check:
+        from ser_tf.reporting.readme_blocks import block_diff
+
+        diff = block_diff(args.readme, "report", args.paper, body)
+        if diff:
+            print("\n".join(diff), file=sys.stderr)
+            print(f"{args.readme}: the {args.paper} table is not what the records under "
+                  f"{args.results} say (rewrite it: drop --check)", file=sys.stderr)
+            return 1
+        print(f"{args.readme}: the {args.paper} table matches the records")
+        return 0
     print(text, end="")
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     if args.readme:
-        if not args.paper:
-            raise ValueError("--readme needs --paper (one table per README section)")
-        body = text.split("\n", 2)[2]  # drop the report's own heading
-        replace_section(args.readme, args.paper, body)
+        from ser_tf.reporting.readme_blocks import rewrite_block
+
+        rewrite_block(args.readme, "report", args.paper, body)
     return 0

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ser_tf.papers.cnn_family.plan import (PAPER, PAPER_PLAN, departures,  # noqa: F401
                                            load_records, planned, record_key)
+from ser_tf.reporting.readme_blocks import block_diff, markers, rewrite_block
 
-START, END = "<!-- noise:cnn_family:start -->", "<!-- noise:cnn_family:end -->"
+BLOCK = ("noise", PAPER)
+START, END = markers(*BLOCK)  # <!-- noise:cnn_family:start --> ... :end -->
 CORPORA = ("RAVDESS", "RAVDESS-SAVEE-TESS-CREMAD")
+
+
 def _setting(corpus, model, features, awgn) -> str:
     return f"{corpus}: model={model}, features={features}, awgn_copies={awgn}"
 
@@ -83,17 +86,7 @@ def render(results_dir) -> str:
 
 def rewrite_readme(readme, results_dir) -> bool:
     """Replace the marked block of ``readme``; True if the file changed."""
-    path = Path(readme)
-    text = path.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise ValueError(f"{path}: no {START} ... {END} block to rewrite")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{render(results_dir)}\n{END}{tail}"
-    if new == text:
-        return False
-    path.write_text(new, encoding="utf-8")
-    return True
+    return rewrite_block(readme, *BLOCK, render(results_dir))
 
 
 def main(argv=None) -> int:
@@ -101,8 +94,21 @@ def main(argv=None) -> int:
                                      description="the CNN family's noise-robustness table")
     parser.add_argument("--results", default="experiments/results", help="run records folder")
     parser.add_argument("--readme", help="rewrite this README's noise block (else print it)")
+    parser.add_argument("--check", action="store_true",
+                        help="with --readme: rewrite nothing; exit 1 and show the difference "
+                             "if the block is not what the records say")
     args = parser.parse_args(argv)
-    if args.readme:
+    if args.check and not args.readme:
+        parser.error("--check needs --readme")
+    if args.check:
+        diff = block_diff(args.readme, *BLOCK, render(args.results))
+        if diff:
+            print("\n".join(diff), file=sys.stderr)
+            print(f"{args.readme}: the noise table is not what the records under "
+                  f"{args.results} say (rewrite it: drop --check)", file=sys.stderr)
+            return 1
+        print(f"{args.readme}: the noise table matches the records")
+    elif args.readme:
         changed = rewrite_readme(args.readme, args.results)
         print(f"{args.readme}: {'updated' if changed else 'unchanged'}")
     else:
