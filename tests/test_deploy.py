@@ -200,6 +200,13 @@ def test_refresh_refuses_before_anything_is_shipped_and_writes_nothing_on_a_bad_
     with pytest.raises(UserError, match="trained on 32 utterances, the corpus now has 30"):
         refresh_shipped_ood(record, {**ood, "detection": {"RAVDESS": 40.0}}, recipe, tmp_path,
                             utterances=30)
+    # Corpus names count as the loaders read them: `--ood-corpus crema-d=DIR` is CREMAD.
+    from ser_tf.export.ood import check_refresh
+
+    record.write_text(json.dumps({**shipped, "ood": {"detection": {"CREMAD": 20.0}}}))
+    assert check_refresh(record, tmp_path, ["crema-d"])["models"]  # accepted
+    with pytest.raises(UserError, match="measured on CREMAD; pass --ood-corpus CREMAD=DIR"):
+        check_refresh(record, tmp_path, ["RAVDESS"])
     record.write_text(json.dumps(shipped))
     written = refresh_shipped_ood(record, ood, recipe, tmp_path, utterances=32)
     assert len(written) == 5
@@ -256,10 +263,20 @@ def test_predict_scores_windows_with_the_shipped_whitened_reference(tmp_path):
     assert result["out_of_domain"]["flagged"] == (expected > sidecar["ood"]["threshold"])
     assert "ood_summaries" not in predict_file(speech, LiteModel(tmp_path / "m.tflite"))
 
-    sidecar["ood"]["precision"] = [[1.0, 2.0]]
-    (tmp_path / "m.json").write_text(json.dumps(sidecar))
-    with pytest.raises(ValueError, match=r"m\.json: sidecar `ood`: .*precision must be"):
-        predict_file(speech, LiteModel(tmp_path / "m.tflite"))
+    good = dict(sidecar["ood"])
+    for change, message in (({"precision": [[1.0, 2.0]]}, r"precision must be"),
+                            ({"sample_rate": None}, r"sample_rate must be a positive whole"),
+                            ({"frontend": {**good["frontend"], "kind": "nonsense"}},
+                             r"nonsense"),
+                            ({"frontend": {**good["frontend"],
+                                           "num_mfcc": good["frontend"]["num_mfcc"] - 1}},
+                             r"front-end gives \d+ statistics per window, its reference "
+                             r"holds \d+")):
+        sidecar["ood"] = {**good, **change}
+        (tmp_path / "m.json").write_text(json.dumps(sidecar))
+        # Refused when the model is read for prediction, before any audio, naming the sidecar.
+        with pytest.raises(ValueError, match=r"m\.json: sidecar `ood`: .*" + message):
+            predict_file(speech, LiteModel(tmp_path / "m.tflite"))
 
 
 def test_card_gives_the_spread_of_false_alarms_over_folds():
@@ -275,3 +292,46 @@ def test_card_gives_the_spread_of_false_alarms_over_folds():
     one = ood_card_text({"reference": reference, "detection": {},
                          "false_alarm_test_speakers": {"mean": 3.9, "per_fold": [3.9]}})
     assert "corpus: 3.9 %; detection on other corpora: not measured." in one
+
+
+def test_full_int8_ships_only_within_one_point_and_the_card_says_why(tmp_path):
+    """The int8 decision from the folds' `tflite.json` scores, on hand-written scores:
+    a 0.5-point mean loss ships, a 1.5-point loss or a fold without scores does not, and
+    the card's sentence names the measured loss or the missing folds."""
+    from types import SimpleNamespace
+
+    from ser_tf.export.deploy import INT8_MAX_UA_DROP, _final_notes, int8_within_reach
+
+    assert INT8_MAX_UA_DROP == 1.0
+
+    def decide(per_fold_ua):
+        work = tmp_path / f"run{len(list(tmp_path.iterdir()))}.work"
+        for fold, variants in enumerate(per_fold_ua):
+            if variants is not None:
+                (work / f"fold_{fold:02d}").mkdir(parents=True)
+                (work / f"fold_{fold:02d}" / "tflite.json").write_text(json.dumps(
+                    {"variants": {name: {"UA": ua} for name, ua in variants.items()}}))
+        return int8_within_reach(SimpleNamespace(work_dir=work, folds=[0, 1]))
+
+    def card(int8):
+        calibration = {"temperature": 1.0, "validation_utterances": 10, "folds_used": [0, 1],
+                       "test": {"ece_before": 5.0, "ece_after": 4.0, "bins": 15}}
+        return _final_notes({"chosen_epochs": [3, 3]}, calibration, int8, None, [], [], [],
+                            True, None)
+
+    # Fold losses 0 and 1 points: mean 0.5.
+    ships = decide([{"float32": 80.0, "int8": 80.0}, {"float32": 70.0, "int8": 69.0}])
+    assert ships["int8"] is True and ships["int8_drop"] == pytest.approx(0.5)
+    assert "Full int8: shipped (folds' mean UA, float32 minus int8: +0.50 points" in card(ships)
+    # Fold losses 1 and 2 points: mean 1.5.
+    refused = decide([{"float32": 80.0, "int8": 79.0}, {"float32": 70.0, "int8": 68.0}])
+    assert refused["int8"] is False and refused["int8_drop"] == pytest.approx(1.5)
+    assert "Full int8: not shipped (folds lose 1.50 points UA; the limit is 1 point)" \
+        in card(refused)
+    # A fold that never exported: no decision on half the evidence.
+    partial = decide([{"float32": 80.0, "int8": 80.0}, None])
+    assert partial == {"folds": 1, "int8": False,
+                       "reason": "only 1 of 2 folds have TFLite scores"}
+    assert "not shipped (only 1 of 2 folds have TFLite scores;" in card(partial)
+    # Folds exported without a full-int8 variant: nothing to ship.
+    assert decide([{"float32": 80.0}, {"float32": 70.0}])["int8"] is False

@@ -136,6 +136,13 @@ def test_unusable_references_are_refused_not_scored_another_way():
         prepare_reference({**good, "precision": [[1.0], [1.0, 2.0]]})
     with pytest.raises(ValueError, match="unusable"):
         prepare_reference({k: v for k, v in good.items() if k != "threshold"})
+    # A NaN anywhere would make every distance NaN and silently flag nothing (a NaN or
+    # non-positive scale is refused as not positive already).
+    for name, value in (("mean", np.nan), ("scale", np.inf), ("precision", np.nan)):
+        broken = np.array(good[name], dtype=float)
+        broken.flat[0] = value
+        with pytest.raises(ValueError, match=f"{name} holds values that are not finite"):
+            prepare_reference({**good, name: broken.tolist()})
 
 
 def test_constant_training_summaries_still_flag_any_departure():

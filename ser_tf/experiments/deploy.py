@@ -29,6 +29,11 @@ def _other_features(pairs, recipe, cache_dir, quiet) -> dict:
 
             raise UserError(f"--ood-corpus takes NAME=DIR, got {pair!r}")
         manifest = load_manifest(name.upper(), folder, on_bad_audio="skip")
+        if manifest.corpus in others:  # e.g. two FOLDER corpora: one rate would replace the other
+            from ser_tf.util.errors import UserError
+
+            raise UserError(f"--ood-corpus: two corpora named {manifest.corpus} ({pair!r}); "
+                            "measure one per command")
         others[manifest.corpus] = extract_features(manifest, recipe, cache_dir,
                                                    progress=not quiet).features
     return others

@@ -99,8 +99,12 @@ def check_refresh(record_path, dest, other_corpora=(), *, utterances: int | None
         raise UserError(f"{record_path}: the shipped models were trained on "
                         f"{record['utterances']} utterances, the corpus now has {utterances}: "
                         "ship again (--ship without --refresh-ood)")
+    def key(name):  # as corpus names are looked up: CREMA-D, crema_d and CREMAD are one
+        return str(name).upper().replace("-", "").replace("_", "")
+
     measured = set((record.get("ood") or {}).get("detection") or {})
-    dropped = sorted(measured - {name.upper() for name in other_corpora})
+    given = {key(name) for name in other_corpora}
+    dropped = sorted(name for name in measured if key(name) not in given)
     if dropped:
         raise UserError(f"{record_path}: the shipped check was measured on "
                         f"{', '.join(dropped)}; pass --ood-corpus {dropped[0]}=DIR again "
@@ -156,9 +160,9 @@ def _missed_text(detection: dict) -> str:
 
 def _ood_threshold_text(reference: dict) -> str:
     percentile = f"{100 * reference['quantile']:.0f}th percentile"
-    if reference.get("precision") is None:
-        return f"the {percentile} of their own distances (per-dimension)"
     where = ("of held-out speakers' distances (each speaker measured against the others)"
              if str(reference.get("threshold_from", "")).startswith("held-out")
              else "of their own distances")
+    if reference.get("precision") is None:
+        return f"the {percentile} {where}; per-dimension distance"
     return f"the {percentile} {where}; Mahalanobis distance, Ledoit-Wolf shrinkage"

@@ -160,6 +160,12 @@ def prepare_reference(reference: dict) -> dict:
     if mean.ndim != 1 or scale.shape != mean.shape or not np.all(scale > 0):
         raise ValueError(f"out-of-domain reference: mean and scale must be vectors of one "
                          f"length, scale positive; got {mean.shape}, {scale.shape}")
+    # A NaN would make every distance NaN, and NaN > threshold is False: nothing would ever
+    # be flagged, silently.
+    for name, values in (("mean", mean), ("scale", scale), ("precision", precision)):
+        if values is not None and not np.all(np.isfinite(values)):
+            raise ValueError(f"out-of-domain reference: {name} holds values that are not "
+                             "finite numbers (NaN or infinity)")
     if precision is None and reference.get("kind") == "mahalanobis":
         raise ValueError("out-of-domain reference: kind 'mahalanobis' without its precision")
     if precision is not None and precision.shape != (mean.size, mean.size):

@@ -274,10 +274,25 @@ def out_of_domain_reference(model) -> dict | None:
     if missing:
         raise ValueError(f"{sidecar}: sidecar `ood` has no {' or '.join(missing)} (the "
                          "front-end its reference was computed with)")
+    rate = ood["sample_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0 \
+            or rate != int(rate):
+        raise ValueError(f"{sidecar}: sidecar `ood`: sample_rate must be a positive whole "
+                         f"number of Hz, got {rate!r}")
     try:
-        return prepare_reference(ood)
-    except ValueError as error:
+        reference = prepare_reference(ood)
+        # One second of silence through the reference's front-end: a front-end that cannot
+        # run, or gives other statistics than the reference holds, is found here, naming the
+        # sidecar, not under the first audio file.
+        probe = feature_summary(numpy_features(np.zeros((1, int(rate))), int(rate),
+                                               ood["frontend"]))
+    except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{sidecar}: sidecar `ood`: {error}") from None
+    if probe.shape[1] != reference["mean"].size:
+        raise ValueError(f"{sidecar}: sidecar `ood`: its front-end gives {probe.shape[1]} "
+                         f"statistics per window, its reference holds "
+                         f"{reference['mean'].size}")
+    return reference
 
 
 def calibration_temperature(model) -> float | None:
