@@ -16,7 +16,6 @@ import pytest
 
 from ser_tf.bench import alignment as bench
 
-EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb"
 needs_aligner = pytest.mark.skipif(
     shutil.which("espeak-ng") is None or __import__("importlib").util.find_spec("aeneas")
     is None, reason="aeneas or espeak-ng missing")
@@ -187,10 +186,13 @@ def test_run_on_a_tiny_emodb_layout(tmp_path):
     assert "anger" not in table  # no rows for emotions without files
 
 
-@pytest.mark.skipif(not (EMODB / "silb").is_dir(), reason="EMO-DB not on this machine")
-def test_every_emodb_label_file_fits_its_text():
+@pytest.mark.integration
+def test_every_emodb_label_file_fits_its_text(shared_data):
+    labels = shared_data / "emodb" / "silb"
+    if not labels.is_dir():
+        pytest.skip(f"no EMO-DB syllable labels at {labels}")
     grouped = {}
-    for silb in sorted((EMODB / "silb").glob("*.silb")):
+    for silb in sorted(labels.glob("*.silb")):
         text = bench.parse_file_name(silb.stem)["text"]
         grouped[silb.stem] = bench.group_syllables(bench.read_syllable_labels(silb), text)
     assert len(grouped) == 535

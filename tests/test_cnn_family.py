@@ -184,7 +184,7 @@ def test_pooled_manifest_reads_other_layouts_and_keeps_skipped_files(tmp_path):
         [("CREMAD", True)]
 
 
-def test_corpus_folders_flags_and_clear_errors(pooled_root, tmp_path, monkeypatch):
+def test_corpus_folders_flags_and_clear_errors(pooled_root, tmp_path, monkeypatch, capsys):
     from ser_tf.papers.cnn_family.corpora import corpus_dirs, load_pooled
     from ser_tf.papers.cnn_family.experiment import build_parser
     from ser_tf.util.errors import UserError
@@ -209,8 +209,13 @@ def test_corpus_folders_flags_and_clear_errors(pooled_root, tmp_path, monkeypatc
     assert corpus_dirs(parse([]))["SAVEE"] == pooled_root / "savee"
     with pytest.raises(SystemExit):
         parse(["--corpora", "tess", "--data-dir-savee", str(pooled_root / "savee")])
+    assert "argument --data-dir-savee: SAVEE is not in --corpora" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(["--data-root", str(tmp_path), "--data-dir", str(pooled_root)])
+    assert "give either --data-root or --data-dir" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse(["--corpora", "emodb"])
+    assert "emodb" in capsys.readouterr().err
 
 
 # --- the report's split ------------------------------------------------------------------

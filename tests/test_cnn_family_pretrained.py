@@ -51,7 +51,7 @@ def test_the_cnn_models_keep_their_run_ids(data_root, tmp_path, flags):
     assert not {"weights", "pretrained", "trainable_blocks"} & set(planned.config)
 
 
-def test_flags_belong_to_their_model():
+def test_flags_belong_to_their_model(capsys):
     from ser_tf.papers.cnn_family.experiment import build_parser
 
     parse = build_parser().parse_args
@@ -62,17 +62,27 @@ def test_flags_belong_to_their_model():
                   "--awgn", "1"])
     assert (args.features, args.pretrained, args.train_feature_encoder) == \
         ("waveform", "x", True)
-    for argv in (["--model", "cnn", "--weights", "none"],
-                 ["--model", "transformer", "--pretrained", "x"],
-                 ["--model", "vgg16_mel", "--pretrained", "x"],
-                 ["--model", "wav2vec2", "--trainable-blocks", "2"],
-                 ["--model", "vgg16_mel", "--input", "mfcc"],
-                 ["--model", "wav2vec2", "--input", "mel"],
-                 ["--model", "wav2vec2", "--awgn", "2"],
-                 ["--model", "vgg16_mel", "--trainable-blocks", "6"],
-                 ["--model", "vgg16_mel", "--tune"]):
+    for argv, rule in ((["--model", "cnn", "--weights", "none"],
+                        "--weights: for --model vgg16_mel only"),
+                       (["--model", "transformer", "--pretrained", "x"],
+                        "--pretrained: for --model wav2vec2 only"),
+                       (["--model", "vgg16_mel", "--pretrained", "x"],
+                        "--pretrained: for --model wav2vec2 only"),
+                       (["--model", "wav2vec2", "--trainable-blocks", "2"],
+                        "--trainable-blocks: for --model vgg16_mel only"),
+                       (["--model", "vgg16_mel", "--input", "mfcc"],
+                        "--model vgg16_mel reads the mel image"),
+                       (["--model", "wav2vec2", "--input", "mel"],
+                        "--model wav2vec2 reads the 16 kHz waveform"),
+                       (["--model", "wav2vec2", "--awgn", "2"],
+                        "--awgn: wav2vec2 adds the noise on the fly"),
+                       (["--model", "vgg16_mel", "--trainable-blocks", "6"],
+                        "--trainable-blocks: VGG16 has 5 blocks"),
+                       (["--model", "vgg16_mel", "--tune"],
+                        "--tune: the learning-rate search is for the CNN models")):
         with pytest.raises(SystemExit):
             parse(argv)
+        assert rule in capsys.readouterr().err, argv
 
 
 def test_vgg16_mel_trains_from_random_init_on_the_mel_image(data_root, tmp_path):

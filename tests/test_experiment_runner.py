@@ -54,7 +54,7 @@ def test_same_seed_same_metrics_and_a_complete_record(corpus, tmp_path):
     assert rec_a["config"]["fit"]["epochs"] == 3 and rec_a["labels"][0] == "anger"
     assert all(f["epochs_run"] == 3 for f in rec_a["per_fold"])
     # The second run's features came from its own (empty) cache: both computed all files.
-    assert a["feature_stats"]["computed"] == len(corpus)
+    assert a["feature_stats"]["computed"] == b["feature_stats"]["computed"] == len(corpus)
 
 
 def killed_in_fold_1_once(monkeypatch):

@@ -433,14 +433,15 @@ def test_every_shipped_model_predicts_without_tensorflow(audio, blocked_env):
         tail = (starts - 1) * 1.0 + window < 10.0 - 1e-6
         assert result["windows"] == starts + tail, path.name
     # Per shipped model ("lightsernet-emodb"): its mfcc-float32 and waveform-float32 files.
-    for path in SHIPPED:
-        if not path.stem.endswith("-waveform-float32"):
-            continue
-        features_in = path.with_name(path.name.replace("-waveform-float32", "-mfcc-float32"))
-        if features_in in SHIPPED:
-            features, waveform = (list(results[str(p)]["probabilities"].values())
-                                  for p in (features_in, path))
-            np.testing.assert_allclose(features, waveform, atol=1e-4)
+    pairs = [(path.with_name(path.name.replace("-waveform-float32", "-mfcc-float32")), path)
+             for path in SHIPPED if path.stem.endswith("-waveform-float32")]
+    # Every waveform-in model has its features-in twin (a renamed file must not drop the
+    # comparison silently).
+    assert pairs and all(features_in in SHIPPED for features_in, _ in pairs), pairs
+    for features_in, path in pairs:
+        features, waveform = (list(results[str(p)]["probabilities"].values())
+                              for p in (features_in, path))
+        np.testing.assert_allclose(features, waveform, atol=1e-4)
 
 
 def test_window_must_match_the_model(tiny, audio):

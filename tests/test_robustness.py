@@ -80,6 +80,17 @@ def test_each_condition_is_scored_on_its_own_features(utterances):
     assert list(result["conditions"]) == ["clean", "20 dB", "0 dB"]
     assert result["conditions"]["clean"]["UA"] == result["conditions"]["clean"]["WA"] == 100.0
     assert result["conditions"]["0 dB"]["WA"] == 0.0 and result["n_utterances"] == 6
+    assert result["conditions"]["20 dB"]["WA"] == 0.0
+    # And the 20 dB condition is scored on its own noisy features, not another SNR's.
+    mild = features_under_noise(utterances, RECIPE, 20.0, seed=3)
+
+    def predict_mild(features):
+        right = np.array([np.allclose(f, m) for f, m in zip(features, mild)])
+        return np.eye(2)[np.where(right, truth, 1 - truth)]
+
+    result = evaluate_under_noise(predict_mild, utterances, LABELS, RECIPE, [20.0, 0.0], seed=3)
+    assert [result["conditions"][c]["WA"] for c in ("clean", "20 dB", "0 dB")] == [0.0, 100.0,
+                                                                                   0.0]
     with pytest.raises(ValueError, match="not among"):
         evaluate_under_noise(predict, utterances, ("a", "b"), RECIPE, [0.0], seed=3)
 
