@@ -287,8 +287,13 @@ def test_card_gives_the_spread_of_false_alarms_over_folds():
     text = ood_card_text({"reference": reference, "detection": {"RAVDESS": 51.0},
                           "false_alarm_test_speakers": {"mean": 3.9,
                                                         "per_fold": [0.0, 18.3, 3.4]}})
-    assert "training corpus: 3.9 % on average, 0.0 to 18.3 % by fold; detection on " \
-           "RAVDESS: 51.0 %." in text
+    assert "training corpus: 3.9 % on average over folds, 0.0 to 18.3 % by fold; " \
+           "detection on RAVDESS: 51.0 %." in text
+    pooled = ood_card_text({"reference": reference, "detection": {"RAVDESS": 51.0},
+                            "false_alarm_test_speakers": {"mean": 3.9, "per_fold": [0.0, 18.3],
+                                                          "pooled": 4.5, "recordings": 535}})
+    assert "3.9 % on average over folds (4.5 % of all 535 test recordings), 0.0 to 18.3 % " \
+           "by fold;" in pooled
     one = ood_card_text({"reference": reference, "detection": {},
                          "false_alarm_test_speakers": {"mean": 3.9, "per_fold": [3.9]}})
     assert "corpus: 3.9 %; detection on other corpora: not measured." in one
@@ -335,3 +340,41 @@ def test_full_int8_ships_only_within_one_point_and_the_card_says_why(tmp_path):
     assert "not shipped (only 1 of 2 folds have TFLite scores;" in card(partial)
     # Folds exported without a full-int8 variant: nothing to ship.
     assert decide([{"float32": 80.0}, {"float32": 70.0}])["int8"] is False
+
+
+def test_ood_check_pools_false_alarms_over_all_test_recordings():
+    """Folds of unequal size: the mean over folds and the share of all test recordings
+    differ, and both are stored (on generated statistics: 6 speakers, 3 folds)."""
+    from types import SimpleNamespace
+
+    from ser_tf.export.ood import ood_check
+    from ser_tf.features.cache import FeatureSet
+    from ser_tf.lite.ood import distances, feature_summary, fit_reference
+
+    rng = np.random.default_rng(0)
+    sizes = {"a": 4, "b": 4, "c": 10, "d": 10, "e": 6, "f": 6}
+    ids = [f"{s}{i}" for s, n in sizes.items() for i in range(n)]
+    features = rng.normal(size=(len(ids), 5, 3))
+    features[ids.index("c0")] += 6.0  # far from everyone: flagged in its fold
+    speakers = {i: i[0] for i in ids}
+    feature_set = FeatureSet(features, np.zeros(len(ids), int), ids, ("x",),
+                             [Path(i) for i in ids])
+    folds = [SimpleNamespace(train_ids=[i for i in ids if i[0] not in test], test_ids=[
+        i for i in ids if i[0] in test]) for test in ("ab", "cd", "ef")]
+    ood = ood_check(SimpleNamespace(folds=folds), feature_set, None, speakers=speakers)
+    false_alarms = ood["false_alarm_test_speakers"]
+    # Each fold's rate, recomputed independently from its own training speakers.
+    summaries = feature_summary(features)
+    expected, flagged = [], 0
+    for fold in folds:
+        train = [ids.index(i) for i in fold.train_ids]
+        test = [ids.index(i) for i in fold.test_ids]
+        reference = fit_reference(summaries[train], groups=[ids[i][0] for i in train])
+        hits = int(np.sum(distances(summaries[test], reference) > reference["threshold"]))
+        expected.append(100.0 * hits / len(test))
+        flagged += hits
+    assert false_alarms["per_fold"] == pytest.approx(expected)
+    assert false_alarms["mean"] == pytest.approx(np.mean(expected))
+    assert false_alarms["recordings"] == 40
+    assert false_alarms["pooled"] == pytest.approx(100.0 * flagged / 40)
+    assert flagged >= 1 and false_alarms["pooled"] != pytest.approx(false_alarms["mean"])

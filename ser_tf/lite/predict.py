@@ -162,7 +162,8 @@ def format_result(result: dict) -> str:
             f"  warning: this recording does not sound like the model's training data "
             f"(feature distance {unfamiliar['distance']:.2f} > {unfamiliar['threshold']:.2f}); "
             "treat the label with caution"
-            + (f" (the check also flags {rate:.1f} % of new speakers of the training corpus)"
+            + (f" (the check also flags {rate:.1f} % of the recordings of new speakers of "
+               "the training corpus, on average)"
                if isinstance(rate, (int, float)) else ""))
     return "\n".join(lines)
 
