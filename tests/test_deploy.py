@@ -378,3 +378,7 @@ def test_ood_check_pools_false_alarms_over_all_test_recordings():
     assert false_alarms["recordings"] == 40
     assert false_alarms["pooled"] == pytest.approx(100.0 * flagged / 40)
     assert flagged >= 1 and false_alarms["pooled"] != pytest.approx(false_alarms["mean"])
+    # A fold trained on one speaker has no speaker to hold out: the error names the fold.
+    one = [SimpleNamespace(train_ids=[i for i in ids if i[0] == "a"], test_ids=ids[4:])]
+    with pytest.raises(ValueError, match=r"out-of-domain check, fold 1 of 1 .*groups"):
+        ood_check(SimpleNamespace(folds=one), feature_set, None, speakers=speakers)

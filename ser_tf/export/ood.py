@@ -29,9 +29,13 @@ def ood_check(plan, feature_set, others: dict | None = None, speakers: dict | No
         return None if speakers is None else [speakers[i] for i in ids]
 
     false_alarms, sizes = [], []
-    for fold in plan.folds:
-        reference = fit_reference(summaries[feature_set.index_of(fold.train_ids)],
-                                  groups=groups(fold.train_ids))
+    for number, fold in enumerate(plan.folds, start=1):
+        try:
+            reference = fit_reference(summaries[feature_set.index_of(fold.train_ids)],
+                                      groups=groups(fold.train_ids))
+        except ValueError as error:  # e.g. a fold trained on one speaker: no held-out speaker
+            raise ValueError(f"out-of-domain check, fold {number} of {len(plan.folds)} "
+                             f"(reference from its training speakers): {error}") from None
         measured = rates(summaries[feature_set.index_of(fold.test_ids)], None, reference)
         false_alarms.append(measured["false_alarm"])
         sizes.append(measured["n_in_domain"])
