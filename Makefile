@@ -57,8 +57,10 @@ system-deps:
 TEST_WORKERS ?= 2
 TEST_ENV := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 
+# -rs: every skipped test is listed with its reason (on a clean clone without
+# ../shared/data the corpus checks skip: the list says which properties went unchecked).
 test: install
-	$(TEST_ENV) $(PY) -m pytest -q --timeout=600 --durations=15 -m "not heavy" \
+	$(TEST_ENV) $(PY) -m pytest -q -rs --timeout=600 --durations=15 -m "not heavy" \
 	  -n $(TEST_WORKERS) --dist loadfile
 
 # Everything, with the benchmark harnesses that time full-size models (minutes more).
