@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -44,3 +45,22 @@ def run_lock_held_by():
             holder.wait(timeout=30)
 
     return hold
+
+
+@pytest.fixture
+def in_fresh_process():
+    """``in_fresh_process("tests.test_x", "function", *args)``: what ``function(*args)``
+    returns (JSON), computed in a new Python process. For memory measurements: a test
+    worker that has run other tests already holds memory whose reuse would be measured
+    instead of the growth."""
+
+    def run(module: str, function: str, *args, timeout: float = 900):
+        code = (f"import json, sys; from {module} import {function}; "
+                f"print(json.dumps({function}(*sys.argv[1:])))")
+        out = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=REPO,
+                             capture_output=True, text=True, timeout=timeout,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    return run

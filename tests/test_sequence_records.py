@@ -1,9 +1,6 @@
 """SequenceExample records: round trip, chunking, validation, and bounded memory."""
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +12,6 @@ import tensorflow as tf
 from ser_tf.data.sequence_records import (SequenceItem, parse_sequence_example,
                                           read_sequence_records, write_sequence_records)
 
-REPO = Path(__file__).resolve().parents[1]
 FRAME_LEN, N_TARGETS = 6, 2
 
 
@@ -239,7 +235,7 @@ def stream_a_large_set(folder) -> dict:
             "seconds": time.perf_counter() - start}
 
 
-def test_bounded_memory_streams_a_set_far_larger_than_the_cap(tmp_path):
+def test_bounded_memory_streams_a_set_far_larger_than_the_cap(tmp_path, in_fresh_process):
     """PROVES: writing and reading a data set ~4x larger than a 120 MB cap never grows the
     RSS by the cap: records are streamed one at a time both ways (the writer holds no shard
     in memory, the reader holds no more than a record, its chunks and the shuffle buffer).
@@ -248,13 +244,7 @@ def test_bounded_memory_streams_a_set_far_larger_than_the_cap(tmp_path):
     tests already holds gigabytes whose allocator reuse would be measured instead.
     Uncompressed (GZIP would test zlib's speed, not memory)."""
     cap_mb = 120
-    out = subprocess.run(
-        [sys.executable, "-c", "import json, sys; from tests.test_sequence_records import "
-         "stream_a_large_set; print(json.dumps(stream_a_large_set(sys.argv[1])))",
-         str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert out.returncode == 0, out.stderr[-2000:]
-    growth = json.loads(out.stdout.strip().splitlines()[-1])
+    growth = in_fresh_process("tests.test_sequence_records", "stream_a_large_set", tmp_path)
     print(f"RSS growth over baseline {growth['baseline']:.0f} MB: {growth}")
     assert growth["on_disk_mb"] > 4 * cap_mb  # several times the cap, really on disk
     assert growth["seen"] == [growth["expected"]] * 4  # every frame read, every pass

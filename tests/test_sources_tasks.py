@@ -2,9 +2,6 @@
 what each gives a fold, and a fold trained through each."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -22,7 +19,6 @@ from ser_tf.training.sources import (TFRecordSource, WaveformSource, awgn_augmen
 from ser_tf.training.tasks import (ClassificationTask, RegressionTask, regression_metrics,
                                    summarize_regression, task_from_config)
 
-REPO = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(0)
 
 
@@ -192,19 +188,13 @@ def stream_tfrecord_source(folder) -> dict:
             "on_disk_mb": on_disk}
 
 
-def test_tfrecord_streaming_memory_stays_bounded(tmp_path):
+def test_tfrecord_streaming_memory_stays_bounded(tmp_path, in_fresh_process):
     """Streaming a 240 MB set grows the RSS by less than half of it: examples come off the
     shards through the shuffle buffer (64 x 0.2 MB), batches and prefetch, never all at
     once. Measured in a fresh process, as in test_sequence_records: a test worker that has
     run other tests reuses memory it already holds and would hide the growth."""
     cap_mb = 120
-    out = subprocess.run(
-        [sys.executable, "-c", "import json, sys; from tests.test_sources_tasks import "
-         "stream_tfrecord_source; print(json.dumps(stream_tfrecord_source(sys.argv[1])))",
-         str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert out.returncode == 0, out.stderr[-2000:]
-    growth = json.loads(out.stdout.strip().splitlines()[-1])
+    growth = in_fresh_process("tests.test_sources_tasks", "stream_tfrecord_source", tmp_path)
     assert growth["seen"] == 1200
     assert growth["on_disk_mb"] > 1.5 * cap_mb  # the set really is on disk, well over the cap
     assert growth["read"] < cap_mb, growth

@@ -10,9 +10,10 @@ say or :func:`block_diff` shows where it does not.
 from __future__ import annotations
 
 import difflib
+import sys
 from pathlib import Path
 
-__all__ = ["block_diff", "markers", "read_block", "rewrite_block"]
+__all__ = ["block_diff", "check_block", "markers", "read_block", "rewrite_block"]
 
 
 def markers(kind: str, name: str) -> tuple[str, str]:
@@ -58,3 +59,17 @@ def block_diff(path, kind: str, name: str, text: str) -> list[str]:
         return []
     return list(difflib.unified_diff(held, wanted, f"{path} ({kind}:{name}, committed)",
                                      f"{kind}:{name} from the records", lineterm=""))
+
+
+def check_block(path, kind: str, name: str, text: str, *, what: str, results) -> int:
+    """The ``--check`` of a command that writes the block: 0 and one line when ``path``
+    already holds ``text``; else the difference and what to do on standard error, and 1.
+    ``what`` names the table (``"the timnet table"``), ``results`` the records' folder."""
+    diff = block_diff(path, kind, name, text)
+    if diff:
+        print("\n".join(diff), file=sys.stderr)
+        print(f"{path}: {what} is not what the records under {results} say (rewrite it: "
+              "drop --check)", file=sys.stderr)
+        return 1
+    print(f"{path}: {what} matches the records")
+    return 0

@@ -49,7 +49,6 @@ Reading, checking and matching: :mod:`ser_tf.reporting.references`; runs in prog
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -296,16 +295,10 @@ def _run(args) -> int:
     text = render_report(args.results, args.experiments, args.paper)
     body = text.split("\n", 2)[2]  # the README's section drops the report's own heading
     if args.check:
-        from ser_tf.reporting.readme_blocks import block_diff
+        from ser_tf.reporting.readme_blocks import check_block
 
-        diff = block_diff(args.readme, "report", args.paper, body)
-        if diff:
-            print("\n".join(diff), file=sys.stderr)
-            print(f"{args.readme}: the {args.paper} table is not what the records under "
-                  f"{args.results} say (rewrite it: drop --check)", file=sys.stderr)
-            return 1
-        print(f"{args.readme}: the {args.paper} table matches the records")
-        return 0
+        return check_block(args.readme, "report", args.paper, body,
+                           what=f"the {args.paper} table", results=args.results)
     print(text, end="")
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

@@ -18,7 +18,7 @@ import sys
 
 from ser_tf.papers.cnn_family.plan import (PAPER, PAPER_PLAN, departures,  # noqa: F401
                                            load_records, planned, record_key)
-from ser_tf.reporting.readme_blocks import block_diff, markers, rewrite_block
+from ser_tf.reporting.readme_blocks import check_block, markers, rewrite_block
 
 BLOCK = ("noise", PAPER)
 START, END = markers(*BLOCK)  # <!-- noise:cnn_family:start --> ... :end -->
@@ -101,14 +101,9 @@ def main(argv=None) -> int:
     if args.check and not args.readme:
         parser.error("--check needs --readme")
     if args.check:
-        diff = block_diff(args.readme, *BLOCK, render(args.results))
-        if diff:
-            print("\n".join(diff), file=sys.stderr)
-            print(f"{args.readme}: the noise table is not what the records under "
-                  f"{args.results} say (rewrite it: drop --check)", file=sys.stderr)
-            return 1
-        print(f"{args.readme}: the noise table matches the records")
-    elif args.readme:
+        return check_block(args.readme, *BLOCK, render(args.results), what="the noise table",
+                           results=args.results)
+    if args.readme:
         changed = rewrite_readme(args.readme, args.results)
         print(f"{args.readme}: {'updated' if changed else 'unchanged'}")
     else:
