@@ -267,3 +267,25 @@ def test_proxy_words_are_force_aligned_on_synthesised_speech(tmp_path):
     # cover no frame centre and be missing).
     positions = [expected.index(w) for w in spoken]
     assert positions == sorted(positions) and len(spoken) >= len(expected) - 3
+
+
+def test_targets_that_never_vary_are_refused_before_training(tmp_path):
+    """The student run trained on all-zero labels (its label files were missing) and the
+    loss never moved: a corpus whose targets are one constant for an output is refused,
+    naming the output and where its labels come from, and its records are not reused."""
+    from ser_tf.papers.semantic.corpora import prepare_records
+    from ser_tf.util.errors import UserError
+
+    root = make_sewa_like(tmp_path / "sewa", train=2, devel=1, seconds=3.0)
+    for labels in (root / "labels").glob("*.csv"):  # arousal read as 0 everywhere
+        rows = [line.split(";") for line in labels.read_text().splitlines()]
+        labels.write_text("".join(";".join([*r[:2], "0.0000", *r[3:]]) + "\n" for r in rows))
+    manifest = load_manifest("SEWA", root)
+    with pytest.raises(UserError, match=r"SEWA: arousal \(always 0\) over every frame of all "
+                                        r"3 recordings.*label files under .*labels"):
+        prepare_records(manifest, tmp_path / "records")
+    assert not list((tmp_path / "records").glob("*/preparation.json"))  # not complete
+    # The same corpus with its labels varying prepares normally.
+    fine = make_sewa_like(tmp_path / "sewa_ok", train=2, devel=1, seconds=3.0)
+    assert (prepare_records(load_manifest("SEWA", fine), tmp_path / "records")
+            / "preparation.json").is_file()

@@ -201,6 +201,25 @@ def proxy_item(utterance, vocabulary, *, corpus: str, alignment: str, align_cach
                          "alignment": method})
 
 
+def check_targets_vary(outputs, low, high, manifest, folder) -> None:
+    """Refuse a corpus whose targets are one constant for some output over every frame of
+    every recording (e.g. label files that were read as zeros, or never filled): the
+    `1 - CCC` loss cannot move and CCC is undefined. Called before ``preparation.json`` is
+    written, so the half-written records are not reused."""
+    from ser_tf.util.errors import UserError
+
+    constant = [f"{name} (always {float(lo):g})" for name, lo, hi in zip(outputs, low, high)
+                if lo == hi]
+    if constant:
+        where = ("label files under "
+                 f"{Path(manifest[0].extra['labels_csv']).parent}"
+                 if manifest.corpus == "SEWA" and manifest[0].extra.get("labels_csv")
+                 else "the corpus's labels")
+        raise UserError(f"{manifest.corpus}: {', '.join(constant)} over every frame of all "
+                        f"{len(manifest)} recordings: nothing to learn (CCC needs targets that "
+                        f"vary). Check the {where}; records left unfinished in {folder}")
+
+
 def records_key(manifest, alignment: str) -> str:
     """A digest of what the records hold: the corpus copy (ids, files, sizes) and the
     preparation settings. The same key means the same records."""
@@ -229,6 +248,9 @@ def prepare_records(manifest, out_root, *, alignment: str = "uniform", quiet: bo
     align_cache = Path(out_root) / "alignments"
     counts: dict = {}
     failures: list = []
+    outputs = outputs_of(manifest.corpus)
+    low = np.full(len(outputs), np.inf)
+    high = np.full(len(outputs), -np.inf)
 
     def items():
         for n, utterance in enumerate(manifest, 1):
@@ -240,13 +262,16 @@ def prepare_records(manifest, out_root, *, alignment: str = "uniform", quiet: bo
                                   alignment=alignment, align_cache=align_cache,
                                   failures=failures)
             counts[item.metadata["alignment"]] = counts.get(item.metadata["alignment"], 0) + 1
+            if item.targets is not None and len(item.targets):
+                np.minimum(low, np.min(item.targets, axis=0), out=low)
+                np.maximum(high, np.max(item.targets, axis=0), out=high)
             if not quiet and (n % 50 == 0 or n == len(manifest)):
                 print(f"semantic: {manifest.corpus} {n}/{len(manifest)} recordings framed",
                       flush=True)
             yield item
 
-    write_sequence_records(items(), folder, shard_size=32,
-                           target_names=outputs_of(manifest.corpus))
+    write_sequence_records(items(), folder, shard_size=32, target_names=outputs)
+    check_targets_vary(outputs, low, high, manifest, folder)
     vocabulary.to_json(folder / "vocabulary.json")
     (folder / "preparation.json").write_text(json.dumps(
         {"alignment": alignment, "alignments": counts, "sample_rate": SAMPLE_RATE,
