@@ -1,6 +1,8 @@
 """keras-tuner drives a paper's model through the build(hp) hook, on training and
 validation ids only."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -203,3 +205,41 @@ def test_search_flags_are_checked_when_parsed():
                  ["--tune", "--tuner", "grid", "--tune-trials", "2"]):
         with pytest.raises(SystemExit):
             parser.parse_args(argv)
+
+
+def test_search_state_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """keras-tuner's state files go through a temporary file and a rename: a write that
+    dies before the rename leaves the previous state readable (keras-tuner's own write
+    empties the file first, and a search killed then could not resume)."""
+    from keras_tuner.src import utils
+
+    from ser_tf.tuning import search
+
+    search._keras_tuner()
+    state = tmp_path / "oracle.json"
+    assert utils.save_json(str(state), {"trials": 1}) == '{"trials": 1}'
+    assert json.loads(state.read_text()) == {"trials": 1}
+
+    def killed(*args):
+        raise KeyboardInterrupt  # the process dies between writing and renaming
+
+    monkeypatch.setattr(search.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        utils.save_json(str(state), {"trials": 2})
+    assert json.loads(state.read_text()) == {"trials": 1}
+
+
+def test_an_unreadable_saved_search_says_how_to_start_afresh(tmp_path):
+    """State emptied by a search killed with keras-tuner's own writer: one message naming
+    the search folder and --tune-overwrite, not a JSONDecodeError traceback."""
+    source, fold = small_fold(tmp_path)
+    fit = FitConfig(epochs=1, batch_size=16, monitor="val_loss", jit_compile=False, seed=1)
+    directory = tmp_path / "tuner"
+    kwargs = dict(source=source, task=TASK, build_model=build, fit=fit, space=space,
+                  directory=directory, tuner="random", max_trials=1, max_epochs=1,
+                  tensorboard=False)
+    tune_fold(fold, **kwargs)
+    (directory / "fold_00" / "oracle.json").write_text("")
+    with pytest.raises(ValueError, match=r"fold_00: a saved search state file is unreadable"
+                                         r".*--tune-overwrite"):
+        tune_fold(fold, **kwargs)

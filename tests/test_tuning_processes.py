@@ -30,7 +30,7 @@ from ser_tf.training.sources import CachedFeatureSource
 from ser_tf.training.tasks import ClassificationTask
 from ser_tf.tuning.search import tune_fold
 
-directory, out, tuner, trials, pause = sys.argv[1:6]
+directory, out, tuner, trials, pause, max_epochs = sys.argv[1:7]
 rng = np.random.default_rng(0)
 x = rng.normal(size=(60, 2)).astype("float32")
 y = (x.sum(axis=1) > 0).astype("int64")
@@ -58,13 +58,13 @@ def space(hp):
 fit = FitConfig(epochs=2, batch_size=8, monitor="val_loss", jit_compile=False, seed=1)
 result = tune_fold(fold, source=source, task=ClassificationTask(("low", "high")),
                    build_model=build, fit=fit, space=space, directory=directory, tuner=tuner,
-                   max_epochs=2, max_trials=int(trials), callbacks=[Pause()])
+                   max_epochs=int(max_epochs), max_trials=int(trials), callbacks=[Pause()])
 with open(out, "w") as f:
     json.dump(result, f, default=str)
 '''
 
 
-def launch(tmp_path, name, *, trials, pause, env=None):
+def launch(tmp_path, name, *, trials, pause, env=None, tuner="random", max_epochs=2):
     script = tmp_path / "search.py"
     if not script.exists():
         # Written once: rewriting it for every process truncated the file while an earlier
@@ -79,7 +79,8 @@ def launch(tmp_path, name, *, trials, pause, env=None):
             full_env.pop(key, None)
     log = open(tmp_path / f"{name}.log", "w")
     return subprocess.Popen([sys.executable, str(script), str(tmp_path / "tuner"),
-                             str(tmp_path / f"{name}.json"), "random", str(trials), str(pause)],
+                             str(tmp_path / f"{name}.json"), tuner, str(trials), str(pause),
+                             str(max_epochs)],
                             env=full_env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
@@ -104,10 +105,19 @@ def wait(process, timeout, tmp_path, name):
     return json.loads((tmp_path / f"{name}.json").read_text())
 
 
+# Hyperband with a budget of 3 epochs (factor 3): a bracket of three 1-epoch trials whose
+# best goes on to 3 epochs, then a bracket of two 3-epoch trials; six trials in all.
+SEARCHES = {"random": {"trials": 5, "max_epochs": 2, "total": 5},
+            "hyperband": {"trials": 5, "max_epochs": 3, "total": 6}}
+
+
 @pytest.mark.slow
-def test_a_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
+@pytest.mark.parametrize("tuner", sorted(SEARCHES))
+def test_a_killed_search_resumes_without_rerunning_finished_trials(tmp_path, tuner):
     project = tmp_path / "tuner" / "fold_00"
-    first = launch(tmp_path, "first", trials=5, pause=0.7)
+    search = SEARCHES[tuner]
+    first = launch(tmp_path, "first", trials=search["trials"], pause=0.7, tuner=tuner,
+                   max_epochs=search["max_epochs"])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         states = trial_states(project)
@@ -126,9 +136,10 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
             for t in done}
     assert not (tmp_path / "first.json").exists()
 
-    result = wait(launch(tmp_path, "second", trials=5, pause=0.0), 120, tmp_path, "second")
+    result = wait(launch(tmp_path, "second", trials=search["trials"], pause=0.0, tuner=tuner,
+                         max_epochs=search["max_epochs"]), 120, tmp_path, "second")
     statuses = {t["trial_id"]: t["status"] for t in result["trials"]}
-    assert len(statuses) == 5 and set(statuses.values()) == {"COMPLETED"}
+    assert len(statuses) == search["total"] and set(statuses.values()) == {"COMPLETED"}
     assert not set(done) & set(result["trials_run"])  # finished trials were not rerun
     assert set(done) | set(result["trials_run"]) == set(statuses)
     for trial_id, names in logs.items():  # and their logs were left as they were

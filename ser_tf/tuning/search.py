@@ -24,6 +24,8 @@ test ids are never read, so a tuned setting can still be tested honestly. It
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -40,7 +42,38 @@ def _keras_tuner():
     except ImportError:
         raise ImportError("hyperparameter search needs keras-tuner: "
                           "pip install 'ser-tf[tuning]'") from None
+    _write_state_atomically()
     return keras_tuner
+
+
+def _write_state_atomically() -> None:
+    """Make keras-tuner write its state files (``oracle.json``, each ``trial.json``, the
+    tuner's own) to a temporary file beside them and rename it into place.
+
+    keras-tuner opens the file for writing (which empties it) and then writes: a search
+    killed in between leaves an empty file, and the search can no longer resume (measured:
+    a Hyperband search killed mid-trial failed to reload with a JSONDecodeError, in
+    ``tests/test_tuning_processes.py``). A rename is atomic on one file system, so a killed
+    search leaves the previous state or the new one. Remote paths (``gs://``) are left to
+    keras-tuner."""
+    from keras_tuner.src import utils
+
+    if getattr(utils.save_json, "atomic", False):
+        return
+    original = utils.save_json
+
+    def save_json(path, obj):
+        if "://" in str(path):
+            return original(path, obj)
+        text = json.dumps(obj)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(temporary, path)
+        return text
+
+    save_json.atomic = True
+    utils.save_json = save_json
 
 
 def resolve(space: Callable, hp) -> tuple[dict, dict]:
@@ -201,11 +234,18 @@ def tune_fold(fold, *, source, task, build_model: Callable, fit, space: Callable
     direction = infer_mode(objective)
     epochs = int(max_epochs or fit.epochs)
     project = project_name or f"fold_{int(fold.index):02d}"
-    search = make_tuner(tuner, hypermodel(build_model, fit, task, space),
-                        objective=kt.Objective(objective, direction=direction),
-                        directory=Path(directory), project_name=project, seed=fit.seed,
-                        max_epochs=epochs, max_trials=max_trials, overwrite=overwrite)
     project_dir = Path(directory) / project
+    try:
+        search = make_tuner(tuner, hypermodel(build_model, fit, task, space),
+                            objective=kt.Objective(objective, direction=direction),
+                            directory=Path(directory), project_name=project, seed=fit.seed,
+                            max_epochs=epochs, max_trials=max_trials, overwrite=overwrite)
+    except json.JSONDecodeError as error:
+        # A state file emptied by a search killed while keras-tuner wrote it (before
+        # _write_state_atomically): the search cannot continue from it.
+        raise ValueError(f"{project_dir}: a saved search state file is unreadable ({error}); "
+                         "the search cannot resume from it: start it afresh "
+                         "(--tune-overwrite)") from None
     logdir = project_dir / TENSORBOARD_DIR if tensorboard else None
     verbose = 0 if quiet else 1
     if distributed["role"] == "chief":
