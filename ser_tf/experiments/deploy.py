@@ -48,6 +48,7 @@ def deploy(spec, args, *, prefix: str, title: str, dest, notes=()) -> dict:
                                       train_final, validation_temperature)
     from ser_tf.export.ood import ood_check
     from ser_tf.features.cache import extract_features
+    from ser_tf.training.protocols import holdout_groups
     from ser_tf.training.sources import CachedFeatureSource
     from ser_tf.training.tasks import ClassificationTask
     from ser_tf.util.jsonio import write_json_atomic
@@ -72,7 +73,8 @@ def deploy(spec, args, *, prefix: str, title: str, dest, notes=()) -> dict:
                       utterances=len(feature_set.ids))
     ood = ood_check(plan, feature_set, _other_features(getattr(args, "ood_corpus", []),
                                                        experiment.recipe, args.cache_dir, quiet),
-                    speakers={u.utterance_id: u.speaker for u in manifest})
+                    speakers=dict(zip((u.utterance_id for u in manifest),
+                                      holdout_groups(manifest))))
     if refresh:
         written = refresh_shipped_ood(record, ood, experiment.recipe, dest,
                                       utterances=len(feature_set.ids))

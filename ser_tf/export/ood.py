@@ -19,8 +19,9 @@ def ood_check(plan, feature_set, others: dict | None = None, speakers: dict | No
     utterance's features) and its measured rates: false alarms on each fold's test speakers
     with a reference fitted on that fold's training speakers only, and detection on the
     features of ``others`` (``{corpus name: (n, frames, coefficients) array}``).
-    ``speakers`` (``{utterance id: speaker}``): the threshold is then the quantile of
-    leave-one-speaker-out distances, i.e. set for new speakers."""
+    ``speakers`` (``{utterance id: speaker}``, or the group a speaker fold holds out, e.g.
+    IEMOCAP's session, whose two speakers talk to each other): the threshold is then the
+    quantile of leave-one-group-out distances, i.e. set for new speakers."""
     from ser_tf.lite.ood import feature_summary, fit_reference, rates
 
     summaries = feature_summary(feature_set.features)
