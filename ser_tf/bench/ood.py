@@ -16,7 +16,11 @@ summary and each recording's calibrated probabilities, and compares detectors:
   held-out speaker is set on the other speakers' predictions.
 
 False alarms are leave-one-speaker-out: the reference (or probability threshold) never saw
-the speaker it judges. One more row scores the same windows with the reference the model
+the speaker it judges. Other corpora are scored against the reference of every training
+speaker, so the two sides of an AUC come from references one speaker apart (a small
+asymmetry; the reference a user gets is the full one). Thresholds are quantiles of window
+distances, applied to each recording's median over its windows, so the measured false
+alarms can fall below ``1 - quantile``. One more row scores the same windows with the reference the model
 ships (its sidecar's ``ood``, fitted by ``--ship`` on every utterance's training features):
 its detection is what ``predict`` does on the other corpora; on the model's own corpus it
 has seen every speaker, so that row's in-domain rate is not a false-alarm rate. A recording is flagged on the median over its windows, as
