@@ -23,6 +23,11 @@ from ser_tf.training.protocols import make_folds
 PUBLISHED = {"cnn": 27_495, "parallel": 54_983, "transformer": 848_967}
 # Per-channel BatchNorm: 4 x (16 + 32 + 64) = 448 per block instead of 4 x (94 + 47 + 11).
 CORRECTED = {"cnn": 27_335, "parallel": 54_663, "transformer": 848_647}
+# Mel input, 188 frames: BatchNorm over time 4 x (188 + 94 + 23) = 1_220 per block, convs
+# 160 + 4_640 + 18_496 = 23_296, flatten 5 x 4 x 64 = 1_280. One CNN: 23_296 + 1_220 +
+# 1_280 x 7 + 7; two: 2 x 24_516 + 2_560 x 7 + 7; with the Transformer (793_088 weights,
+# independent of the sequence length: 848_967 - 2 x 23_904 - (1_152 x 7 + 7) above):
+# 2 x 24_516 + 793_088 + 2_688 x 7 + 7.
 MEL = {"cnn": 33_483, "parallel": 66_959, "transformer": 860_943}
 
 
