@@ -86,9 +86,9 @@ def test_bench_rejects_bad_settings(corpus):
     from ser_tf.data import load_manifest
 
     manifest = load_manifest("EMODB", corpus)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need epochs >= 1"):
         bench.benchmark(manifest, epochs=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="jit must list at least one"):
         bench.benchmark(manifest, jit=())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"fold must be in \[0, 2\), got 5"):
         bench.benchmark(manifest, fold=5, n_folds=2)

@@ -26,7 +26,7 @@ def recordings(n_speakers, per, *, flip=False, seed=0):
 def test_auc_counts_pairs_and_ties():
     assert auc([0, 1], [2, 3]) == 1.0 and auc([2, 3], [0, 1]) == 0.0
     assert auc([1, 1], [1, 1]) == 0.5
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="auc needs scores on both sides"):
         auc([], [1])
 
 

@@ -275,12 +275,15 @@ def test_timeline_table_and_usage_errors(audio, capsys):
     assert [row.split()[:2] for row in table] == [[f"{s:.2f}", f"{s + 3:.2f}"]
                                                   for s in range(8)]
     assert f"{audio['16k_mono']}: " in lines[10] and "(8 windows, 10.00 s)" in lines[10]
-    for argv in (["--json", "--timeline"], ["--from-mic"], ["--seconds", "3"], []):
+    for argv, rule in ((["--json", "--timeline"], "--json prints one document"),
+                       (["--from-mic"], "--from-mic takes no FILE"),
+                       (["--seconds", "3"], "--seconds goes with --from-mic"),
+                       ([], "give at least one FILE (or --from-mic)")):
         files = [] if argv == [] else [str(audio["16k_mono"])]
         with pytest.raises(SystemExit) as exit_:
             predict.main(["--model", lite_path, *files, *argv])
         assert exit_.value.code == 2
-    assert "--from-mic takes no FILE" in capsys.readouterr().err
+        assert rule in capsys.readouterr().err, argv
 
 
 # --- int8 ------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def test_masked_ccc_ignores_padding_frames_and_weights_outputs():
         real_frame_pairs(np.full((1, 2, 3), np.nan), np.zeros((1, 2, 3)))
 
 
-def test_help_does_not_import_tensorflow_and_bad_flags_are_usage_errors(sewa):
+def test_help_does_not_import_tensorflow_and_bad_flags_are_usage_errors(sewa, capsys):
     probe = ("import sys; from ser_tf.experiments import semantic; "
              "p = semantic.build_parser(); p.format_help(); "
              "print('tensorflow' in sys.modules)")
@@ -111,10 +111,14 @@ def test_help_does_not_import_tensorflow_and_bad_flags_are_usage_errors(sewa):
     parser = build_parser()
     assert parser.parse_args(["--dataset", "SEWA"]).protocol == "paper"
     assert parser.parse_args(["--dataset", "emodb"]).protocol == "speaker"
-    for argv in (["--dataset", "EMODB", "--protocol", "paper"], ["--freeze-embeddings"],
-                 ["--word-vectors", str(sewa / "missing.vec")], ["--width", "0"]):
+    for argv, rule in ((["--dataset", "EMODB", "--protocol", "paper"],
+                        "'paper' is SEWA's Train/Devel split"),
+                       (["--freeze-embeddings"], "--freeze-embeddings: needs --word-vectors"),
+                       (["--word-vectors", str(sewa / "missing.vec")], "missing.vec: no such file"),
+                       (["--width", "0"], "--width: expected a number > 0")):
         with pytest.raises(SystemExit):
             parser.parse_args(argv)
+        assert rule in capsys.readouterr().err, argv
 
 
 def _word_vectors(path, vocabulary_words, dim=8):
