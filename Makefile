@@ -187,8 +187,7 @@ reproduce-cnn-family: install
 	done
 	$(VENV)/bin/ser-tf report --paper cnn_family --results $(RESULTS_DIR) \
 	  --readme ser_tf/papers/cnn_family/README.md
-	$(PY) -m ser_tf.papers.cnn_family.noise_report --results $(RESULTS_DIR) \
-	  --readme ser_tf/papers/cnn_family/README.md
+	$(NOISE_REPORT)
 
 # Attention FCN (issue 28): the 1-D variant on RAVDESS 4-class under its own protocol (power
 # input as the student had it, and the dB input chosen on validation: clean runs of both),
@@ -270,7 +269,7 @@ NOISE_REPORT := $(PY) -m ser_tf.papers.cnn_family.noise_report --results $(RESUL
 readmes: install
 	@for p in $(REPORT_PAPERS); do $(VENV)/bin/ser-tf report --paper $$p \
 	  --results $(RESULTS_DIR) --readme ser_tf/papers/$$p/README.md > /dev/null || exit 1; \
-	  echo "ser_tf/papers/$$p/README.md: table written from the records"; done
+	  done
 	@$(NOISE_REPORT)
 
 check-readmes: install

@@ -246,7 +246,7 @@ def test_predict_scores_windows_with_the_shipped_whitened_reference(tmp_path):
 
     from ser_tf.data.synthetic import write_wav
     from ser_tf.lite.ood import distances
-    from ser_tf.lite.predict import predict_file
+    from ser_tf.lite.predict import predict_file, predict_files
 
     shipped = "tflite_models/lightsernet-emodb-waveform-float32"
     shutil.copy(shipped + ".tflite", tmp_path / "m.tflite")
@@ -266,6 +266,8 @@ def test_predict_scores_windows_with_the_shipped_whitened_reference(tmp_path):
     good = dict(sidecar["ood"])
     for change, message in (({"precision": [[1.0, 2.0]]}, r"precision must be"),
                             ({"sample_rate": None}, r"sample_rate must be a positive whole"),
+                            ({"sample_rate": float("nan")},
+                             r"sample_rate must be a positive whole"),
                             ({"frontend": {**good["frontend"], "kind": "nonsense"}},
                              r"nonsense"),
                             ({"frontend": {**good["frontend"],
@@ -277,6 +279,9 @@ def test_predict_scores_windows_with_the_shipped_whitened_reference(tmp_path):
         # Refused when the model is read for prediction, before any audio, naming the sidecar.
         with pytest.raises(ValueError, match=r"m\.json: sidecar `ood`: .*" + message):
             predict_file(speech, LiteModel(tmp_path / "m.tflite"))
+    # Once for a run over many files, before the first (not once under each file).
+    with pytest.raises(ValueError, match=r"m\.json: sidecar `ood`"):
+        predict_files([speech, speech], LiteModel(tmp_path / "m.tflite"))
 
 
 def test_card_gives_the_spread_of_false_alarms_over_folds():

@@ -18,13 +18,13 @@ summary and each recording's calibrated probabilities, and compares detectors:
 False alarms are leave-one-speaker-out: the reference (or probability threshold) never saw
 the speaker it judges. Other corpora are scored against the reference of every training
 speaker, so the two sides of an AUC come from references one speaker apart (a small
-asymmetry; the reference a user gets is the full one). Thresholds are quantiles of window
-distances, applied to each recording's median over its windows, so the measured false
-alarms can fall below ``1 - quantile``. One more row scores the same windows with the reference the model
-ships (its sidecar's ``ood``, fitted by ``--ship`` on every utterance's training features):
-its detection is what ``predict`` does on the other corpora; on the model's own corpus it
-has seen every speaker, so that row's in-domain rate is not a false-alarm rate. A recording is flagged on the median over its windows, as
-``predict`` does. AUC: the chance that a random other-corpus recording scores as more
+asymmetry; the reference a user gets is the full one). A recording is flagged on the
+median over its windows, as ``predict`` does, while thresholds are quantiles of window
+distances, so the measured false alarms can fall below ``1 - quantile``. One more row
+scores the same windows with the reference the model ships (its sidecar's ``ood``, fitted
+by ``--ship`` on every utterance's training features): its detection is what ``predict``
+does on the other corpora; on the model's own corpus it has seen every speaker, so that
+row's in-domain rate is not a false-alarm rate. AUC: the chance that a random other-corpus recording scores as more
 unusual than a random held-out in-domain one (0.5 = no better than chance).
 
     python -m ser_tf.bench.ood --model tflite_models/timnet-emodb-mfcc-float32.tflite \\

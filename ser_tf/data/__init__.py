@@ -42,9 +42,15 @@ class BadAudioError(ValueError):
                          "(skipped files are listed in the run record).")
 
 
+def corpus_key(name: str) -> str:
+    """How corpus names are compared: case-insensitive, ``-`` and ``_`` ignored
+    (``CREMA-D`` = ``crema_d`` = ``CREMAD``)."""
+    return str(name).upper().replace("-", "").replace("_", "")
+
+
 def get_corpus(name: str, **options) -> Corpus:
-    """The corpus loader registered under ``name`` (case-insensitive; ``CREMA-D`` = ``CREMAD``)."""
-    key = name.upper().replace("-", "").replace("_", "")
+    """The corpus loader registered under ``name`` (:func:`corpus_key`)."""
+    key = corpus_key(name)
     if key not in CORPORA:
         raise KeyError(f"unknown corpus {name!r}; known: {', '.join(sorted(CORPORA))}")
     return CORPORA[key](**options)

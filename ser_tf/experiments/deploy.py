@@ -20,18 +20,15 @@ from ser_tf.experiments.deploy_flags import DEPLOY_PROTOCOL
 def _other_features(pairs, recipe, cache_dir, quiet) -> dict:
     from ser_tf.data import load_manifest
     from ser_tf.features.cache import extract_features
+    from ser_tf.util.errors import UserError
 
     others = {}
     for pair in pairs:
         name, sep, folder = pair.partition("=")
         if not sep or not name or not folder:
-            from ser_tf.util.errors import UserError
-
             raise UserError(f"--ood-corpus takes NAME=DIR, got {pair!r}")
         manifest = load_manifest(name.upper(), folder, on_bad_audio="skip")
         if manifest.corpus in others:  # e.g. two FOLDER corpora: one rate would replace the other
-            from ser_tf.util.errors import UserError
-
             raise UserError(f"--ood-corpus: two corpora named {manifest.corpus} ({pair!r}); "
                             "measure one per command")
         others[manifest.corpus] = extract_features(manifest, recipe, cache_dir,

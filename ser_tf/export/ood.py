@@ -113,12 +113,11 @@ def check_refresh(record_path, dest, other_corpora=(), *, utterances: int | None
         raise UserError(f"{record_path}: the shipped models were trained on "
                         f"{record['utterances']} utterances, the corpus now has {utterances}: "
                         "ship again (--ship without --refresh-ood)")
-    def key(name):  # as corpus names are looked up: CREMA-D, crema_d and CREMAD are one
-        return str(name).upper().replace("-", "").replace("_", "")
+    from ser_tf.data import corpus_key
 
     measured = set((record.get("ood") or {}).get("detection") or {})
-    given = {key(name) for name in other_corpora}
-    dropped = sorted(name for name in measured if key(name) not in given)
+    given = {corpus_key(name) for name in other_corpora}
+    dropped = sorted(name for name in measured if corpus_key(name) not in given)
     if dropped:
         raise UserError(f"{record_path}: the shipped check was measured on "
                         f"{', '.join(dropped)}; pass --ood-corpus {dropped[0]}=DIR again "

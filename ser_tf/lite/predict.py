@@ -57,7 +57,7 @@ from ser_tf.lite.inputs import (DEFAULT_SAMPLE_RATE, check_model_input, class_la
                                 input_spec, model_inputs, window_geometry,
                                 window_normalisation)
 from ser_tf.lite.runtime import LiteModel
-from ser_tf.lite.stream import DEFAULT_BATCH_SIZE, predict_blocks
+from ser_tf.lite.stream import DEFAULT_BATCH_SIZE, out_of_domain_reference, predict_blocks
 from ser_tf.lite.timeline import TableTimeline, is_timeline_path, open_timeline
 from ser_tf.util.argtypes import positive_float, positive_int
 
@@ -180,6 +180,7 @@ def predict_files(files, model: LiteModel, *, as_json: bool = False, out=None, e
     out = out or sys.stdout
     err = err or sys.stderr
     check_model_input(model)  # once, before any file: the same error for every file
+    out_of_domain_reference(model)  # likewise a sidecar's unusable out-of-domain reference
     results, errors = [], []
     for path in files:
         on_window = None if timeline is None else (

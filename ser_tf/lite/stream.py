@@ -265,7 +265,22 @@ def predict_blocks(blocks: Iterable[np.ndarray], model, *, window: float | None 
 def out_of_domain_reference(model) -> dict | None:
     """The sidecar's out-of-domain reference (``ood``), checked and ready for
     :func:`ser_tf.lite.ood.distances`; ``None`` without one. ValueError naming the sidecar
-    for one that cannot be used."""
+    for one that cannot be used. Checked once per model (kept on it): every file of a
+    ``predict`` run reuses it."""
+    cached = getattr(model, "_ood_reference", _UNCHECKED)
+    if cached is _UNCHECKED:
+        cached = _checked_ood_reference(model)
+        try:
+            model._ood_reference = cached
+        except AttributeError:  # a model object that takes no attributes: check per call
+            pass
+    return cached
+
+
+_UNCHECKED = object()
+
+
+def _checked_ood_reference(model) -> dict | None:
     ood = model.metadata.get("ood")
     if ood is None:
         return None
@@ -275,15 +290,15 @@ def out_of_domain_reference(model) -> dict | None:
         raise ValueError(f"{sidecar}: sidecar `ood` has no {' or '.join(missing)} (the "
                          "front-end its reference was computed with)")
     rate = ood["sample_rate"]
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0 \
-            or rate != int(rate):
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) \
+            or not np.isfinite(rate) or rate <= 0 or rate != int(rate):
         raise ValueError(f"{sidecar}: sidecar `ood`: sample_rate must be a positive whole "
                          f"number of Hz, got {rate!r}")
     try:
         reference = prepare_reference(ood)
         # One second of silence through the reference's front-end: a front-end that cannot
-        # run, or gives other statistics than the reference holds, is found here, naming the
-        # sidecar, not under the first audio file.
+        # run, or gives other statistics than the reference holds, is found when the model
+        # is read (predict_files asks before any file), naming the sidecar.
         probe = feature_summary(numpy_features(np.zeros((1, int(rate))), int(rate),
                                                ood["frontend"]))
     except (ValueError, KeyError, TypeError) as error:

@@ -49,6 +49,7 @@ Reading, checking and matching: :mod:`ser_tf.reporting.references`; runs in prog
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -305,5 +306,7 @@ def _run(args) -> int:
     if args.readme:
         from ser_tf.reporting.readme_blocks import rewrite_block
 
-        rewrite_block(args.readme, "report", args.paper, body)
+        changed = rewrite_block(args.readme, "report", args.paper, body)
+        print(f"{args.readme}: table {'rewritten' if changed else 'unchanged'}",
+              file=sys.stderr)
     return 0
