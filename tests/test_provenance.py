@@ -109,7 +109,11 @@ def test_a_named_copy_labels_the_fingerprinted_runs_of_its_digest(tmp_path):
     ("runs:\n  a/b/c: {superseded: ''}\n", "needs a reason"),
     ("runs:\n  a/b/c: {why: x}\n", "its keys must be among data, superseded, partial"),
     ("copies: {x: {label: l, description: d, digests: 3}}\n", "'digests' must be a list"),
-    ("other: 1\n", "'copies' and 'runs' only"),
+    ("other: 1\n", "'copies', 'runs' and 'records' only"),
+    ("records: {bench/x.json: {data: nope}}\n", "record bench/x.json: needs 'data', one of"),
+    ("copies: {x: {label: l, description: d}}\nrecords: {b.json: {data: x, why: 1}}\n",
+     "at most a 'note'"),
+    ("records: [1]\n", "must be mappings"),
     ("runs: [\n", "not valid YAML"),
 ])
 def test_bad_provenance_files_are_refused_with_the_file_and_reason(tmp_path, text, message):
@@ -132,6 +136,26 @@ def test_every_committed_record_without_a_fingerprint_has_its_copy_recorded():
         assert key in provenance.data, f"{key}: no fingerprint and no copy in provenance.yaml"
         if raw["runs"][key]["data"] == "emodb-2s":
             assert provenance.superseded_reason(record), f"{key} should be superseded"
+
+
+def test_every_committed_benchmark_record_of_a_corpus_says_which_copy_it_read():
+    """Benchmark and feature-timing records that read a corpus but store no fingerprint
+    (written before fingerprints) have their copy in provenance.yaml's ``records``, and
+    every path listed there exists."""
+    results = REPO / "experiments" / "results"
+    provenance = load_provenance(results)
+    for name in provenance.records:
+        assert (results / name).is_file(), f"provenance.yaml names a missing record {name}"
+    unlabelled = []
+    for path in sorted([*results.glob("bench/*.json"), *results.glob("features/*.json")]):
+        record = json.loads(path.read_text())
+        if record.get("corpus") and not record.get("data"):
+            name = path.relative_to(results).as_posix()
+            if name not in provenance.records:
+                unlabelled.append(name)
+    assert not unlabelled, f"no fingerprint and no copy in provenance.yaml: {unlabelled}"
+    assert provenance.records["bench/timnet-emodb-2026-12-01.json"].label == \
+        "2.00 s processed copy"
 
 
 def test_committed_ravdess_runs_are_labelled_as_the_trimmed_copy():

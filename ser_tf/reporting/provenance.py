@@ -16,6 +16,10 @@ gap and marks records that stay on disk but no longer stand for the project's nu
         superseded: "measured on the 2.00 s copy; rerun on the original release"
       lightsernet/EMODB/speaker-3c3fea4616:
         partial: "an ablation of two folds only (--train-folds 0,6); never resumed"
+    records:                    # other records (benchmarks, feature timings), by path
+      bench/timnet-emodb-2026-12-01.json:      # relative to the results folder
+        data: emodb-2s
+        note: "timings only; the corpus copy changes the input lengths"
 
 The report names each record's corpus with its copy (``RAVDESS (2.39 s trimmed copy)``),
 shows its data (the fingerprint, else the copy's description, else "not recorded") and
@@ -23,7 +27,9 @@ lists superseded records in a table of their own, with the reason. A ``partial``
 folder (``<run-id>.work`` without a record, its missing folds left out on purpose) is
 listed with its reason instead of among the runs in progress. A fingerprinted record
 of a processed copy takes the label of the named copy whose ``digests`` hold its
-fingerprint's digest, else its fingerprint's release check.
+fingerprint's digest, else its fingerprint's release check. ``records`` names the copy a
+benchmark or feature-timing record read when the record cannot say (no ``data`` field):
+those records time code rather than score models, but a timing depends on input lengths.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import yaml
 
 PROVENANCE_FILE = "provenance.yaml"
 RUN_KEYS = ("data", "superseded", "partial")
+RECORD_KEYS = ("data", "note")
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,8 @@ class Provenance:
     copies: tuple[Copy, ...] = ()
     #: run key -> why the run folder holds some folds only, on purpose.
     partial: Mapping[str, str] = field(default_factory=dict)
+    #: other records (path relative to the results folder) -> the copy they read.
+    records: Mapping[str, Copy] = field(default_factory=dict)
 
     def data_of(self, record: Mapping) -> str:
         """The record's data: its fingerprint, else the copy's description recorded here."""
@@ -135,12 +144,13 @@ def load_provenance(results_dir: str | os.PathLike) -> Provenance:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({err})") from err
-    if not isinstance(raw, Mapping) or set(raw) - {"copies", "runs"}:
-        raise ValueError(f"{path}: expected the keys 'copies' and 'runs' only")
+    if not isinstance(raw, Mapping) or set(raw) - {"copies", "runs", "records"}:
+        raise ValueError(f"{path}: expected the keys 'copies', 'runs' and 'records' only")
     copies = raw.get("copies") or {}
     runs = raw.get("runs") or {}
-    if not isinstance(copies, Mapping) or not isinstance(runs, Mapping):
-        raise ValueError(f"{path}: 'copies' and 'runs' must be mappings")
+    others = raw.get("records") or {}
+    if not all(isinstance(part, Mapping) for part in (copies, runs, others)):
+        raise ValueError(f"{path}: 'copies', 'runs' and 'records' must be mappings")
     named = {}
     for name, copy in copies.items():
         if not isinstance(copy, Mapping) or not copy.get("label") or not copy.get("description"):
@@ -170,4 +180,11 @@ def load_provenance(results_dir: str | os.PathLike) -> Provenance:
             if not str(entry["partial"]).strip():
                 raise ValueError(f"{path}: run {key}: 'partial' needs a reason")
             partial[str(key)] = str(entry["partial"])
-    return Provenance(data, superseded, tuple(named.values()), partial)
+    records = {}
+    for key, entry in others.items():
+        if not isinstance(entry, Mapping) or set(entry) - set(RECORD_KEYS) or \
+                entry.get("data") not in named:
+            raise ValueError(f"{path}: record {key}: needs 'data', one of the copies "
+                             f"({', '.join(named) or 'none'}), and at most a 'note'")
+        records[str(key)] = named[entry["data"]]
+    return Provenance(data, superseded, tuple(named.values()), partial, records)
