@@ -36,9 +36,9 @@ Two kinds of model, told apart by the sidecar's ``input.kind``
   (parity tested), and an int8 model's input is quantised by :class:`LiteModel`.
 
 Shipped model naming: ``tflite_models/<model>-<corpus>-<input>-<variant>.tflite`` plus the
-sidecar ``<same stem>.json`` and the model card ``<same stem>.md``; the default model is
-:data:`DEFAULT_MODEL_NAME`. ``$SER_TF_MODEL`` (a ``.tflite`` file, or a folder holding the
-default name) overrides it.
+sidecar ``<same stem>.json`` and the model card ``<same stem>.md``. Without ``--model``,
+:func:`default_model_path` chooses (``$SER_TF_MODEL``, else the best ``--ship`` model, else
+:data:`DEFAULT_MODEL_NAME`).
 """
 
 from __future__ import annotations
@@ -238,7 +238,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         "rate, channels and length)")
     parser.add_argument("--model", type=Path, default=None, metavar="PATH",
                         help=f".tflite model, waveform- or features-in (default: ${MODEL_ENV}, else "
-                             f"tflite_models/{DEFAULT_MODEL_NAME})")
+                             "the shipped model with the highest cross-validated UA on new "
+                             f"speakers, else tflite_models/{DEFAULT_MODEL_NAME})")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
                         help="interpreter CPU threads (default 1)")
