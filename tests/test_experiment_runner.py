@@ -250,6 +250,43 @@ def test_full_batches_train_on_whole_batches_only(corpus, tmp_path, full_batches
     assert rows == (epochs * (n_train // batch) * batch if full_batches else epochs * n_train)
 
 
+@pytest.mark.parametrize("full_batches", [False, True])
+def test_training_and_validation_steps_are_traced_once_not_every_epoch(corpus, tmp_path,
+                                                                       full_batches):
+    """Retracing a step every epoch would cost seconds per epoch: the train and validation
+    steps are traced at most twice (the first batch's shape, then one relaxed shape once a
+    batch of another length or size comes), however many epochs run."""
+    from ser_tf.features.cache import extract_features
+    from ser_tf.training.protocols import make_folds
+
+    features = extract_features(corpus, RECIPE, tmp_path / "cache", progress=False)
+    fold = make_folds(corpus, "clean", n_folds=2, seed=1)[0]
+    assert fold.val_ids and len(fold.train_ids) % 8
+    traced = {"train": 0, "test": 0}
+
+    class CountingTraces(keras.Sequential):
+        # A step's Python body runs only while TensorFlow traces it.
+        def train_step(self, data):
+            traced["train"] += 1
+            return super().train_step(data)
+
+        def test_step(self, data):
+            traced["test"] += 1
+            return super().test_step(data)
+
+    def build(num_classes):
+        return CountingTraces([keras.Input((None, 40)), keras.layers.GlobalAveragePooling1D(),
+                               keras.layers.Dense(num_classes, activation="softmax")])
+
+    fit = FitConfig(epochs=5, batch_size=8, checkpoint="best-val", seed=7, jit_compile=False,
+                    full_batches=full_batches)
+    result = classifier.train_fold(fold, tmp_path / "fold", feature_set=features,
+                                   build_model=build, fit=fit, quiet=True)
+    assert result["epochs_run"] == 5
+    assert 1 <= traced["train"] <= 2, traced
+    assert 1 <= traced["test"] <= 2, traced
+
+
 def test_settings_added_later_stay_out_of_the_run_id_at_their_default():
     assert "full_batches" not in FitConfig().to_dict()
     assert "epsilon" not in FitConfig().to_dict()
