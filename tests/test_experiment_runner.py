@@ -251,7 +251,7 @@ def test_full_batches_train_on_whole_batches_only(corpus, tmp_path, full_batches
 
 
 @pytest.mark.parametrize("full_batches", [False, True])
-def test_training_and_validation_steps_are_traced_once_not_every_epoch(corpus, tmp_path,
+def test_training_and_validation_steps_are_not_retraced_every_epoch(corpus, tmp_path,
                                                                        full_batches):
     """Retracing a step every epoch would cost seconds per epoch: the train and validation
     steps are traced at most twice (the first batch's shape, then one relaxed shape once a
