@@ -52,14 +52,18 @@ def in_fresh_process():
     """``in_fresh_process("tests.test_x", "function", *args)``: what ``function(*args)``
     returns (JSON), computed in a new Python process. For memory measurements: a test
     worker that has run other tests already holds memory whose reuse would be measured
-    instead of the growth."""
+    instead of the growth. glibc is held to two malloc arenas: TensorFlow's thread pools
+    otherwise get an arena per thread, and the free memory those arenas keep (tens of MB,
+    varying with thread timing: a 124 MB peak once failed a 120 MB cap in CI where the same
+    reads usually peak at 45-90 MB) is the allocator's cache, not what the code holds."""
 
     def run(module: str, function: str, *args, timeout: float = 900):
         code = (f"import json, sys; from {module} import {function}; "
                 f"print(json.dumps({function}(*sys.argv[1:])))")
         out = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=REPO,
                              capture_output=True, text=True, timeout=timeout,
-                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+                                  "MALLOC_ARENA_MAX": "2"})
         assert out.returncode == 0, out.stderr[-2000:]
         return json.loads(out.stdout.strip().splitlines()[-1])
 
