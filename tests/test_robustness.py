@@ -129,9 +129,20 @@ def test_fold_scores_are_stored_in_its_result_and_not_recomputed(utterances, tmp
     with pytest.raises(AssertionError, match="scored again"):  # another seed: scored
         fold_noise_evaluation(tmp_path, fold, manifest, RECIPE, tiny_model, snrs_db=[0.0],
                               seed=6)
+    # Weights are machine-local: a fold trained in an earlier session keeps its stored
+    # scores (the run record's summary is made of them), and nothing else.
     (fold_dir / "final.weights.h5").unlink()
+    (fold_dir / "result.json").write_text(json.dumps({"fold": 0, "metrics": {"UA": 50.0}}))
     assert fold_noise_evaluation(tmp_path, fold, manifest, RECIPE, tiny_model,
-                                 snrs_db=[0.0], seed=5) is None  # no weights here
+                                 snrs_db=[0.0], seed=5) == row
+    assert json.loads((fold_dir / "result.json").read_text())["noise"] == row
+    assert fold_noise_evaluation(tmp_path, fold, manifest, RECIPE, tiny_model,
+                                 snrs_db=[0.0], seed=6) is None  # not what was stored
+    assert fold_noise_evaluation(tmp_path, fold, manifest, RECIPE, tiny_model,
+                                 snrs_db=[5.0], seed=5) is None  # an SNR never scored
+    (fold_dir / "noise.json").unlink()
+    assert fold_noise_evaluation(tmp_path, fold, manifest, RECIPE, tiny_model,
+                                 snrs_db=[0.0], seed=5) is None  # nothing stored, no weights
 
 
 def _row(fold, clean, noisy):

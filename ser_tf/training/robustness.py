@@ -144,17 +144,22 @@ def fold_noise_evaluation(work_dir, fold, manifest, recipe, build_model: Callabl
 
     Writes ``fold_XX/noise.json`` and adds it under ``"noise"`` to ``fold_XX/result.json``;
     returns the row. Idempotent: a stored row for the same weights, seed and SNRs is
-    returned as is. ``None`` when the fold's weights are not on this machine (a fold
-    trained elsewhere): nothing to score."""
+    returned as is. A fold whose weights are not on this machine (weights are
+    machine-local: a fold trained in an earlier session or elsewhere) keeps the row it
+    stored when it was scored, if that row answers the seed and SNRs; without one there
+    is nothing to score and the answer is ``None``."""
     from ser_tf.training.rundir import RunDir
     from ser_tf.util.jsonio import content_hash, read_json, write_json_atomic
 
     fold_dir = RunDir(Path(work_dir)).fold(fold)
-    if not fold_dir.weights.is_file():
-        return None
-    weights_sha = content_hash(fold_dir.weights)
     path = fold_dir.path / NOISE_FILE
     row = read_json(path) if path.is_file() else None
+    if fold_dir.weights.is_file():
+        weights_sha = content_hash(fold_dir.weights)
+    else:  # no hash to check here: the row names the weights it scored
+        weights_sha = (row or {}).get("weights_sha256")
+        if not _covers(row, snrs_db, seed, weights_sha):
+            return None
     if not _covers(row, snrs_db, seed, weights_sha):
         model = build_model(len(manifest.labels))
         model.load_weights(fold_dir.weights)
