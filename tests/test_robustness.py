@@ -168,3 +168,27 @@ def test_summary_over_folds_and_the_report_table():
     assert lines[0] == "| setting | protocol | clean UA / WA | 0 dB UA / WA | run id |"
     assert lines[2] == "| model=cnn | paper | 65.00 / 66.00 | 35.00 / 36.00 | paper-abc |"
     assert lines[3] == "| model=transformer | speaker | not run | not run |  |"
+
+
+def test_run_summary_over_fewer_folds_than_the_run_says_so(utterances, tmp_path, capsys):
+    # Fold 1 was scored in an earlier session (its weights are gone, its row stayed);
+    # fold 2 has neither: the record's summary is of one fold, and the table and the
+    # command's output say so instead of passing it off as the run's.
+    from ser_tf.papers.cnn_family.hooks import make_after_folds
+
+    manifest = Manifest("GEN", LABELS, list(utterances))
+    folds = [Fold(0, ["u0", "u1"], ["u2"], ["u3"], selection_on_test=False),
+             Fold(1, ["u3", "u4"], ["u5"], ["u0"], selection_on_test=False)]
+    for fold in folds:
+        (tmp_path / f"fold_{fold.index:02d}").mkdir()
+    (tmp_path / "fold_00" / "noise.json").write_text(json.dumps(_row(0, 60.0, 30.0)))
+    after_folds = make_after_folds(build=tiny_model, recipe=RECIPE, manifest=manifest,
+                                   export_name=None, snrs_db=[0.0], seed=1,
+                                   hparams_provenance=None, quiet=True)
+    details, _ = after_folds(tmp_path, folds, None, [{}, {}])
+    summary = details["noise_robustness"]
+    assert summary["n_folds"] == 1 and summary["folds_without_scores"] == [1]
+    assert "fold(s) 2" in capsys.readouterr().err
+    row = noise_table([{"setting": "model=cnn", "protocol": "speaker", "noise": summary}],
+                      snrs_db=[0.0]).splitlines()[2]
+    assert row.startswith("| model=cnn (1 of 2 folds) | speaker | 60.00 / 61.00 |")

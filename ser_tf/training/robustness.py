@@ -214,12 +214,17 @@ def noise_table(runs: Sequence[dict], snrs_db: Sequence[float] = DEFAULT_SNRS_DB
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for run in runs:
         summary = run.get("noise")
+        setting = str(run.get("setting", ""))
+        missing = (summary or {}).get("folds_without_scores") or []
+        if missing:
+            scored = summary["n_folds"]
+            setting += f" ({scored} of {scored + len(missing)} folds)"
         cells = []
         for name in names:
             entry = (summary or {}).get("conditions", {}).get(name)
             cells.append("not run" if entry is None else
                          f"{entry['UA']['mean']:.2f} / {entry['WA']['mean']:.2f}")
-        lines.append("| " + " | ".join([str(run.get("setting", "")),
+        lines.append("| " + " | ".join([setting,
                                         str(run.get("protocol", "")), *cells,
                                         str(run.get("run_id") or "")]) + " |")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ skipping them never renames a run.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -73,7 +74,8 @@ def make_after_folds(*, build, recipe, manifest, export_name: str | None, snrs_d
             details["tflite"] = export_all_folds(work_dir, folds, _features(features), build,
                                                  recipe, name=export_name, quiet=quiet)
         if snrs_db:
-            from ser_tf.training.robustness import RECORD_KEY, RESULT_KEY, summarise_noise
+            from ser_tf.training.robustness import (NOISE_FILE, RECORD_KEY, RESULT_KEY,
+                                                    summarise_noise)
 
             rows = [_noise_row(work_dir, fold, manifest, recipe, build, snrs_db, seed, quiet)
                     for fold in folds]
@@ -81,7 +83,17 @@ def make_after_folds(*, build, recipe, manifest, export_name: str | None, snrs_d
                 if row is not None:
                     result[RESULT_KEY] = row
             if any(rows):
-                details[RECORD_KEY] = summarise_noise(rows)
+                summary = summarise_noise(rows)
+                missing = [int(fold.index) for fold, row in zip(folds, rows) if row is None]
+                if missing:
+                    # A fold with neither weights nor a stored row on this machine: the
+                    # summary is of fewer folds than the run, and says so.
+                    summary["folds_without_scores"] = missing
+                    print(f"noise scores: no weights and no {NOISE_FILE} for fold(s) "
+                          f"{', '.join(str(i + 1) for i in missing)}; the record's noise "
+                          f"summary covers {len(rows) - len(missing)} of {len(rows)} folds",
+                          file=sys.stderr)
+                details[RECORD_KEY] = summary
         if hparams_provenance is not None:
             details["hparams"] = hparams_provenance
         return details, None
