@@ -89,8 +89,9 @@ def make_after_folds(*, build, recipe, manifest, export_name: str | None, snrs_d
                     # A fold with neither weights nor a stored row on this machine: the
                     # summary is of fewer folds than the run, and says so.
                     summary["folds_without_scores"] = missing
-                    print(f"noise scores: no weights and no {NOISE_FILE} for fold(s) "
-                          f"{', '.join(str(i + 1) for i in missing)}; the record's noise "
+                    print(f"noise scores: fold(s) {', '.join(str(i + 1) for i in missing)} "
+                          f"have no weights here and no {NOISE_FILE} for this seed and these "
+                          f"SNRs; the record's noise "
                           f"summary covers {len(rows) - len(missing)} of {len(rows)} folds",
                           file=sys.stderr)
                 details[RECORD_KEY] = summary
