@@ -157,6 +157,8 @@ def test_summary_over_folds_and_the_report_table():
     assert clean["UA"]["mean"] == 65.0 and clean["UA"]["std"] == pytest.approx(7.0711, 1e-4)
     assert noisy["drop_vs_clean"] == {"UA": 30.0, "WA": 30.0}
     assert summary["n_folds"] == 2 and summary["folds"] == [0, 1]
+    assert "folds_without_scores" not in summary
+    assert summarise_noise([_row(0, 60.0, 30.0), None])["folds_without_scores"] == [1]
     assert summarise_noise([_row(0, 60.0, 30.0)])["conditions"]["clean"]["UA"]["std"] == 0.0
     with pytest.raises(ValueError, match="no fold"):
         summarise_noise([None])

@@ -154,13 +154,13 @@ def fold_noise_evaluation(work_dir, fold, manifest, recipe, build_model: Callabl
     fold_dir = RunDir(Path(work_dir)).fold(fold)
     path = fold_dir.path / NOISE_FILE
     row = read_json(path) if path.is_file() else None
-    if fold_dir.weights.is_file():
-        weights_sha = content_hash(fold_dir.weights)
-    else:  # no hash to check here: the row names the weights it scored
-        weights_sha = (row or {}).get("weights_sha256")
-        if not _covers(row, snrs_db, seed, weights_sha):
-            return None
+    has_weights = fold_dir.weights.is_file()
+    # Without the weights there is no hash to check: the row names the weights it scored.
+    weights_sha = (content_hash(fold_dir.weights) if has_weights
+                   else (row or {}).get("weights_sha256"))
     if not _covers(row, snrs_db, seed, weights_sha):
+        if not has_weights:
+            return None
         model = build_model(len(manifest.labels))
         model.load_weights(fold_dir.weights)
         utterances = manifest.subset(list(fold.test_ids)).utterances
@@ -177,9 +177,14 @@ def fold_noise_evaluation(work_dir, fold, manifest, recipe, build_model: Callabl
     return row
 
 
-def summarise_noise(rows: Sequence[dict]) -> dict:
+def summarise_noise(rows: Sequence[dict | None]) -> dict:
     """Mean and sample std over folds of UA and WA per condition, and each noisy
-    condition's drop from clean (mean UA / WA, points): the run record's section."""
+    condition's drop from clean (mean UA / WA, points): the run record's section.
+
+    ``rows``: one per fold of the run, ``None`` for a fold without scores; such folds are
+    listed (0-based positions) under ``folds_without_scores``, so a summary of fewer folds
+    than the run says so."""
+    missing = [i for i, r in enumerate(rows) if not r]
     rows = [r for r in rows if r]
     if not rows:
         raise ValueError("no fold has noise scores")
@@ -198,9 +203,12 @@ def summarise_noise(rows: Sequence[dict]) -> dict:
         if name != CLEAN and CLEAN in conditions:
             entry["drop_vs_clean"] = {m: conditions[CLEAN][m]["mean"] - entry[m]["mean"]
                                       for m in ("UA", "WA")}
-    return {"n_folds": len(rows), "seed": rows[0].get("seed"),
-            "snr_db": rows[0].get("snr_db"), "folds": [r.get("fold") for r in rows],
-            "conditions": conditions}
+    summary = {"n_folds": len(rows), "seed": rows[0].get("seed"),
+               "snr_db": rows[0].get("snr_db"), "folds": [r.get("fold") for r in rows],
+               "conditions": conditions}
+    if missing:
+        summary["folds_without_scores"] = missing
+    return summary
 
 
 def noise_table(runs: Sequence[dict], snrs_db: Sequence[float] = DEFAULT_SNRS_DB) -> str:

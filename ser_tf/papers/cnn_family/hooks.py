@@ -84,11 +84,8 @@ def make_after_folds(*, build, recipe, manifest, export_name: str | None, snrs_d
                     result[RESULT_KEY] = row
             if any(rows):
                 summary = summarise_noise(rows)
-                missing = [int(fold.index) for fold, row in zip(folds, rows) if row is None]
-                if missing:
-                    # A fold with neither weights nor a stored row on this machine: the
-                    # summary is of fewer folds than the run, and says so.
-                    summary["folds_without_scores"] = missing
+                missing = summary.get("folds_without_scores", [])
+                if missing:  # neither weights nor a stored row on this machine
                     print(f"noise scores: fold(s) {', '.join(str(i + 1) for i in missing)} "
                           f"have no weights here and no {NOISE_FILE} for this seed and these "
                           f"SNRs; the record's noise "
