@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from ser_tf.data.synthetic import class_signal
-from ser_tf.export.evaluate import evaluate_tflite, export_fold_models, measure_latency
+from ser_tf.export.evaluate import evaluate_tflite, export_fold_models
+from ser_tf.export.latency import measure_latency
 from ser_tf.export.tflite import VARIANTS, convert, export_variants, flex_ops
 from ser_tf.export.waveform import build_waveform_model, input_spec
 from ser_tf.features.recipes import get_recipe

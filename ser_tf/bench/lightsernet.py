@@ -13,7 +13,7 @@ Measures, on EMO-DB (3 s MFCC, 184 × 40; batch 32; the training split of one fo
 - **feature extraction**: files per second with a cold and a warm cache
   (:func:`ser_tf.bench.features.benchmark_extraction`, on a throw-away cache);
 - **TFLite**: size and batch-1 latency of every export variant
-  (:func:`ser_tf.export.tflite.convert`, :func:`ser_tf.export.evaluate.measure_latency`),
+  (:func:`ser_tf.export.tflite.convert`, :func:`ser_tf.export.latency.measure_latency`),
   for the model trained above (latency does not depend on how well it is trained);
 - **profile**: one epoch of the ``tf.data`` input pipeline alone (iterating the training
   dataset, no model) against one epoch of the train step alone (``train_on_batch`` on
@@ -195,7 +195,7 @@ def time_tflite(model, representative, example, *, threads=(1, 2), warmup: int =
     """Size and batch-1 latency of every TFLite variant of ``model``; guarded: without the
     export modules, ``{"status": "not run: export module missing"}``."""
     try:
-        from ser_tf.export.evaluate import measure_latency
+        from ser_tf.export.latency import measure_latency
         from ser_tf.export.tflite import VARIANTS, convert
     except ImportError as error:
         return {"status": MISSING_EXPORT, "error": str(error)}
@@ -313,7 +313,7 @@ def benchmark(manifest, *, duration: float = 3.0, batch_size: int = 32, epochs: 
                                        threads=tflite_threads, runs=tflite_runs)
         # A features-in variant on the device first computes the MFCCs in NumPy (ser_tf.lite):
         # timed on one 3 s segment of noise (the time does not depend on the content).
-        from ser_tf.export.evaluate import measure_frontend_latency
+        from ser_tf.export.latency import measure_frontend_latency
         from ser_tf.export.waveform import recipe_samples
 
         noise = np.random.default_rng(seed).uniform(-1, 1, recipe_samples(recipe))

@@ -208,7 +208,7 @@ def ship_final(model, *, out_dir, prefix: str, title: str, recipe, feature_set, 
     A front-end without a graph layer (e.g. ``librosa_mfcc``) ships features-in only: the
     device computes it with :func:`ser_tf.features.spectral.numpy_features`, the training
     front-end's numbers in NumPy, so the model gets the input it was trained on."""
-    from ser_tf.export.evaluate import measure_frontend_latency, measure_latency
+    from ser_tf.export.latency import latency_text, measure_frontend_latency, measure_latency
     from ser_tf.export.model_card import write_model_card
     from ser_tf.export.tflite import export_variants
     from ser_tf.export.waveform import build_waveform_model, input_spec
@@ -265,10 +265,10 @@ def ship_final(model, *, out_dir, prefix: str, title: str, recipe, feature_set, 
     metrics = {key: cv["expected"][key] for key in SCORE_KEYS}
     for variant, path in shipped.items():
         spec = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["input"]
-        rows_ms = {"host_ms": _ms(latency[variant])}
+        rows_ms = {"host_ms": latency_text(latency[variant])}
         if variant != "waveform-float32":
             rows_ms["Development machine CPU, the NumPy front-end before the model "
-                    "(ser_tf.lite), one window"] = _ms(frontend_ms)
+                    "(ser_tf.lite), one window"] = latency_text(frontend_ms)
         write_model_card(path, title=f"{title} ({variant})",
                          training_data=f"all {len(feature_set.ids)} utterances of the "
                                        "corpus, every speaker (what they are: 'Has heard' "
@@ -277,10 +277,6 @@ def ship_final(model, *, out_dir, prefix: str, title: str, recipe, feature_set, 
                          input_spec=spec, latency=rows_ms, notes=card_notes)
     return {"shipped": {k: str(v) for k, v in shipped.items()}, "variants": list(shipped),
             "latency_ms": {"models": latency, "numpy_frontend": frontend_ms}}
-
-
-def _ms(stats: dict) -> str:
-    return f"mean {stats['mean_ms']:.2f}, p95 {stats['p95_ms']:.2f}"
 
 
 def _protocol_text(cv: dict) -> str:

@@ -2,21 +2,21 @@
 
 - :func:`evaluate_tflite`: the suite's metrics (:func:`ser_tf.training.metrics.classification_metrics`:
   UA, WA, F1, confusion matrix) on a ``.tflite`` file's predictions;
-- :func:`measure_latency`: batch-1 wall time of :meth:`ser_tf.lite.LiteModel.predict`
-  (quantisation of the input included, as an application pays it) per thread count;
 - :func:`export_fold_models`: every trained fold of a k-fold run -> every variant, each
   calibrated on its own fold's training ids and scored on its own test ids, so the
   quantised scores are comparable with the float run record (same folds, same protocol).
+
+Latency is measured by :mod:`ser_tf.export.latency`.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ser_tf.export.latency import measure_latency
 from ser_tf.export.tflite import ALL, export_variants
 from ser_tf.util.jsonio import content_hash
 from ser_tf.lite import LiteModel, sidecar_path
@@ -69,69 +69,8 @@ def evaluate_tflite(path, features, labels, label_names, *, batch_size: int = 64
     return classification_metrics(np.asarray(labels), probabilities, list(label_names))
 
 
-def measure_latency(path, example, *, threads=(1, 2), warmup: int = 5,
-                    runs: int = 50) -> dict[int, dict]:
-    """Batch-1 latency of ``LiteModel(path, num_threads=t).predict`` for each ``t``.
-
-    ``example``: one input, with or without a leading batch axis of 1 (a multi-input
-    model: a dict keyed by input name, each with the batch axis of 1). Returns
-    ``{t: {"mean_ms", "median_ms", "p95_ms"}}``. ``warmup`` calls are discarded (the
-    first ones allocate buffers and warm caches). With more threads than free cores the
-    numbers measure contention, not the model; the machine's load is not controlled.
-    """
-    threads = tuple(threads)
-    if not threads or any(isinstance(t, bool) or int(t) != t or t < 1 for t in threads):
-        raise ValueError(f"threads must be positive integers, got {threads}")
-    if int(warmup) != warmup or warmup < 0 or int(runs) != runs or runs < 1:
-        raise ValueError(f"need warmup >= 0 and runs >= 1, got {warmup}, {runs}")
-    result = {}
-    for count in threads:
-        model = LiteModel(path, num_threads=int(count))
-        if isinstance(example, dict):
-            x = _as_inputs(example)
-            shapes = dict(zip(model.input_names, model.input_shapes))
-            if set(x) != set(shapes) or any(x[k].shape != (1, *shapes[k]) for k in shapes):
-                raise ValueError(f"{Path(path).name}: example must have inputs "
-                                 f"{ {k: (1, *v) for k, v in shapes.items()} }, got "
-                                 f"{ {k: v.shape for k, v in x.items()} }")
-            result[int(count)] = _time_calls(lambda: model.predict(x), warmup, runs)
-            continue
-        x = np.asarray(example, dtype=np.float32)
-        if x.shape == model.input_shape:
-            x = x[None]
-        if x.shape != (1, *model.input_shape):
-            raise ValueError(f"{Path(path).name}: example must have shape {model.input_shape}, "
-                             f"got {np.shape(example)}")
-        result[int(count)] = _time_calls(lambda: model.predict(x), warmup, runs)
-    return result
-
-
-def measure_frontend_latency(frontend: dict, sample_rate: int, segment, *, warmup: int = 5,
-                             runs: int = 50) -> dict:
-    """Time of the NumPy front-end :mod:`ser_tf.lite` runs before a features-in model, on
-    one segment (``(samples,)``): ``{"mean_ms", "median_ms", "p95_ms"}``. Add it to the
-    model's latency for the time per utterance from audio."""
-    from ser_tf.features.spectral import numpy_features
-
-    batch = np.asarray(segment, dtype=np.float32).reshape(1, -1)
-    if int(warmup) != warmup or warmup < 0 or int(runs) != runs or runs < 1:
-        raise ValueError(f"need warmup >= 0 and runs >= 1, got {warmup}, {runs}")
-    return _time_calls(lambda: numpy_features(batch, sample_rate, frontend), warmup, runs)
-
-
-def _time_calls(call, warmup: int, runs: int) -> dict:
-    for _ in range(int(warmup)):  # the first calls allocate buffers and warm caches
-        call()
-    times = np.empty(int(runs))
-    for i in range(int(runs)):
-        start = time.perf_counter()
-        call()
-        times[i] = (time.perf_counter() - start) * 1000.0
-    return {"mean_ms": float(times.mean()), "median_ms": float(np.median(times)),
-            "p95_ms": float(np.percentile(times, 95))}
-
-
-def _scores(metrics: dict) -> dict:
+def scores_of(metrics: dict) -> dict:
+    """The headline scores (:data:`SCORE_KEYS`) of a metrics dict, as floats."""
     return {key: float(metrics[key]) for key in SCORE_KEYS}
 
 
@@ -143,7 +82,7 @@ def _summary(rows: list[dict]) -> dict:
     summary = summarize([r["metrics"] for r in rows])
     return {"mean": {key: summary[key]["mean"] for key in SCORE_KEYS},
             "std": {key: summary[key]["std"] for key in SCORE_KEYS}, "std_ddof": 1,
-            "pooled": _scores(summary["pooled"])}
+            "pooled": scores_of(summary["pooled"])}
 
 
 def _first_example(feature_set, fold):
@@ -217,7 +156,7 @@ def export_fold(model, fold, feature_set, out_dir, *, recipe, variants=ALL,
         representative=_representative(feature_set, fold, int(representative_size), seed)
         if "int8" in variants else None,
         input_spec=_model_input_spec(feature_set, recipe), name=name)
-    row = {"fold": int(fold.index), "keras": {**_scores(keras_metrics), "metrics": keras_metrics},
+    row = {"fold": int(fold.index), "keras": {**scores_of(keras_metrics), "metrics": keras_metrics},
            "variants": {}}
     if getattr(feature_set, "input_shapes", None) is not None:  # padded, with lengths
         row["input_shapes"] = {name: list(shape) for name, shape in
@@ -226,7 +165,7 @@ def export_fold(model, fold, feature_set, out_dir, *, recipe, variants=ALL,
         probabilities = _probabilities(path, x_test, batch_size)
         metrics = classification_metrics(y_test, probabilities, label_names)
         row["variants"][variant] = {
-            "size_bytes": path.stat().st_size, **_scores(metrics), "metrics": metrics,
+            "size_bytes": path.stat().st_size, **scores_of(metrics), "metrics": metrics,
             "max_prob_diff_vs_keras": float(np.abs(probabilities - reference).max()),
             "argmax_agreement": float(np.mean(probabilities.argmax(1) == reference.argmax(1)))}
     return row, paths

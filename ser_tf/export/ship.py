@@ -39,8 +39,8 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
 
     ``title``: what the model cards' titles say before the variant (default ``prefix``);
     the caller, which knows the model and the corpus, names them."""
-    from ser_tf.export.evaluate import (evaluate_tflite, export_fold_models,
-                                        measure_frontend_latency, measure_latency)
+    from ser_tf.export.evaluate import evaluate_tflite, export_fold_models, scores_of
+    from ser_tf.export.latency import measure_frontend_latency, measure_latency
     from ser_tf.export.model_card import write_model_card
     from ser_tf.export.tflite import export_variants
     from ser_tf.export.waveform import build_waveform_model, input_spec
@@ -73,7 +73,7 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
             "run_id": plan.run_id, "fold": int(fold.index), "protocol": plan.config["protocol"],
             "test_utterances": len(test_paths), "feature_models": features,
             "waveform": {"size_bytes": wave_path.stat().st_size,
-                         "metrics": _scores(wave_metrics),
+                         "metrics": scores_of(wave_metrics),
                          "parity": waveform_parity(model, wave_path, recipe, test_paths),
                          "latency": measure_latency(wave_path, segments[0])},
             # What a features-in model needs first on the device: ser_tf.lite's NumPy MFCC.
@@ -116,14 +116,16 @@ def ship_fold(plan, fold_index: int, manifest, feature_set, build_model, recipe,
 def _card_latency(latency: dict, frontend: dict | None = None) -> dict:
     """measure_latency's ``{threads: {"mean_ms", "p95_ms", ...}}`` as model-card rows, plus
     the NumPy MFCC front-end's time (``frontend``) for a features-in model."""
+    from ser_tf.export.latency import latency_text
+
     rows = {}
     for threads, stats in sorted(latency.items(), key=lambda kv: int(kv[0])):
-        text = f"mean {stats['mean_ms']:.2f}, p95 {stats['p95_ms']:.2f}"
+        text = latency_text(stats)
         key = "host_ms" if int(threads) == 1 else f"Development machine CPU, {threads} threads"
         rows[key] = text
     if frontend is not None:
         rows["Development machine CPU, MFCC in NumPy before the model (ser_tf.lite), one "
-             "window"] = f"mean {frontend['mean_ms']:.2f}, p95 {frontend['p95_ms']:.2f}"
+             "window"] = latency_text(frontend)
     return rows
 
 
@@ -131,7 +133,3 @@ def _read(path, recipe):
     from ser_tf.data.audio import read_audio
 
     return read_audio(path, sr=recipe.sample_rate)[0]
-
-
-def _scores(metrics: dict) -> dict:
-    return {k: metrics[k] for k in ("UA", "WA", "macro_F1", "weighted_F1")}

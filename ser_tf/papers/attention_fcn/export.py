@@ -113,7 +113,7 @@ def _scores(metrics: dict) -> dict:
 
 def _export_fold_1d(work_dir, fold, feature_set, build_model, recipe, *, name: str) -> dict:
     """Convert, score and time one fold's 1-D model; writes ``fold_XX/tflite.json``."""
-    from ser_tf.export.evaluate import measure_latency
+    from ser_tf.export.latency import measure_latency
     from ser_tf.export.tflite import export_variants
     from ser_tf.lite import LiteModel
     from ser_tf.training.metrics import classification_metrics
