@@ -25,6 +25,10 @@ model (as the paper's Fig. 3; the folds' models share no feature space). Both ar
 when each fold ends (``fold_XX/tflite.json``, ``fold_XX/embedding.npz``), so a run resumed
 on another machine needs no weights files from the earlier sessions.
 
+``--compounded-smoothing`` (``--protocol paper`` only) trains on the targets of the code
+of the paper's time, smoothed again in every fold (an ablation:
+:mod:`ser_tf.papers.timnet.compounded_smoothing`).
+
 ``--window SECONDS`` sets the input length (default: TIM-Net's sample count per corpus;
 another length is another recipe, so another run id). ``--ship`` (the same flags) trains
 nothing of the cross-validation: it ships the deployable model of the finished ``speaker``
@@ -90,6 +94,11 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
                         help="model input length in seconds at 22 050 Hz (centre pad or "
                              "crop), instead of TIM-Net's per-corpus sample count; e.g. 2.39 "
                              "for the 2.39 s trimmed RAVDESS copy (a new run id)")
+    parser.add_argument("--compounded-smoothing", action="store_true",
+                        help="ablation (--protocol paper only): train fold k on the targets "
+                             "the code of the paper's time had, smoothed once per fold so "
+                             "far that trained on them (the published runs' bug, fixed "
+                             "upstream in August 2023); another run id")
     add_deploy_arguments(parser, ship_dest=True)
     if hasattr(parser, "add_check"):
         parser.add_check(check_arguments)
@@ -106,7 +115,15 @@ def _window_seconds(text: str) -> float:
 
 
 def check_arguments(args: argparse.Namespace) -> str | None:
-    """Flags that need the corpus audio cannot go with ``--features``."""
+    """Flags that need the corpus audio cannot go with ``--features``; compounded smoothing
+    is a property of the authors' fold loop, so of ``--protocol paper`` only."""
+    if getattr(args, "compounded_smoothing", False):
+        if args.protocol != "paper":
+            return ("argument --compounded-smoothing: the code of the paper's time smoothed "
+                    "again in each fold of its own split; use it with --protocol paper")
+        if getattr(args, "ship", False):
+            return "argument --compounded-smoothing: an ablation of the cross-validation; "\
+                   "--ship ships the speaker run's model"
     if getattr(args, "features", None) is None:
         return None
     for flag, given in (("--ship", args.ship), ("--window", args.window is not None)):
@@ -158,10 +175,12 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
     # Under the paper protocol the validation ids are the test ids: best-val IS test selection.
     checkpoint = "paper" if args.protocol == "paper" and args.checkpoint == "best-val" \
         else args.checkpoint
+    compounded = bool(getattr(args, "compounded_smoothing", False))
     fit = FitConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=cfg["learning_rate"],
         beta_1=cfg["beta_1"], beta_2=cfg["beta_2"], epsilon=cfg["epsilon"], loss=cfg["loss"],
-        label_smoothing=cfg["label_smoothing"], checkpoint=checkpoint,
+        # Compounded: the targets come smoothed from the source; the loss must not smooth.
+        label_smoothing=0.0 if compounded else cfg["label_smoothing"], checkpoint=checkpoint,
         monitor=cfg["monitor_paper"] if checkpoint == "paper" else cfg["monitor_clean"],
         check_every=args.check_every, patience=args.patience, min_epochs=args.min_epochs,
         seed=PAPER_SEEDS[corpus] if args.seed is None else args.seed,
@@ -176,6 +195,7 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
     name = f"timnet-{corpus.lower()}-mfcc"
 
     def on_fold_done(work_dir, fold, features, result):
+        features = getattr(features, "feature_set", features)  # a source: its features
         # While this fold's weights are on disk: keep what the run's end needs (idempotent,
         # as the runner also calls it for finished folds when a run resumes).
         from ser_tf.models.timnet import embedding_model
@@ -192,6 +212,7 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
         from ser_tf.models.timnet import embedding_model
         from ser_tf.reporting.embeddings import write_tsne
 
+        features = getattr(features, "feature_set", features)  # a source: its features
         details = {"checkpoint_warning": warning} if warning else {}
         if not args.no_export:
             from ser_tf.export.folds import export_all_folds
@@ -205,14 +226,41 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
                                            f"test utterances ({args.protocol}, {checkpoint})")
         return details, ({"tsne.png": tsne} if details["tsne"]["file"] else {})
 
+    config_extra = {"checkpoint": checkpoint, "n_blocks": n_blocks, "filters": cfg["filters"],
+                    "kernel_size": cfg["kernel_size"], "dropout": cfg["dropout"],
+                    "input_shape": list(shape), "features": source}
+    notes = (warning,) if warning else ()
+    training_source = None
+    if compounded:
+        config_extra["label_smoothing_compounded"] = cfg["label_smoothing"]
+        training_source = _compounded_source(manifest, recipe, feature_set, args,
+                                             cfg["label_smoothing"])
+        notes += ("Ablation --compounded-smoothing: fold k trains on targets smoothed once "
+                  "per fold so far that trained on them, as the code of the paper's time "
+                  "did (not the fixed code).",)
     return Experiment(
         manifest=manifest, recipe=recipe, build_model=build, fit=fit, paper_split=SPLIT,
-        feature_set=feature_set, fingerprint_data=source is None,
-        config_extra={"checkpoint": checkpoint, "n_blocks": n_blocks, "filters": cfg["filters"],
-                      "kernel_size": cfg["kernel_size"], "dropout": cfg["dropout"],
-                      "input_shape": list(shape), "features": source},
-        on_fold_done=on_fold_done, after_folds=after_folds,
-        notes=(warning,) if warning else ())
+        feature_set=None if compounded else feature_set, source=training_source,
+        fingerprint_data=source is None, config_extra=config_extra,
+        on_fold_done=on_fold_done, after_folds=after_folds, notes=notes)
+
+
+def _compounded_source(manifest, recipe, feature_set, args, factor: float):
+    """The runner's ``(cache_dir, quiet) -> source`` for ``--compounded-smoothing``: the
+    run's features, and the run's folds (the same call as the runner's plan) to count how
+    often each fold's training targets were smoothed."""
+    def make(cache_dir, quiet):
+        from ser_tf.features.cache import extract_features
+        from ser_tf.papers.timnet.compounded_smoothing import CompoundedSmoothingSource
+        from ser_tf.papers.timnet.folds import SPLIT
+        from ser_tf.training.protocols import make_folds
+
+        features = feature_set if feature_set is not None else extract_features(
+            manifest, recipe, cache_dir, progress=not quiet)
+        folds = make_folds(manifest, "paper", n_folds=args.folds, seed=args.fold_seed,
+                           paper_split=SPLIT)
+        return CompoundedSmoothingSource(features, folds, factor)
+    return make
 
 
 def _ship(args, experiment, plan):
