@@ -188,10 +188,20 @@ def test_report_matching_prefers_the_most_specific_entry(tmp_path):
     write(results, cfg={**base, "corpus": "TESS"})  # no published number: own row
     rows = [line for line in render_report(results, paper="timnet").splitlines()
             if line.startswith("| timnet | EMODB")]
-    published = [r for r in rows if "95.17 / 95.70" in r]
+    published = [r for r in rows if "95.17 / 95.70" in r and "compounded" not in r]
     corrected = [r for r in rows if "89.19 / 90.28" in r]
     assert len(published) == 1 and "paper (paper)" in published[0]
     assert len(corrected) == 1 and "paper (last)" in corrected[0]
+    # The published figures' own-code ablation has an entry of its own: a run without that
+    # setting never sits beside it; the ablation sits beside it alone.
+    ablation = [r for r in rows if "label_smoothing_compounded=0.1" in r]
+    assert len(ablation) == 1 and "not run" in ablation[0]
+    write(results, cfg={**base, "checkpoint": "paper", "label_smoothing_compounded": 0.1})
+    rows = [line for line in render_report(results, paper="timnet").splitlines()
+            if line.startswith("| timnet | EMODB")]
+    ablation = [r for r in rows if "label_smoothing_compounded=0.1" in r]
+    assert len(ablation) == 1 and "paper (paper)" in ablation[0]
+    assert len([r for r in rows if "95.17 / 95.70" in r and "paper (paper)" in r]) == 2
     text = render_report(results, paper="timnet")
     assert "| timnet | TESS | — | — | — | paper" in text
     assert "not run" in next(line for line in text.splitlines() if "| timnet | EMOVO" in line)
