@@ -188,23 +188,49 @@ def test_report_matching_prefers_the_most_specific_entry(tmp_path):
     write(results, cfg={**base, "corpus": "TESS"})  # no published number: own row
     rows = [line for line in render_report(results, paper="timnet").splitlines()
             if line.startswith("| timnet | EMODB")]
-    published = [r for r in rows if "95.17 / 95.70" in r and "compounded" not in r]
+    published = [r for r in rows if "95.17 / 95.70" in r and "compounded_smoothing=0.1" not in r]
     corrected = [r for r in rows if "89.19 / 90.28" in r]
     assert len(published) == 1 and "paper (paper)" in published[0]
     assert len(corrected) == 1 and "paper (last)" in corrected[0]
+    # TIM-Net's `describe` key: a run without the ablation's setting says so.
+    assert "| protocol=paper, compounded_smoothing=— |" in published[0]
     # The published figures' own-code ablation has an entry of its own: a run without that
     # setting never sits beside it; the ablation sits beside it alone.
-    ablation = [r for r in rows if "label_smoothing_compounded=0.1" in r]
+    ablation = [r for r in rows if "compounded_smoothing=0.1" in r]
     assert len(ablation) == 1 and "not run" in ablation[0]
-    write(results, cfg={**base, "checkpoint": "paper", "label_smoothing_compounded": 0.1})
+    write(results, cfg={**base, "checkpoint": "paper", "compounded_smoothing": 0.1})
     rows = [line for line in render_report(results, paper="timnet").splitlines()
             if line.startswith("| timnet | EMODB")]
-    ablation = [r for r in rows if "label_smoothing_compounded=0.1" in r]
+    ablation = [r for r in rows if "compounded_smoothing=0.1" in r]
     assert len(ablation) == 1 and "paper (paper)" in ablation[0]
     assert len([r for r in rows if "95.17 / 95.70" in r and "paper (paper)" in r]) == 2
     text = render_report(results, paper="timnet")
-    assert "| timnet | TESS | — | — | — | paper" in text
+    assert "| timnet | TESS | compounded_smoothing=— | — | — | paper" in text
     assert "not run" in next(line for line in text.splitlines() if "| timnet | EMOVO" in line)
+
+
+def test_the_ablations_last_epoch_sits_beside_the_corrected_figures_named_as_such(tmp_path):
+    experiments = experiments_with_references(tmp_path)
+    results = experiments / "results"
+    folds, fold_results = folds_and_results()
+    for r in fold_results:
+        r["last_epoch"] = {"epoch": r["epochs_run"], "metrics": r["metrics"]}
+    cfg = {"paper": "timnet", "corpus": "EMODB", "epochs": 5, "checkpoint": "paper",
+           "compounded_smoothing": 0.1}
+    folder = write_run_record(results, config=cfg, protocol="paper", folds=folds,
+                              fold_results=fold_results, wall_time=1.0, labels=LABELS)
+    run = json.loads((folder / "record.json").read_text())["run_id"]
+    rows = [line for line in render_report(results, paper="timnet").splitlines()
+            if line.startswith("| timnet | EMODB")]
+    chosen = [r for r in rows if f"`{run}`" in r]
+    last = [r for r in rows if f"`{run}, last epoch`" in r]
+    assert len(chosen) == 1 and "95.17 / 95.70" in chosen[0]
+    assert "compounded_smoothing=0.1" in chosen[0]
+    assert len(last) == 1 and "89.19 / 90.28" in last[0]
+    assert "| checkpoint=last, protocol=paper, compounded_smoothing=0.1 |" in last[0]
+    # The plain published row has no run here.
+    plain = next(r for r in rows if r.startswith("| timnet | EMODB | protocol=paper |"))
+    assert "not run" in plain
 
 
 def test_one_run_sits_beside_both_the_best_epoch_and_the_last_epoch_figures(tmp_path):

@@ -81,6 +81,15 @@ def test_training_batches_carry_the_targets_of_the_authors_fold_loop(tmp_path):
                 np.testing.assert_allclose(target, authors_y[row][to_ours], rtol=1e-5)
                 seen += 1
         assert seen == len(fold.train_ids)
+        # A resumed fold (``consumed``: one epoch read by an earlier process) reads the
+        # next epoch's order and still pairs every example with its own target.
+        resumed = source.dataset(fold.train_ids, task=task, training=True, batch_size=4,
+                                 seed=3, consumed=len(fold.train_ids))
+        pairs = [(row_of[e.tobytes()], t) for features, targets in resumed
+                 for e, t in zip(features.numpy(), targets.numpy())]
+        assert sorted(row for row, _ in pairs) == sorted(int(i) for i in fold.train_ids)
+        for row, target in pairs:
+            np.testing.assert_allclose(target, authors_y[row][to_ours], rtol=1e-5)
     # Validation and test keep hard labels; a split that is no fold's training part is refused.
     _, hard = next(iter(source.dataset(folds[2].test_ids, task=task, training=False,
                                        batch_size=64)))
@@ -89,8 +98,8 @@ def test_training_batches_carry_the_targets_of_the_authors_fold_loop(tmp_path):
         source.dataset(folds[2].train_ids[1:], task=task, training=True, batch_size=4, seed=3)
 
 
-def test_cli_runs_the_ablation_as_its_own_run_and_only_under_the_paper_protocol(tmp_path,
-                                                                                capsys):
+def test_cli_runs_the_ablation_as_its_own_run_and_only_under_the_paper_protocol(
+        tmp_path, capsys, monkeypatch):
     x, y = _authors_like(n=14, frames=40)
     path = tmp_path / "EMODB.npy"
     np.save(path, {"x": x, "y": y}, allow_pickle=True)
@@ -101,10 +110,22 @@ def test_cli_runs_the_ablation_as_its_own_run_and_only_under_the_paper_protocol(
         exp.build_parser().parse_args(flags + ["--protocol", "clean", "--compounded-smoothing"])
     assert "use it with --protocol paper" in capsys.readouterr().err
     plain = exp.plan(exp.build_parser().parse_args(flags + ["--protocol", "paper"]))
+    # Every fold trains from the compounded source (not from plain one-hot targets).
+    trained = []
+    dataset = CompoundedSmoothingSource.dataset
+
+    def spy(self, ids, *, training, **options):
+        if training:
+            trained.append(sorted(ids))
+        return dataset(self, ids, training=training, **options)
+
+    monkeypatch.setattr(CompoundedSmoothingSource, "dataset", spy)
     out = exp.run(exp.build_parser().parse_args(flags + ["--protocol", "paper",
                                                          "--compounded-smoothing"]))
     record = json.loads((out["record"] / "record.json").read_text())
     config = record["config"]
-    assert config["label_smoothing_compounded"] == 0.1 and config["fit"]["label_smoothing"] == 0.0
+    assert config["compounded_smoothing"] == 0.1 and config["fit"]["label_smoothing"] == 0.0
     assert out["run_id"] != plain.run_id and len(record["per_fold"]) == 2
     assert record["tsne"]["points"] == 14  # the hooks got the features behind the source
+    folds = json.loads((out["record"] / "folds.json").read_text())["folds"]
+    assert trained == [sorted(f["train_ids"]) for f in folds]

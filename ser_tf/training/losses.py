@@ -11,7 +11,8 @@
   not the published runs. Here
   smoothing happens inside the loss, on a tensor, once per call: the caller's targets are
   never modified. Difference: Keras also smooths the targets of the *validation* loss
-  (TIM-Net's ``val_loss`` used hard labels); accuracy-based selection is unaffected.
+  (the fixed TIM-Net code's ``val_loss`` used hard labels; the code of the paper's time,
+  smoothed ones from fold 2 on); accuracy-based selection is unaffected.
 * ``focal`` — focal loss (Lin et al., ICCV 2017), ``FL = -α (1 - p)^γ log p`` summed over
   classes weighted by the (smoothed) target. Light-SERNet (Aftab et al. 2022, ``loss.py``)
   uses γ = 2 and no class weighting. ``keras.losses.CategoricalFocalCrossentropy`` implements

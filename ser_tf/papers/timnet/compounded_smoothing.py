@@ -16,7 +16,7 @@ at most nine). Validation targets were smoothed too, which changes ``val_loss`` 
 validation and test keep hard labels. Our default runs smooth once, inside the loss
 (:mod:`ser_tf.training.losses`): the fixed code. ``--compounded-smoothing`` trains the
 published code's targets instead (``label_smoothing`` of the loss 0, the factor in the
-config as ``label_smoothing_compounded``, so another run id).
+config as ``compounded_smoothing``, so another run id).
 """
 
 from __future__ import annotations

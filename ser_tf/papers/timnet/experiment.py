@@ -176,6 +176,9 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
     checkpoint = "paper" if args.protocol == "paper" and args.checkpoint == "best-val" \
         else args.checkpoint
     compounded = bool(getattr(args, "compounded_smoothing", False))
+    if compounded and args.protocol != "paper":  # the parser says so too; setup is public
+        raise ValueError("--compounded-smoothing belongs to the authors' fold loop: "
+                         "--protocol paper only")
     fit = FitConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=cfg["learning_rate"],
         beta_1=cfg["beta_1"], beta_2=cfg["beta_2"], epsilon=cfg["epsilon"], loss=cfg["loss"],
@@ -232,7 +235,7 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
     notes = (warning,) if warning else ()
     training_source = None
     if compounded:
-        config_extra["label_smoothing_compounded"] = cfg["label_smoothing"]
+        config_extra["compounded_smoothing"] = cfg["label_smoothing"]
         training_source = _compounded_source(manifest, recipe, feature_set, args,
                                              cfg["label_smoothing"])
         notes += ("Ablation --compounded-smoothing: fold k trains on targets smoothed once "
