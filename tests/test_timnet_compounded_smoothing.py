@@ -109,6 +109,11 @@ def test_cli_runs_the_ablation_as_its_own_run_and_only_under_the_paper_protocol(
     with pytest.raises(SystemExit):
         exp.build_parser().parse_args(flags + ["--protocol", "clean", "--compounded-smoothing"])
     assert "use it with --protocol paper" in capsys.readouterr().err
+    by_hand = exp.build_parser().parse_args(flags + ["--protocol", "paper",
+                                                     "--compounded-smoothing"])
+    by_hand.protocol = "clean"  # a Namespace the parser never checked
+    with pytest.raises(ValueError, match="use it with --protocol paper"):
+        exp.setup(by_hand, exp.load_config())
     plain = exp.plan(exp.build_parser().parse_args(flags + ["--protocol", "paper"]))
     # Every fold trains from the compounded source (not from plain one-hot targets).
     trained = []

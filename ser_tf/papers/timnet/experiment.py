@@ -160,6 +160,9 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
     from ser_tf.papers.timnet.folds import PAPER_SEEDS, SPLIT
     from ser_tf.training.classifier import FitConfig
 
+    problem = check_arguments(args)
+    if problem:  # what the parser refuses, refused for a Namespace built by hand too
+        raise ValueError(problem)
     corpus = args.dataset
     n_blocks = args.n_blocks if args.n_blocks is not None else \
         cfg["n_blocks_iemocap" if corpus == "IEMOCAP" else "n_blocks"]
@@ -176,9 +179,6 @@ def setup(args: argparse.Namespace, cfg: dict) -> Experiment:
     checkpoint = "paper" if args.protocol == "paper" and args.checkpoint == "best-val" \
         else args.checkpoint
     compounded = bool(getattr(args, "compounded_smoothing", False))
-    if compounded and args.protocol != "paper":  # the parser says so too; setup is public
-        raise ValueError("--compounded-smoothing belongs to the authors' fold loop: "
-                         "--protocol paper only")
     fit = FitConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=cfg["learning_rate"],
         beta_1=cfg["beta_1"], beta_2=cfg["beta_2"], epsilon=cfg["epsilon"], loss=cfg["loss"],
