@@ -77,3 +77,16 @@ def test_data_manifest_fail_and_skip(tmp_path, capsys):
     again = load_manifest("CSV", tmp_path, manifest="m.csv",
                           labels=("anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"))
     assert sorted(u.label for u in again) == ["anger", "happiness"]
+
+
+@pytest.mark.parametrize("name", ["attention_fcn", "cnn_family", "lightsernet", "semantic",
+                                  "timnet"])
+def test_each_paper_takes_folds_and_seed_defaults_from_its_config(name):
+    from ser_tf.experiments import runner
+    from ser_tf.papers import get_paper
+
+    spec = get_paper(name)
+    config = spec.config()
+    args = runner.build_parser(spec, prog="x").parse_args([])
+    assert args.folds == config["folds"]
+    assert args.seed == config["seed"]

@@ -56,8 +56,13 @@ def _no_arguments(parser: argparse.ArgumentParser, config: dict) -> None:
     return None
 
 
-def _folds_default(config: dict) -> dict:
-    return {"folds": config.get("folds", 10)}
+def shared_flag_defaults(config: dict) -> dict:
+    """``--folds`` from the paper's config (10 when it names none) and ``--seed`` when the
+    config names one (``null`` included: then the paper derives it)."""
+    defaults = {"folds": config.get("folds", 10)}
+    if "seed" in config:
+        defaults["seed"] = config["seed"]
+    return defaults
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ class PaperSpec:
     flags (``parser`` is an :class:`~ser_tf.experiments.common.ExperimentParser`: its
     ``add_check(check)`` validates values against each other once parsed; keep this free of
     TensorFlow imports, so ``--help`` stays quick); ``parser_defaults(config) -> dict``:
-    defaults of shared flags (e.g. its seed);
+    defaults of shared flags (by default ``--folds`` and ``--seed`` from the config);
     ``protocols``: those ``--protocol`` offers; ``intercept(args, experiment, plan)``: runs
     instead of training when it returns a result (e.g. exporting a finished fold).
     """
@@ -81,7 +86,7 @@ class PaperSpec:
     setup: Callable[[argparse.Namespace, dict], Experiment]
     description: str = ""
     add_arguments: Callable[[argparse.ArgumentParser, dict], None] = _no_arguments
-    parser_defaults: Callable[[dict], dict] = _folds_default
+    parser_defaults: Callable[[dict], dict] = shared_flag_defaults
     protocols: tuple[str, ...] = ("clean", "speaker")
     default_protocol: str = "clean"
     default_seed: int | None = 42

@@ -327,7 +327,6 @@ SPEC = PaperSpec(
                 "2018; --variant 2d) and a student's 1-D reproduction (--variant 1d), 4 "
                 "classes of IEMOCAP, RAVDESS or EMO-DB.",
     package="ser_tf.papers.attention_fcn", setup=setup, add_arguments=add_arguments,
-    parser_defaults=lambda cfg: {"folds": cfg["folds"], "seed": cfg["seed"]},
     protocols=("paper", "clean", "speaker"), default_protocol="clean", default_seed=42)
 
 

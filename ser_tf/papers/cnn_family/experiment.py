@@ -360,7 +360,6 @@ SPEC = PaperSpec(
                 "(a student report after Bautista et al., Electronics 2022) on RAVDESS + "
                 "SAVEE + TESS + CREMA-D pooled, 7 classes.",
     package="ser_tf.papers.cnn_family", setup=setup, add_arguments=add_arguments,
-    parser_defaults=lambda cfg: {"folds": cfg["folds"], "seed": cfg["seed"]},
     protocols=("paper", "clean", "speaker"), default_protocol="paper", default_seed=42,
     intercept=intercept)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ser_tf.experiments import runner
 from ser_tf.experiments.common import positive_float, positive_int
-from ser_tf.experiments.spec import Experiment, PaperSpec
+from ser_tf.experiments.spec import Experiment, PaperSpec, shared_flag_defaults
 
 PAPER = "semantic"
 PROG = "python -m ser_tf.experiments.semantic"
@@ -251,7 +251,7 @@ SPEC = PaperSpec(
                 "ICASSP 2021) on SEWA, or an EMO-DB / RAVDESS proxy.",
     package="ser_tf.papers.semantic", setup=setup, add_arguments=add_arguments,
     # protocol None: SEWA takes its Train/Devel split ("paper"), the proxies speaker folds.
-    parser_defaults=lambda cfg: {"folds": cfg["folds"], "seed": cfg["seed"], "protocol": None},
+    parser_defaults=lambda cfg: {**shared_flag_defaults(cfg), "protocol": None},
     protocols=("paper", "speaker"), default_protocol="speaker", default_seed=1)
 
 

@@ -279,7 +279,6 @@ SPEC = PaperSpec(
                 "(8 classes, calm kept) or SAVEE. --seed defaults to the corpus's seed of the "
                 "TIM-Net README.",
     package="ser_tf.papers.timnet", setup=setup, add_arguments=add_arguments,
-    parser_defaults=lambda cfg: {"folds": cfg["folds"], "seed": cfg["seed"]},
     protocols=("paper", "clean", "speaker"), default_protocol="clean", intercept=_ship)
 
 
