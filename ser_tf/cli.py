@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     report.add_cli(commands)
 
+    from ser_tf.reporting import compare
+
+    compare.add_cli(commands)
+
     explain = commands.add_parser(
         "explain", help="draw where an attention model looked: its spectrogram with the "
                         "attention weights over it",
@@ -111,9 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    from ser_tf.util.errors import UserError
+
     try:
         return int(handler(args) or 0)
-    except (FileNotFoundError, ValueError, KeyError, OSError) as err:
+    except (UserError, FileNotFoundError, ValueError, KeyError, OSError) as err:
         # Expected user-facing failures: one clear line, no traceback.
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"ser-tf: error: {message}", file=sys.stderr)

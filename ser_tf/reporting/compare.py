@@ -1,0 +1,281 @@
+"""Two runs compared fold by fold on the same test sets: ``ser-tf compare A B``.
+
+Two runs that tested on the same folds (equal ``folds.json`` digests: the same utterances in
+every test set) can be compared per fold: each fold's change B − A is measured on one test
+set, so the spread of the changes is far smaller than the spread of either run's scores.
+That is how a loss, a data copy or a training fix is judged here, and what the paper
+READMEs' "paired" figures are. A run is given as its record folder
+(``<results>/<paper>/<corpus>/<run-id>``) or as its work folder (``<run-id>.work``, while it
+trains: its finished folds); only the folds both runs finished are compared.
+
+Reported: the configs' differences (the data copy included), each fold's score of both runs
+and the change, the mean change ± its standard deviation over folds with a Student-t 95 %
+interval, how many folds rose or fell, the scores pooled over the compared folds' test
+predictions, and the share of test utterances given the same class by both.
+
+Runs on different folds are refused (their per-fold changes would mix the draw of test sets
+into the comparison): ``ser-tf report`` lists each run's own scores.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ser_tf.reporting.provenance import NONE, Provenance, load_provenance
+from ser_tf.reporting.records import RECORD_FILE
+from ser_tf.reporting.tflite_table import mean_interval
+from ser_tf.training.rundir import CONFIG_FILE, FOLDS_FILE, RESULT_FILE, WORK_SUFFIX
+from ser_tf.util.errors import UserError
+from ser_tf.util.jsonio import read_json
+
+METRICS = ("UA", "WA", "macro_F1", "weighted_F1")
+#: Config keys not listed as differences: the corpus copy is shown on its own line.
+_NOT_DIFFERENCES = ("data",)
+
+
+@dataclass(frozen=True)
+class RunFolds:
+    """A run's finished folds: fold index -> that fold's result (metrics, test ids and
+    probabilities, last-epoch metrics)."""
+
+    path: Path
+    run_id: str
+    config: Mapping
+    folds_digest: str
+    n_folds: int
+    folds: Mapping[int, Mapping]
+    complete: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.config.get('paper')}/{self.config.get('corpus')}/{self.run_id}"
+
+    def as_record(self) -> dict:
+        """What :class:`Provenance` reads of a record."""
+        return {"paper": self.config.get("paper"), "corpus": self.config.get("corpus"),
+                "run_id": self.run_id, "config": self.config}
+
+
+def _read(path: Path, what: str) -> dict:
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing ({what})") from None
+    except ValueError as err:
+        raise UserError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object ({what})")
+    return data
+
+
+def load_run_folds(path: str | os.PathLike) -> RunFolds:
+    """A run from its record folder, else its work folder (``X`` finds ``X.work`` too)."""
+    folder = Path(path)
+    if not folder.is_dir() and Path(f"{folder}{WORK_SUFFIX}").is_dir():
+        folder = Path(f"{folder}{WORK_SUFFIX}")
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such run folder (a record folder <run-id> or a work "
+                        f"folder <run-id>{WORK_SUFFIX})")
+    if (folder / RECORD_FILE).is_file():
+        record = _read(folder / RECORD_FILE, "the run record")
+        try:
+            folds = {int(fold["fold"]): fold for fold in record["per_fold"]}
+            return RunFolds(folder, str(record["run_id"]), record["config"],
+                            str(record["folds"]["digest"]), int(record["folds"]["n_folds"]),
+                            folds, complete=True)
+        except (KeyError, TypeError, ValueError) as err:
+            raise UserError(f"{folder / RECORD_FILE}: not a run record ({err!r} missing or "
+                            "malformed)") from None
+    if not (folder / CONFIG_FILE).is_file():
+        raise UserError(f"{folder}: not a run folder (neither {RECORD_FILE} nor {CONFIG_FILE})")
+    config = _read(folder / CONFIG_FILE, "the run's config")
+    digest = _read(folder / FOLDS_FILE, "the run's folds").get("digest")
+    if not digest:
+        raise UserError(f"{folder / FOLDS_FILE}: no digest")
+    folds = {}
+    for result_file in sorted(folder.glob(f"fold_*/{RESULT_FILE}")):
+        result = _read(result_file, "a finished fold")
+        if "fold" not in result or "metrics" not in result:
+            raise UserError(f"{result_file}: not a fold result ('fold' or 'metrics' missing)")
+        folds[int(result["fold"])] = result
+    run_id = folder.name[:-len(WORK_SUFFIX)] if folder.name.endswith(WORK_SUFFIX) else folder.name
+    return RunFolds(folder, run_id, config, str(digest), int(config.get("n_folds") or 0), folds,
+                    complete=False)
+
+
+def _flat(config: Mapping, prefix: str = "") -> dict:
+    items = {}
+    for key, value in config.items():
+        if not prefix and key in _NOT_DIFFERENCES:
+            continue
+        if isinstance(value, Mapping):
+            items.update(_flat(value, f"{prefix}{key}."))
+        else:
+            items[f"{prefix}{key}"] = value
+    return items
+
+
+def config_differences(a: Mapping, b: Mapping) -> list[tuple[str, object, object]]:
+    """``(dotted key, A's value, B's value)`` wherever the configs differ (absent: None)."""
+    flat_a, flat_b = _flat(a), _flat(b)
+    return [(key, flat_a.get(key), flat_b.get(key)) for key in sorted(set(flat_a) | set(flat_b))
+            if flat_a.get(key) != flat_b.get(key)]
+
+
+def _scores(fold: Mapping, last_epoch: bool) -> Mapping:
+    if not last_epoch:
+        return fold["metrics"]
+    view = fold.get("last_epoch") or {}
+    if "metrics" not in view:
+        raise UserError(f"fold {fold.get('fold')}: no last-epoch scores in this run")
+    return view["metrics"]
+
+
+def _pooled(folds: Sequence[Mapping], last_epoch: bool) -> dict:
+    from ser_tf.training.scores import metrics_from_confusion
+
+    scores = [_scores(fold, last_epoch) for fold in folds]
+    labels = scores[0]["labels"]
+    matrix = sum(np.asarray(s["confusion_matrix"], dtype=np.int64) for s in scores)
+    return metrics_from_confusion(matrix, labels)
+
+
+def _same_answers(a: Sequence[Mapping], b: Sequence[Mapping]) -> float | None:
+    """Share of the compared test predictions in which A and B choose the same class."""
+    same = total = 0
+    for fold_a, fold_b in zip(a, b):
+        pa, pb = fold_a.get("test_probabilities"), fold_b.get("test_probabilities")
+        if pa is None or pb is None:
+            return None
+        same += int((np.argmax(pa, axis=1) == np.argmax(pb, axis=1)).sum())
+        total += len(pa)
+    return 100.0 * same / total if total else None
+
+
+def compare_runs(a: RunFolds, b: RunFolds, *, metric: str = "UA",
+                 last_epoch: bool = False) -> dict:
+    """The comparison B − A over the folds both finished (module docstring)."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if a.folds_digest != b.folds_digest:
+        raise UserError(
+            f"{a.key} and {b.key} tested on different folds (folds digests "
+            f"{a.folds_digest[:12]} and {b.folds_digest[:12]}): a fold-by-fold comparison "
+            "needs the same test sets; `ser-tf report` lists each run's own scores")
+    common = sorted(set(a.folds) & set(b.folds))
+    if not common:
+        raise UserError(f"{a.key} and {b.key} have no finished fold in common "
+                        f"(A: {sorted(a.folds) or 'none'}, B: {sorted(b.folds) or 'none'})")
+    folds_a, folds_b = [a.folds[i] for i in common], [b.folds[i] for i in common]
+    for index, fold_a, fold_b in zip(common, folds_a, folds_b):
+        if list(fold_a.get("test_ids") or []) != list(fold_b.get("test_ids") or []):
+            raise UserError(f"fold {index}: {a.key} and {b.key} name other test utterances "
+                            "although their folds digests are equal")
+    if _scores(folds_a[0], last_epoch)["labels"] != _scores(folds_b[0], last_epoch)["labels"]:
+        raise UserError(f"{a.key} and {b.key} have other classes")
+    per_fold = [{"fold": i, "A": float(_scores(fa, last_epoch)[metric]),
+                 "B": float(_scores(fb, last_epoch)[metric])}
+                for i, fa, fb in zip(common, folds_a, folds_b)]
+    changes = [row["B"] - row["A"] for row in per_fold]
+    interval = mean_interval(changes)
+    pooled_a, pooled_b = _pooled(folds_a, last_epoch), _pooled(folds_b, last_epoch)
+    return {
+        "metric": metric, "view": "last epoch" if last_epoch else "chosen epoch",
+        "folds": common, "per_fold": per_fold,
+        "change": {"mean": float(np.mean(changes)),
+                   "std": float(np.std(changes, ddof=1)) if len(changes) > 1 else None,
+                   "interval95": list(interval) if interval else None,
+                   "higher": sum(c > 0 for c in changes), "lower": sum(c < 0 for c in changes),
+                   "equal": sum(c == 0 for c in changes)},
+        "pooled": {name: {key: pooled[key] for key in METRICS}
+                   | {"right": int(np.trace(np.asarray(pooled["confusion_matrix"]))),
+                      "n": pooled["n_samples"]}
+                   for name, pooled in (("A", pooled_a), ("B", pooled_b))},
+        "same_answers": None if last_epoch else _same_answers(folds_a, folds_b),
+        "config_differences": config_differences(a.config, b.config),
+    }
+
+
+def _run_line(name: str, run: RunFolds, provenance: Provenance) -> list[str]:
+    state = (f"record, {len(run.folds)} of {run.n_folds} folds" if run.complete
+             else f"training, {len(run.folds)} of {run.n_folds} folds finished")
+    lines = [f"{name}: {run.key} ({state})", f"   data: {provenance.data_of(run.as_record())}"]
+    reason = provenance.superseded_reason(run.as_record())
+    if reason:
+        lines.append(f"   superseded: {reason}")
+    return lines
+
+
+def render_comparison(a: RunFolds, b: RunFolds, result: Mapping,
+                      provenance: Provenance = NONE) -> str:
+    """The comparison as text (markdown table in the middle)."""
+    metric, change = result["metric"], result["change"]
+    lines = _run_line("A", a, provenance) + _run_line("B", b, provenance)
+    differences = result["config_differences"]
+    lines.append("config, A -> B: " + ("; ".join(f"{key}: {va} -> {vb}"
+                                                 for key, va, vb in differences)
+                                      if differences else "the same"))
+    lines += [f"folds: the same test sets (digest {a.folds_digest[:12]}); compared: "
+              f"{len(result['folds'])} fold(s) both finished ({result['view']})", "",
+              f"| fold | A {metric} | B {metric} | B − A |", "|---|---|---|---|"]
+    lines += [f"| {row['fold']} | {row['A']:.2f} | {row['B']:.2f} | {row['B'] - row['A']:+.2f} |"
+              for row in result["per_fold"]]
+    lines.append("")
+    spread = "" if change["std"] is None else f" ± {change['std']:.2f} (std over folds)"
+    interval = change["interval95"]
+    lines.append(f"{metric}, B − A: mean {change['mean']:+.2f}{spread}"
+                 + ("" if interval is None else
+                    f", 95 % interval {interval[0]:+.2f} … {interval[1]:+.2f} (Student t)")
+                 + f"; B higher in {change['higher']}, lower in {change['lower']}, "
+                   f"equal in {change['equal']} of {len(result['folds'])} folds")
+    pooled = result["pooled"]
+    lines.append(f"pooled over the compared folds' {pooled['A']['n']} test predictions: "
+                 + "; ".join(f"{key} {pooled['A'][key]:.2f} -> {pooled['B'][key]:.2f} "
+                             f"({pooled['B'][key] - pooled['A'][key]:+.2f})"
+                             for key in ("UA", "WA", "weighted_F1"))
+                 + f"; right: {pooled['A']['right']} -> {pooled['B']['right']}")
+    if result["same_answers"] is not None:
+        lines.append(f"same class from both: {result['same_answers']:.1f} % of the test "
+                     "predictions")
+    return "\n".join(lines) + "\n"
+
+
+def _results_root(run: RunFolds) -> Path:
+    """``<results>`` of ``<results>/<paper>/<corpus>/<run>``, where provenance.yaml is."""
+    return run.path.resolve().parent.parent.parent
+
+
+def add_cli(subparsers) -> None:
+    """Register ``compare`` on the top-level subcommands."""
+    parser = subparsers.add_parser(
+        "compare", help="two runs fold by fold on the same test sets (B − A)",
+        description="ser-tf compare A B: each fold's score of run A and run B (record folders, "
+                    "or <run-id>.work folders while training: their finished folds), the "
+                    "mean change with a 95 %% interval, pooled scores and config differences. "
+                    "The runs must have tested on the same folds.")
+    parser.add_argument("a", metavar="A", help="run folder (the reference)")
+    parser.add_argument("b", metavar="B", help="run folder (compared with A)")
+    parser.add_argument("--metric", choices=METRICS, default="UA", help="per-fold score "
+                                                                        "(default UA)")
+    parser.add_argument("--last-epoch", action="store_true",
+                        help="the last epoch's scores instead of the chosen epoch's")
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args) -> int:
+    import json
+
+    a, b = load_run_folds(args.a), load_run_folds(args.b)
+    result = compare_runs(a, b, metric=args.metric, last_epoch=args.last_epoch)
+    if args.json:
+        print(json.dumps({"A": a.key, "B": b.key, **result}, indent=1))
+        return 0
+    provenance = load_provenance(_results_root(a))
+    print(render_comparison(a, b, result, provenance), end="")
+    return 0
