@@ -42,8 +42,9 @@ def fold_result(fold, wrong: int, last_wrong: int):
 
 
 def config(loss):
-    return {"paper": "toy", "corpus": "TOY", "loss": loss, "fit": {"epochs": 2},
-            "n_folds": 3, "data": {"digest": "abc"}}
+    fit = {"epochs": 2} if loss == "cross_entropy" else {"epochs": 2, "patience": 5}
+    return {"paper": "toy", "corpus": "TOY", "loss": loss, "fit": fit, "n_folds": 3,
+            "data": {"digest": "abc" if loss == "cross_entropy" else "abd"}}
 
 
 def write_record(root, folds, wrong, loss="cross_entropy"):
@@ -82,7 +83,9 @@ def test_work_folder_compared_with_a_record_on_the_folds_both_finished(tmp_path)
     assert ("loss", "cross_entropy", "focal") in result["config_differences"]
     assert not any(key == "data" or key.startswith("data.")
                    for key, *_ in result["config_differences"])
+    assert ("fit.patience", None, 5) in result["config_differences"]
     text = render_comparison(a, b, result)
+    assert "fit.patience: (not set) -> 5" in text
     assert "training, 2 of 3 folds finished" in text and "| 2 | 100.00 | 50.00 | -50.00 |" in text
 
 

@@ -211,13 +211,17 @@ def _run_line(name: str, run: RunFolds, provenance: Provenance) -> list[str]:
     return lines
 
 
+def _value(value) -> str:
+    return "(not set)" if value is None else str(value)
+
+
 def render_comparison(a: RunFolds, b: RunFolds, result: Mapping,
                       provenance: Provenance = NONE) -> str:
     """The comparison as text (markdown table in the middle)."""
     metric, change = result["metric"], result["change"]
     lines = _run_line("A", a, provenance) + _run_line("B", b, provenance)
     differences = result["config_differences"]
-    lines.append("config, A -> B: " + ("; ".join(f"{key}: {va} -> {vb}"
+    lines.append("config, A -> B: " + ("; ".join(f"{key}: {_value(va)} -> {_value(vb)}"
                                                  for key, va, vb in differences)
                                       if differences else "the same"))
     lines += [f"folds: the same test sets (digest {a.folds_digest[:12]}); compared: "
