@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from ser_tf.cli import main
 from ser_tf.reporting.compare import compare_runs, load_run_folds, render_comparison
@@ -73,7 +74,11 @@ def test_work_folder_compared_with_a_record_on_the_folds_both_finished(tmp_path)
     assert [(r["A"], r["B"]) for r in result["per_fold"]] == [(pytest.approx(400 / 6), 100.0),
                                                              (100.0, 50.0)]
     change = result["change"]
-    assert change["mean"] == pytest.approx((100 - 400 / 6 + 50 - 100) / 2)
+    deltas = [100 - 400 / 6, 50 - 100]
+    assert change["mean"] == pytest.approx(np.mean(deltas))
+    assert change["std"] == pytest.approx(np.std(deltas, ddof=1))
+    half = stats.t.ppf(0.975, 1) * np.std(deltas, ddof=1) / np.sqrt(2)
+    assert change["interval95"] == pytest.approx([np.mean(deltas) - half, np.mean(deltas) + half])
     assert (change["higher"], change["lower"], change["equal"]) == (1, 1, 0)
     # Pooled over the two compared folds' 12 predictions: A 10 right, B 9.
     assert (result["pooled"]["A"]["right"], result["pooled"]["B"]["right"]) == (10, 9)
@@ -99,12 +104,13 @@ def test_last_epoch_view_reads_the_last_epoch_scores(tmp_path):
     assert [r["B"] - r["A"] for r in last["per_fold"]] == [pytest.approx(-100 / 6)] * 3
     assert chosen["change"]["mean"] == pytest.approx(200 / 6)
     assert last["same_answers"] is None and last["view"] == "last epoch"
+    assert "not known at the last epoch" in render_comparison(a, b, last)
 
 
 def test_runs_on_other_folds_or_without_common_folds_are_refused(tmp_path):
     a = load_run_folds(write_record(tmp_path, make_folds(), wrong=[0, 0, 0]))
     b = load_run_folds(write_work(tmp_path, make_folds(shift=1), wrong=[0, 0, 0]))
-    with pytest.raises(UserError, match="paper-work1 tested on different folds"):
+    with pytest.raises(UserError, match=r"paper-work1.work\) tested on different folds"):
         compare_runs(a, b)
     empty = load_run_folds(write_work(tmp_path / "other", make_folds(), wrong=[0, 0, 0],
                                       finished=()))
@@ -112,6 +118,40 @@ def test_runs_on_other_folds_or_without_common_folds_are_refused(tmp_path):
         compare_runs(a, empty)
     with pytest.raises(ValueError, match="metric must be one of"):
         compare_runs(a, a, metric="accuracy")
+
+
+def rewrite_results(work, change):
+    for path in sorted(Path(work).glob("fold_*/result.json")):
+        result = json.loads(path.read_text())
+        change(result)
+        path.write_text(json.dumps(result))
+
+
+def test_what_cannot_be_compared_is_named_with_the_run(tmp_path):
+    folds = make_folds()
+    record = write_record(tmp_path, folds, wrong=[0, 0, 0])
+    work = write_work(tmp_path, folds, wrong=[0, 0, 0])
+    # Other test utterances under equal digests (a hand-edited or corrupted result).
+    rewrite_results(work, lambda r: r.update(test_ids=r["test_ids"][::-1]))
+    with pytest.raises(UserError, match=r"fold 0: A \(.*\) and B \(.*paper-work1.work\) name "
+                                        "other test utterances"):
+        compare_runs(load_run_folds(record), load_run_folds(work))
+    # Results without test_ids (older runs): the digests vouch for the folds.
+    rewrite_results(work, lambda r: r.pop("test_ids"))
+    assert compare_runs(load_run_folds(record), load_run_folds(work))["folds"] == [0, 1]
+    # No last-epoch scores: the message names the run that lacks them.
+    rewrite_results(work, lambda r: r.pop("last_epoch"))
+    with pytest.raises(UserError, match=r"B \(.*paper-work1.work\), fold 0: no last-epoch"):
+        compare_runs(load_run_folds(record), load_run_folds(work), last_epoch=True)
+    # Other classes.
+    rewrite_results(work, lambda r: r["metrics"].update(labels=["x", "y", "z"]))
+    with pytest.raises(UserError, match=r"have other classes: \['anger'.*\['x', 'y', 'z'\]"):
+        compare_runs(load_run_folds(record), load_run_folds(work))
+    # Regression runs (CCC scores, no confusion matrix) are refused by name.
+    rewrite_results(work, lambda r: r.update(metrics={"mean_ccc": 0.5, "ccc": [0.5]}))
+    with pytest.raises(UserError, match=r"B \(.*\), fold 0: no UA, WA, .*classification runs "
+                                        "only"):
+        compare_runs(load_run_folds(record), load_run_folds(work))
 
 
 def test_bad_run_folders_are_named(tmp_path):
@@ -165,6 +205,7 @@ def test_committed_records_compare_as_their_own_numbers():
     ua_a = [f["metrics"]["UA"] for f in record_a["per_fold"]]
     ua_b = [f["metrics"]["UA"] for f in record_b["per_fold"]]
     assert [r["A"] for r in result["per_fold"]] == pytest.approx(ua_a)
+    assert [r["B"] for r in result["per_fold"]] == pytest.approx(ua_b)
     assert result["change"]["mean"] == pytest.approx(np.mean(np.subtract(ua_b, ua_a)))
     for side, record in (("A", record_a), ("B", record_b)):
         for key in ("UA", "WA", "weighted_F1"):

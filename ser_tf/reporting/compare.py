@@ -55,6 +55,11 @@ class RunFolds:
     def key(self) -> str:
         return f"{self.config.get('paper')}/{self.config.get('corpus')}/{self.run_id}"
 
+    def named(self, side: str) -> str:
+        """``A (path)``: how messages name the run (a record and its own work folder share
+        a key, not a path)."""
+        return f"{side} ({self.path})"
+
     def as_record(self) -> dict:
         """What :class:`Provenance` reads of a record."""
         return {"paper": self.config.get("paper"), "corpus": self.config.get("corpus"),
@@ -89,14 +94,16 @@ def load_run_folds(path: str | os.PathLike) -> RunFolds:
                             str(record["folds"]["digest"]), int(record["folds"]["n_folds"]),
                             folds, complete=True)
         except (KeyError, TypeError, ValueError) as err:
-            raise UserError(f"{folder / RECORD_FILE}: not a run record ({err!r} missing or "
+            what = err.args[0] if isinstance(err, KeyError) and err.args else err
+            raise UserError(f"{folder / RECORD_FILE}: not a run record ({what!r} missing or "
                             "malformed)") from None
     if not (folder / CONFIG_FILE).is_file():
         raise UserError(f"{folder}: not a run folder (neither {RECORD_FILE} nor {CONFIG_FILE})")
     config = _read(folder / CONFIG_FILE, "the run's config")
-    digest = _read(folder / FOLDS_FILE, "the run's folds").get("digest")
-    if not digest:
-        raise UserError(f"{folder / FOLDS_FILE}: no digest")
+    saved_folds = _read(folder / FOLDS_FILE, "the run's folds")
+    digest = saved_folds.get("digest")
+    if not digest or not isinstance(saved_folds.get("folds"), list):
+        raise UserError(f"{folder / FOLDS_FILE}: not a folds file (no digest or no folds)")
     folds = {}
     for result_file in sorted(folder.glob(f"fold_*/{RESULT_FILE}")):
         result = _read(result_file, "a finished fold")
@@ -104,7 +111,7 @@ def load_run_folds(path: str | os.PathLike) -> RunFolds:
             raise UserError(f"{result_file}: not a fold result ('fold' or 'metrics' missing)")
         folds[int(result["fold"])] = result
     run_id = folder.name[:-len(WORK_SUFFIX)] if folder.name.endswith(WORK_SUFFIX) else folder.name
-    return RunFolds(folder, run_id, config, str(digest), int(config.get("n_folds") or 0), folds,
+    return RunFolds(folder, run_id, config, str(digest), len(saved_folds["folds"]), folds,
                     complete=False)
 
 
@@ -127,30 +134,39 @@ def config_differences(a: Mapping, b: Mapping) -> list[tuple[str, object, object
             if flat_a.get(key) != flat_b.get(key)]
 
 
-def _scores(fold: Mapping, last_epoch: bool) -> Mapping:
-    if not last_epoch:
-        return fold["metrics"]
-    view = fold.get("last_epoch") or {}
-    if "metrics" not in view:
-        raise UserError(f"fold {fold.get('fold')}: no last-epoch scores in this run")
-    return view["metrics"]
+def _scores(fold: Mapping, last_epoch: bool, run: str) -> Mapping:
+    """The fold's classification scores (chosen or last epoch); ``run`` names it in errors."""
+    if last_epoch:
+        view = fold.get("last_epoch") or {}
+        if "metrics" not in view:
+            raise UserError(f"{run}, fold {fold.get('fold')}: no last-epoch scores (the run "
+                            "tested its chosen epoch only)")
+        scores = view["metrics"]
+    else:
+        scores = fold["metrics"]
+    missing = [key for key in (*METRICS, "labels", "confusion_matrix") if key not in scores]
+    if missing:
+        raise UserError(f"{run}, fold {fold.get('fold')}: no {', '.join(missing)} in its "
+                        "scores: compare handles classification runs only")
+    return scores
 
 
-def _pooled(folds: Sequence[Mapping], last_epoch: bool) -> dict:
+def _pooled(folds: Sequence[Mapping], last_epoch: bool, run: str) -> dict:
     from ser_tf.training.scores import metrics_from_confusion
 
-    scores = [_scores(fold, last_epoch) for fold in folds]
+    scores = [_scores(fold, last_epoch, run) for fold in folds]
     labels = scores[0]["labels"]
     matrix = sum(np.asarray(s["confusion_matrix"], dtype=np.int64) for s in scores)
     return metrics_from_confusion(matrix, labels)
 
 
 def _same_answers(a: Sequence[Mapping], b: Sequence[Mapping]) -> float | None:
-    """Share of the compared test predictions in which A and B choose the same class."""
+    """Share of the compared test predictions in which A and B choose the same class
+    (``None`` when a fold lacks its probabilities or their counts differ)."""
     same = total = 0
     for fold_a, fold_b in zip(a, b):
         pa, pb = fold_a.get("test_probabilities"), fold_b.get("test_probabilities")
-        if pa is None or pb is None:
+        if pa is None or pb is None or np.shape(pa) != np.shape(pb) or np.ndim(pa) != 2:
             return None
         same += int((np.argmax(pa, axis=1) == np.argmax(pb, axis=1)).sum())
         total += len(pa)
@@ -162,28 +178,34 @@ def compare_runs(a: RunFolds, b: RunFolds, *, metric: str = "UA",
     """The comparison B − A over the folds both finished (module docstring)."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    name_a, name_b = a.named("A"), b.named("B")
     if a.folds_digest != b.folds_digest:
         raise UserError(
-            f"{a.key} and {b.key} tested on different folds (folds digests "
+            f"{name_a} and {name_b} tested on different folds (folds digests "
             f"{a.folds_digest[:12]} and {b.folds_digest[:12]}): a fold-by-fold comparison "
             "needs the same test sets; `ser-tf report` lists each run's own scores")
     common = sorted(set(a.folds) & set(b.folds))
     if not common:
-        raise UserError(f"{a.key} and {b.key} have no finished fold in common "
+        raise UserError(f"{name_a} and {name_b} have no finished fold in common "
                         f"(A: {sorted(a.folds) or 'none'}, B: {sorted(b.folds) or 'none'})")
     folds_a, folds_b = [a.folds[i] for i in common], [b.folds[i] for i in common]
     for index, fold_a, fold_b in zip(common, folds_a, folds_b):
-        if list(fold_a.get("test_ids") or []) != list(fold_b.get("test_ids") or []):
-            raise UserError(f"fold {index}: {a.key} and {b.key} name other test utterances "
+        ids_a, ids_b = fold_a.get("test_ids"), fold_b.get("test_ids")
+        # Older fold results may lack test_ids: then the equal digests vouch for the folds.
+        if ids_a is not None and ids_b is not None and list(ids_a) != list(ids_b):
+            raise UserError(f"fold {index}: {name_a} and {name_b} name other test utterances "
                             "although their folds digests are equal")
-    if _scores(folds_a[0], last_epoch)["labels"] != _scores(folds_b[0], last_epoch)["labels"]:
-        raise UserError(f"{a.key} and {b.key} have other classes")
-    per_fold = [{"fold": i, "A": float(_scores(fa, last_epoch)[metric]),
-                 "B": float(_scores(fb, last_epoch)[metric])}
-                for i, fa, fb in zip(common, folds_a, folds_b)]
+    scores_a = [_scores(fold, last_epoch, name_a) for fold in folds_a]
+    scores_b = [_scores(fold, last_epoch, name_b) for fold in folds_b]
+    if scores_a[0]["labels"] != scores_b[0]["labels"]:
+        raise UserError(f"{name_a} and {name_b} have other classes: {scores_a[0]['labels']} "
+                        f"and {scores_b[0]['labels']}")
+    per_fold = [{"fold": i, "A": float(sa[metric]), "B": float(sb[metric])}
+                for i, sa, sb in zip(common, scores_a, scores_b)]
     changes = [row["B"] - row["A"] for row in per_fold]
     interval = mean_interval(changes)
-    pooled_a, pooled_b = _pooled(folds_a, last_epoch), _pooled(folds_b, last_epoch)
+    pooled_a = _pooled(folds_a, last_epoch, name_a)
+    pooled_b = _pooled(folds_b, last_epoch, name_b)
     return {
         "metric": metric, "view": "last epoch" if last_epoch else "chosen epoch",
         "folds": common, "per_fold": per_fold,
@@ -216,16 +238,18 @@ def _value(value) -> str:
 
 
 def render_comparison(a: RunFolds, b: RunFolds, result: Mapping,
-                      provenance: Provenance = NONE) -> str:
-    """The comparison as text (markdown table in the middle)."""
+                      provenances: tuple[Provenance, Provenance] = (NONE, NONE)) -> str:
+    """The comparison as text (markdown table in the middle); ``provenances``: what each
+    run's results folder knows of its corpus copy (``provenance.yaml``)."""
     metric, change = result["metric"], result["change"]
-    lines = _run_line("A", a, provenance) + _run_line("B", b, provenance)
+    lines = _run_line("A", a, provenances[0]) + _run_line("B", b, provenances[1])
     differences = result["config_differences"]
     lines.append("config, A -> B: " + ("; ".join(f"{key}: {_value(va)} -> {_value(vb)}"
                                                  for key, va, vb in differences)
                                       if differences else "the same"))
     lines += [f"folds: the same test sets (digest {a.folds_digest[:12]}); compared: "
-              f"{len(result['folds'])} fold(s) both finished ({result['view']})", "",
+              f"{len(result['folds'])} fold(s) both finished ({result['view']}; folds count from 0, "
+              "as their fold_XX folders)", "",
               f"| fold | A {metric} | B {metric} | B − A |", "|---|---|---|---|"]
     lines += [f"| {row['fold']} | {row['A']:.2f} | {row['B']:.2f} | {row['B'] - row['A']:+.2f} |"
               for row in result["per_fold"]]
@@ -246,6 +270,11 @@ def render_comparison(a: RunFolds, b: RunFolds, result: Mapping,
     if result["same_answers"] is not None:
         lines.append(f"same class from both: {result['same_answers']:.1f} % of the test "
                      "predictions")
+    elif result["view"] == "last epoch":
+        lines.append("same class from both: not known at the last epoch (runs store the "
+                     "chosen epoch's probabilities only)")
+    else:
+        lines.append("same class from both: not known (a fold lacks its test probabilities)")
     return "\n".join(lines) + "\n"
 
 
@@ -280,6 +309,6 @@ def _run(args) -> int:
     if args.json:
         print(json.dumps({"A": a.key, "B": b.key, **result}, indent=1))
         return 0
-    provenance = load_provenance(_results_root(a))
-    print(render_comparison(a, b, result, provenance), end="")
+    provenances = (load_provenance(_results_root(a)), load_provenance(_results_root(b)))
+    print(render_comparison(a, b, result, provenances), end="")
     return 0
