@@ -139,9 +139,15 @@ def test_what_cannot_be_compared_is_named_with_the_run(tmp_path):
     # Results without test_ids (older runs): the digests vouch for the folds.
     rewrite_results(work, lambda r: r.pop("test_ids"))
     assert compare_runs(load_run_folds(record), load_run_folds(work))["folds"] == [0, 1]
-    # No last-epoch scores: the message names the run that lacks them.
-    rewrite_results(work, lambda r: r.pop("last_epoch"))
-    with pytest.raises(UserError, match=r"B \(.*paper-work1.work\), fold 0: no last-epoch"):
+    # A fold without last-epoch scores (trained before they were recorded) is left out of
+    # the last-epoch view and named; with none left, the comparison is refused.
+    rewrite_results(work, lambda r: r.pop("last_epoch") if r["fold"] == 0 else None)
+    last = compare_runs(load_run_folds(record), load_run_folds(work), last_epoch=True)
+    assert last["folds"] == [1] and last["left_out"] == {0: "B has no last-epoch scores"}
+    assert "left out: fold 0 (B has no last-epoch scores)" in render_comparison(
+        load_run_folds(record), load_run_folds(work), last)
+    rewrite_results(work, lambda r: r.pop("last_epoch", None))
+    with pytest.raises(UserError, match=r"no fold with last-epoch scores in both"):
         compare_runs(load_run_folds(record), load_run_folds(work), last_epoch=True)
     # Other classes.
     rewrite_results(work, lambda r: r["metrics"].update(labels=["x", "y", "z"]))

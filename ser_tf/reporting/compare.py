@@ -188,6 +188,17 @@ def compare_runs(a: RunFolds, b: RunFolds, *, metric: str = "UA",
     if not common:
         raise UserError(f"{name_a} and {name_b} have no finished fold in common "
                         f"(A: {sorted(a.folds) or 'none'}, B: {sorted(b.folds) or 'none'})")
+    left_out = {}
+    if last_epoch:
+        # Folds trained before last-epoch scores were recorded: compared on the others.
+        for side, run in (("A", a), ("B", b)):
+            for index in common:
+                if "metrics" not in (run.folds[index].get("last_epoch") or {}):
+                    left_out.setdefault(index, f"{side} has no last-epoch scores")
+        common = [index for index in common if index not in left_out]
+        if not common:
+            raise UserError(f"{name_a} and {name_b}: no fold with last-epoch scores in both "
+                            "(the runs tested their chosen epoch only)")
     folds_a, folds_b = [a.folds[i] for i in common], [b.folds[i] for i in common]
     for index, fold_a, fold_b in zip(common, folds_a, folds_b):
         ids_a, ids_b = fold_a.get("test_ids"), fold_b.get("test_ids")
@@ -208,7 +219,7 @@ def compare_runs(a: RunFolds, b: RunFolds, *, metric: str = "UA",
     pooled_b = _pooled(folds_b, last_epoch, name_b)
     return {
         "metric": metric, "view": "last epoch" if last_epoch else "chosen epoch",
-        "folds": common, "per_fold": per_fold,
+        "folds": common, "left_out": left_out, "per_fold": per_fold,
         "change": {"mean": float(np.mean(changes)),
                    "std": float(np.std(changes, ddof=1)) if len(changes) > 1 else None,
                    "interval95": list(interval) if interval else None,
@@ -249,8 +260,9 @@ def render_comparison(a: RunFolds, b: RunFolds, result: Mapping,
                                       if differences else "the same"))
     lines += [f"folds: the same test sets (digest {a.folds_digest[:12]}); compared: "
               f"{len(result['folds'])} fold(s) both finished ({result['view']}; folds count from 0, "
-              "as their fold_XX folders)", "",
-              f"| fold | A {metric} | B {metric} | B − A |", "|---|---|---|---|"]
+              "as their fold_XX folders)"]
+    lines += [f"left out: fold {index} ({why})" for index, why in result["left_out"].items()]
+    lines += ["", f"| fold | A {metric} | B {metric} | B − A |", "|---|---|---|---|"]
     lines += [f"| {row['fold']} | {row['A']:.2f} | {row['B']:.2f} | {row['B'] - row['A']:+.2f} |"
               for row in result["per_fold"]]
     lines.append("")
