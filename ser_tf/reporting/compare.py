@@ -134,16 +134,14 @@ def config_differences(a: Mapping, b: Mapping) -> list[tuple[str, object, object
             if flat_a.get(key) != flat_b.get(key)]
 
 
+def _has_last_epoch(fold: Mapping) -> bool:
+    return "metrics" in (fold.get("last_epoch") or {})
+
+
 def _scores(fold: Mapping, last_epoch: bool, run: str) -> Mapping:
-    """The fold's classification scores (chosen or last epoch); ``run`` names it in errors."""
-    if last_epoch:
-        view = fold.get("last_epoch") or {}
-        if "metrics" not in view:
-            raise UserError(f"{run}, fold {fold.get('fold')}: no last-epoch scores (the run "
-                            "tested its chosen epoch only)")
-        scores = view["metrics"]
-    else:
-        scores = fold["metrics"]
+    """The fold's classification scores (chosen or last epoch: folds without last-epoch
+    scores are left out before); ``run`` names it in errors."""
+    scores = fold["last_epoch"]["metrics"] if last_epoch else fold["metrics"]
     missing = [key for key in (*METRICS, "labels", "confusion_matrix") if key not in scores]
     if missing:
         raise UserError(f"{run}, fold {fold.get('fold')}: no {', '.join(missing)} in its "
@@ -151,10 +149,10 @@ def _scores(fold: Mapping, last_epoch: bool, run: str) -> Mapping:
     return scores
 
 
-def _pooled(folds: Sequence[Mapping], last_epoch: bool, run: str) -> dict:
+def _pooled(scores: Sequence[Mapping]) -> dict:
+    """The scores of the folds' confusion matrices summed."""
     from ser_tf.training.scores import metrics_from_confusion
 
-    scores = [_scores(fold, last_epoch, run) for fold in folds]
     labels = scores[0]["labels"]
     matrix = sum(np.asarray(s["confusion_matrix"], dtype=np.int64) for s in scores)
     return metrics_from_confusion(matrix, labels)
@@ -193,7 +191,7 @@ def compare_runs(a: RunFolds, b: RunFolds, *, metric: str = "UA",
         # Folds trained before last-epoch scores were recorded: compared on the others.
         for side, run in (("A", a), ("B", b)):
             for index in common:
-                if "metrics" not in (run.folds[index].get("last_epoch") or {}):
+                if not _has_last_epoch(run.folds[index]):
                     left_out.setdefault(index, f"{side} has no last-epoch scores")
         common = [index for index in common if index not in left_out]
         if not common:
@@ -215,8 +213,7 @@ def compare_runs(a: RunFolds, b: RunFolds, *, metric: str = "UA",
                 for i, sa, sb in zip(common, scores_a, scores_b)]
     changes = [row["B"] - row["A"] for row in per_fold]
     interval = mean_interval(changes)
-    pooled_a = _pooled(folds_a, last_epoch, name_a)
-    pooled_b = _pooled(folds_b, last_epoch, name_b)
+    pooled_a, pooled_b = _pooled(scores_a), _pooled(scores_b)
     return {
         "metric": metric, "view": "last epoch" if last_epoch else "chosen epoch",
         "folds": common, "left_out": left_out, "per_fold": per_fold,
