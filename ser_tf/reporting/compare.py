@@ -8,7 +8,7 @@ READMEs' "paired" figures are. A run is given as its record folder
 (``<results>/<paper>/<corpus>/<run-id>``) or as its work folder (``<run-id>.work``, while it
 trains: its finished folds); only the folds both runs finished are compared.
 
-Reported: the configs' differences (the data copy included), each fold's score of both runs
+Reported: each run's corpus copy and the configs' other differences, each fold's score of both runs
 and the change, the mean change ± its standard deviation over folds with a Student-t 95 %
 interval, how many folds rose or fell, the scores pooled over the compared folds' test
 predictions, and the share of test utterances given the same class by both.
@@ -30,10 +30,11 @@ from ser_tf.reporting.provenance import NONE, Provenance, load_provenance
 from ser_tf.reporting.records import RECORD_FILE
 from ser_tf.reporting.tflite_table import mean_interval
 from ser_tf.training.rundir import CONFIG_FILE, FOLDS_FILE, RESULT_FILE, WORK_SUFFIX
+from ser_tf.training.scores import RATE_KEYS as METRICS
+from ser_tf.training.scores import metrics_from_confusion
 from ser_tf.util.errors import UserError
 from ser_tf.util.jsonio import read_json
 
-METRICS = ("UA", "WA", "macro_F1", "weighted_F1")
 #: Config keys not listed as differences: the corpus copy is shown on its own line.
 _NOT_DIFFERENCES = ("data",)
 
@@ -151,8 +152,6 @@ def _scores(fold: Mapping, last_epoch: bool, run: str) -> Mapping:
 
 def _pooled(scores: Sequence[Mapping]) -> dict:
     """The scores of the folds' confusion matrices summed."""
-    from ser_tf.training.scores import metrics_from_confusion
-
     labels = scores[0]["labels"]
     matrix = sum(np.asarray(s["confusion_matrix"], dtype=np.int64) for s in scores)
     return metrics_from_confusion(matrix, labels)
