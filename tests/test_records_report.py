@@ -42,7 +42,7 @@ def folds_and_results(n=3, selection_on_test=True):
 
 def config(**extra):
     return {"paper": "lightsernet", "corpus": "EMODB", "loss": "cross-entropy", "duration": 3,
-            "epochs": 7, **extra}
+            "epochs": 7, "fit": {"full_batches": True}, **extra}
 
 
 def write(results_dir, cfg=None, protocol="paper", **kwargs):
@@ -134,7 +134,8 @@ def test_report_puts_runs_beside_published_numbers(tmp_path, capsys):
 
     text = render_report(results, paper="lightsernet")
     row = next(r for r in text.splitlines() if later["run_id"] in r)
-    assert "| — | — | — |" in row  # no setting, no published numbers, no source
+    # Only the `describe` setting, no published numbers, no source.
+    assert "| full_batches=True | — | — |" in row
     rows = [line for line in text.splitlines() if line.startswith("| lightsernet")]
     ce = next(r for r in rows if "loss=cross-entropy" in r)
     assert "94.15 / 94.21 / 94.16" in ce and ua in ce and rec["run_id"] in ce
@@ -555,3 +556,39 @@ def test_tflite_rows_scored_on_other_inputs_than_the_run_are_flagged(tmp_path, c
         assert ("scored on other inputs than the run" in text) == flagged
         if flagged:
             assert "by up to 40.00 points" in text
+
+
+def test_plain_setting_keys_reach_the_fit_section_and_tell_ablations_apart(tmp_path):
+    """A setting the experiments keep under ``fit`` (full batches) places a run and names it
+    in its row and in its in-progress line: an ablation never sits beside the figures."""
+    experiments = tmp_path / "experiments"
+    (experiments / "toy").mkdir(parents=True)
+    (experiments / "toy" / "reference.yaml").write_text(
+        "paper: toy\ndescribe: [full_batches]\nentries:\n"
+        "  - corpus: EMODB\n    setting: {protocol: paper, full_batches: true}\n"
+        "    metrics: {UA: 50.0}\n")
+    results = experiments / "results"
+    base = {"paper": "toy", "corpus": "EMODB"}
+    write(results, cfg={**base, "fit": {"epochs": 5, "full_batches": True}})
+    write(results, cfg={**base, "fit": {"epochs": 6, "full_batches": False}})
+    rows = [line for line in render_report(results, experiments, paper="toy").splitlines()
+            if line.startswith("| toy | EMODB")]
+    assert len(rows) == 2
+    beside = next(r for r in rows if "50.00" in r)
+    assert beside.startswith("| toy | EMODB | protocol=paper, full_batches=True | 50.00")
+    assert "| 5 | 3 |" in beside  # the full-batch run (5 epochs), 3 folds
+    apart = next(r for r in rows if "50.00" not in r)
+    assert apart.startswith("| toy | EMODB | full_batches=False | — | — | paper")
+    # A run still training names the setting too (its paper's `describe` keys).
+    work = results / "toy" / "EMODB" / "paper-unfinished.work"
+    work.mkdir(parents=True)
+    (work / "folds.json").write_text(json.dumps({"folds": [{}, {}]}))
+    (work / "config.json").write_text(json.dumps(
+        {"protocol": "paper", "compounded": 0.1, "fit": {"full_batches": False}}))
+    text = render_report(results, experiments, paper="toy")
+    assert ("- toy EMODB `paper-unfinished` (protocol paper, full_batches False): "
+            "0/2 folds done") in text
+    (experiments / "toy" / "reference.yaml").write_text(
+        "paper: toy\ndescribe: [compounded]\nentries: []\n")
+    text = render_report(results, experiments, paper="toy")
+    assert ("`paper-unfinished` (protocol paper, full_batches False, compounded 0.1)") in text

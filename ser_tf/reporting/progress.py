@@ -22,12 +22,19 @@ def _values(values: Sequence[float], what: str) -> str:
     return ", ".join(f"{v:.3f}" if what == "mean CCC" else f"{v:.2f}" for v in values)
 
 
+#: Settings every in-progress line names when the run's config has them.
+SHOWN_SETTINGS = ("protocol", "loss", "duration", "checkpoint", "epochs", "full_batches")
+
+
 def in_progress_lines(results_dir, paper: str | None = None, *,
-                      partial: Mapping[str, str] | None = None) -> list[str]:
+                      partial: Mapping[str, str] | None = None,
+                      settings: Mapping[str, Sequence[str]] | None = None) -> list[str]:
     """One line per unfinished run (``<run-id>.work`` without a record): folds done so far.
     Runs named in ``partial`` (run key -> reason: folders left with some folds on purpose,
-    ``provenance.yaml``) are left out: :func:`split_partial` lists them."""
-    return split_partial(list(work_lines(results_dir, paper)), partial or {})[0]
+    ``provenance.yaml``) are left out: :func:`split_partial` lists them. ``settings``:
+    paper -> further settings to name (its reference's ``describe`` keys)."""
+    return split_partial(list(work_lines(results_dir, paper, settings=settings)),
+                         partial or {})[0]
 
 
 def split_partial(lines, partial: Mapping[str, str]) -> tuple[list[str], list[str]]:
@@ -38,8 +45,12 @@ def split_partial(lines, partial: Mapping[str, str]) -> tuple[list[str], list[st
     return running, kept
 
 
-def work_lines(results_dir, paper: str | None = None):
-    """``(run key, line)`` of each run folder without a record."""
+def work_lines(results_dir, paper: str | None = None, *,
+               settings: Mapping[str, Sequence[str]] | None = None):
+    """``(run key, line)`` of each run folder without a record; a line names the run's
+    :data:`SHOWN_SETTINGS` and its paper's further ``settings`` (paper -> keys: its
+    reference's ``describe`` keys, e.g. an ablation's flag), so that two runs of one
+    protocol can be told apart."""
     from ser_tf.training.rundir import RunDir
     from ser_tf.util.jsonio import read_json
 
@@ -53,9 +64,9 @@ def work_lines(results_dir, paper: str | None = None):
         done = sorted(work.glob("fold_*/result.json"))
         total = len(read_json(run.folds).get("folds", [])) if run.folds.exists() else "?"
         config = read_json(run.config) if run.config.exists() else {}
-        setting = ", ".join(f"{k} {config_value(config, k)}"
-                            for k in ("protocol", "loss", "duration", "checkpoint", "epochs",
-                                      "full_batches")
+        keys = dict.fromkeys((*SHOWN_SETTINGS,
+                              *(settings or {}).get(work.parent.parent.name, ())))
+        setting = ", ".join(f"{k} {config_value(config, k)}" for k in keys
                             if config_value(config, k) is not None)
         if config.get("data"):
             from ser_tf.data.fingerprint import describe

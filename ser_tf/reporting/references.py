@@ -101,10 +101,15 @@ def _normal(value: Any) -> Any:
 
 
 def _lookup(record: Mapping, key: str) -> Any:
+    if "." not in key:
+        # A plain key is a run setting: top-level in the config, else in its fit section
+        # (config_value), else a field of the record itself (``protocol``).
+        value = config_value(record.get("config", {}), key)
+        return value if value is not None else record.get(key)
     node: Any = record.get("config", {})
     for part in key.split("."):
         if not isinstance(node, Mapping) or part not in node:
-            return record.get(key) if "." not in key else None
+            return None
         node = node[part]
     return node
 

@@ -245,7 +245,8 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
                   *_tables([], superseded, provenance),
                   "", *(f"- `{r['run_id']}`: {provenance.superseded_reason(r)}"
                         for r in superseded)]
-    progress, partial = split_partial(list(work_lines(results_dir, paper)),
+    describe = {str(ref["paper"]): tuple(ref.get("describe") or ()) for ref in references}
+    progress, partial = split_partial(list(work_lines(results_dir, paper, settings=describe)),
                                       provenance.partial)
     if progress:
         lines += ["", "Runs in progress (no record yet; the same command resumes them):", "",
