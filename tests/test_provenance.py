@@ -202,8 +202,9 @@ def test_partial_runs_are_listed_apart_with_their_reason(tmp_path):
     text = render_report(results, paper="lightsernet")
     assert "Runs in progress" not in text
     _, _, partial = text.partition("Partial runs (some folds only, on purpose; no record):")
-    assert "`speaker-abl` (protocol speaker): 1/3 folds done; UA of the finished folds 70.00 " \
-        "— two folds only, an ablation" in partial
+    # Light-SERNet's reference: a config without full_batches trained with partial batches.
+    assert "`speaker-abl` (protocol speaker, full_batches False): 1/3 folds done; UA of the " \
+        "finished folds 70.00 — two folds only, an ablation" in partial
     provenance.write_text(provenance.read_text().replace("two folds only, an ablation", " "))
     with pytest.raises(ValueError, match="'partial' needs a reason"):
         load_provenance(results)

@@ -560,17 +560,18 @@ def test_tflite_rows_scored_on_other_inputs_than_the_run_are_flagged(tmp_path, c
 
 def test_plain_setting_keys_reach_the_fit_section_and_tell_ablations_apart(tmp_path):
     """A setting the experiments keep under ``fit`` (full batches) places a run and names it
-    in its row and in its in-progress line: an ablation never sits beside the figures."""
+    in its row and in its in-progress line: an ablation never sits beside the figures; a
+    config without the setting has the reference's ``absent`` value."""
     experiments = tmp_path / "experiments"
     (experiments / "toy").mkdir(parents=True)
     (experiments / "toy" / "reference.yaml").write_text(
-        "paper: toy\ndescribe: [full_batches]\nentries:\n"
+        "paper: toy\ndescribe: [full_batches]\nabsent: {full_batches: false}\nentries:\n"
         "  - corpus: EMODB\n    setting: {protocol: paper, full_batches: true}\n"
         "    metrics: {UA: 50.0}\n")
     results = experiments / "results"
     base = {"paper": "toy", "corpus": "EMODB"}
     write(results, cfg={**base, "fit": {"epochs": 5, "full_batches": True}})
-    write(results, cfg={**base, "fit": {"epochs": 6, "full_batches": False}})
+    write(results, cfg={**base, "fit": {"epochs": 6}})  # recorded before the setting
     rows = [line for line in render_report(results, experiments, paper="toy").splitlines()
             if line.startswith("| toy | EMODB")]
     assert len(rows) == 2
@@ -583,12 +584,18 @@ def test_plain_setting_keys_reach_the_fit_section_and_tell_ablations_apart(tmp_p
     work = results / "toy" / "EMODB" / "paper-unfinished.work"
     work.mkdir(parents=True)
     (work / "folds.json").write_text(json.dumps({"folds": [{}, {}]}))
-    (work / "config.json").write_text(json.dumps(
-        {"protocol": "paper", "compounded": 0.1, "fit": {"full_batches": False}}))
+    (work / "config.json").write_text(json.dumps({"protocol": "paper", "compounded": 0.1}))
     text = render_report(results, experiments, paper="toy")
     assert ("- toy EMODB `paper-unfinished` (protocol paper, full_batches False): "
             "0/2 folds done") in text
     (experiments / "toy" / "reference.yaml").write_text(
-        "paper: toy\ndescribe: [compounded]\nentries: []\n")
+        "paper: toy\ndescribe: [compounded]\nentries: []\n")  # no `absent` now
     text = render_report(results, experiments, paper="toy")
-    assert ("`paper-unfinished` (protocol paper, full_batches False, compounded 0.1)") in text
+    assert "`paper-unfinished` (protocol paper, compounded 0.1): 0/2 folds done" in text
+
+
+def test_reference_absent_must_be_a_mapping(tmp_path):
+    path = tmp_path / "reference.yaml"
+    path.write_text("paper: toy\nabsent: [full_batches]\nentries: []\n")
+    with pytest.raises(ValueError, match="reference.yaml: 'absent' must be a mapping"):
+        load_reference(path)

@@ -28,11 +28,11 @@ SHOWN_SETTINGS = ("protocol", "loss", "duration", "checkpoint", "epochs", "full_
 
 def in_progress_lines(results_dir, paper: str | None = None, *,
                       partial: Mapping[str, str] | None = None,
-                      settings: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+                      settings: Mapping[str, Mapping] | None = None) -> list[str]:
     """One line per unfinished run (``<run-id>.work`` without a record): folds done so far.
     Runs named in ``partial`` (run key -> reason: folders left with some folds on purpose,
-    ``provenance.yaml``) are left out: :func:`split_partial` lists them. ``settings``:
-    paper -> further settings to name (its reference's ``describe`` keys)."""
+    ``provenance.yaml``) are left out: :func:`split_partial` lists them. ``settings``: as
+    for :func:`work_lines`."""
     return split_partial(list(work_lines(results_dir, paper, settings=settings)),
                          partial or {})[0]
 
@@ -46,11 +46,12 @@ def split_partial(lines, partial: Mapping[str, str]) -> tuple[list[str], list[st
 
 
 def work_lines(results_dir, paper: str | None = None, *,
-               settings: Mapping[str, Sequence[str]] | None = None):
+               settings: Mapping[str, Mapping] | None = None):
     """``(run key, line)`` of each run folder without a record; a line names the run's
-    :data:`SHOWN_SETTINGS` and its paper's further ``settings`` (paper -> keys: its
-    reference's ``describe`` keys, e.g. an ablation's flag), so that two runs of one
-    protocol can be told apart."""
+    :data:`SHOWN_SETTINGS` and its paper's further ``settings`` (paper -> {setting: its
+    value where the config lacks it, or None}: its reference's ``describe`` keys, e.g. an
+    ablation's flag, and ``absent`` values), so that two runs of one protocol can be told
+    apart."""
     from ser_tf.training.rundir import RunDir
     from ser_tf.util.jsonio import read_json
 
@@ -64,10 +65,11 @@ def work_lines(results_dir, paper: str | None = None, *,
         done = sorted(work.glob("fold_*/result.json"))
         total = len(read_json(run.folds).get("folds", [])) if run.folds.exists() else "?"
         config = read_json(run.config) if run.config.exists() else {}
-        keys = dict.fromkeys((*SHOWN_SETTINGS,
-                              *(settings or {}).get(work.parent.parent.name, ())))
-        setting = ", ".join(f"{k} {config_value(config, k)}" for k in keys
-                            if config_value(config, k) is not None)
+        absent = {**dict.fromkeys(SHOWN_SETTINGS),
+                  **(settings or {}).get(work.parent.parent.name, {})}
+        values = {k: config_value(config, k) for k in absent}
+        values = {k: absent[k] if v is None else v for k, v in values.items()}
+        setting = ", ".join(f"{k} {v}" for k, v in values.items() if v is not None)
         if config.get("data"):
             from ser_tf.data.fingerprint import describe
 

@@ -85,6 +85,9 @@ def load_reference(path: str | os.PathLike) -> dict:
         _check_metrics(path, i, entry)
         if not isinstance(entry.get("setting", {}) or {}, Mapping):
             raise ValueError(f"{path}: entry {i} 'setting' must be a mapping")
+    if not isinstance(data.get("absent") or {}, Mapping):
+        raise ValueError(f"{path}: 'absent' must be a mapping (setting: its value in runs "
+                         "recorded before the setting existed)")
     return {**data, "paper": data.get("paper") or path.parent.name, "path": str(path)}
 
 
@@ -100,28 +103,33 @@ def _normal(value: Any) -> Any:
         return re.sub(r"[-_\s]+", "", text)
 
 
-def _lookup(record: Mapping, key: str) -> Any:
+def _lookup(record: Mapping, key: str, absent: Mapping | None = None) -> Any:
+    """A setting of a run; ``absent`` (a reference's ``absent`` mapping) gives the value of
+    settings added after some runs were recorded, for runs whose config lacks them."""
     if "." not in key:
         # A plain key is a run setting: top-level in the config, else in its fit section
         # (config_value), else a field of the record itself (``protocol``).
         value = config_value(record.get("config", {}), key)
-        return value if value is not None else record.get(key)
-    node: Any = record.get("config", {})
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
+        value = value if value is not None else record.get(key)
+    else:
+        value = record.get("config", {})
+        for part in key.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                value = None
+                break
+            value = value[part]
+    return (absent or {}).get(key) if value is None else value
 
 
-def matches(entry: Mapping, record: Mapping) -> bool:
-    """Same corpus, every setting of the entry in the record's config, same kind of task."""
+def matches(entry: Mapping, record: Mapping, absent: Mapping | None = None) -> bool:
+    """Same corpus, every setting of the entry in the record's config (or, where the config
+    lacks it, in ``absent``), same kind of task."""
     if str(entry["corpus"]).lower() != str(record.get("corpus", "")).lower():
         return False
     if entry_kind(entry) != record_kind(record):
         return False
     setting = entry.get("setting") or {}
-    return all(_normal(_lookup(record, k)) == _normal(v) for k, v in setting.items())
+    return all(_normal(_lookup(record, k, absent)) == _normal(v) for k, v in setting.items())
 
 
 def place(entries: Sequence[tuple[Mapping, Mapping]], records: Sequence[Mapping]
@@ -133,7 +141,8 @@ def place(entries: Sequence[tuple[Mapping, Mapping]], records: Sequence[Mapping]
     unmatched = []
     for r, record in enumerate(records):
         candidates = [e for e, (ref, entry) in enumerate(entries)
-                      if ref["paper"] == record.get("paper") and matches(entry, record)]
+                      if ref["paper"] == record.get("paper")
+                      and matches(entry, record, ref.get("absent"))]
         if not candidates:
             unmatched.append(r)
             continue
@@ -160,7 +169,7 @@ def setting_text(setting: Mapping | None) -> str:
 
 
 def run_setting_text(record: Mapping | None, entry_setting: Mapping | None,
-                     describe: Sequence[str] = ()) -> str:
+                     describe: Sequence[str] = (), absent: Mapping | None = None) -> str:
     """The setting cell of one row: the entry's setting, then the run's values of the
     reference's ``describe`` keys (settings that tell runs of one entry apart, e.g. an
     input scaling or λ) that the entry does not fix."""
@@ -168,7 +177,7 @@ def run_setting_text(record: Mapping | None, entry_setting: Mapping | None,
     if record is not None:
         for key in describe:
             if key not in parts:
-                parts[key] = _lookup(record, key)
+                parts[key] = _lookup(record, key, absent)
     return setting_text(parts)
 
 
@@ -181,6 +190,7 @@ def table_rows(references: Sequence[Mapping], entries: Sequence[tuple[Mapping, M
     ``published(entry)`` and ``run_cells(record or None)`` give the table's own cells."""
     # A reference's optional `describe` keys name what tells its runs apart in the table.
     describe = {str(ref["paper"]): tuple(ref.get("describe") or ()) for ref in references}
+    absent = {str(ref["paper"]): ref.get("absent") or {} for ref in references}
     placed, unmatched = place(entries, records)
     rows = []
     for e, (ref, entry) in enumerate(entries):
@@ -192,12 +202,14 @@ def table_rows(references: Sequence[Mapping], entries: Sequence[tuple[Mapping, M
                       else provenance.corpus_of(record))
             rows.append([str(ref["paper"]), corpus,
                          run_setting_text(record, entry.get("setting"),
-                                          describe[str(ref["paper"])]),
+                                          describe[str(ref["paper"])],
+                                          absent[str(ref["paper"])]),
                          published(entry), source_text(entry.get("source"))]
                         + run_cells(record))
     for r in by_paper_corpus_date(records, unmatched):
         record = records[r]
-        setting = run_setting_text(record, None, describe.get(str(record.get("paper")), ()))
+        paper = str(record.get("paper"))
+        setting = run_setting_text(record, None, describe.get(paper, ()), absent.get(paper))
         rows.append([str(record.get("paper", "?")), provenance.corpus_of(record), setting,
                      "—", "—"] + run_cells(record))
     return rows

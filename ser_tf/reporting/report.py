@@ -8,6 +8,8 @@ Measured runs are the run records under ``experiments/results/<paper>/<corpus>/<
     title: Light-SERNet
     citation: "A. Aftab, ... ICASSP 2022, pp. 6912-6916."
     describe: [lam, input]      # optional: run settings shown in every row's setting cell
+    absent: {full_batches: false}  # optional: a setting's value in runs whose config lacks
+                                   # it (recorded before the setting existed)
     entries:
       - corpus: EMODB           # ser_tf corpus name (compared case-insensitively)
         setting:                # what a run's resolved config must match to sit beside it
@@ -245,8 +247,10 @@ def render_report(results_dir: str | os.PathLike = "experiments/results",
                   *_tables([], superseded, provenance),
                   "", *(f"- `{r['run_id']}`: {provenance.superseded_reason(r)}"
                         for r in superseded)]
-    describe = {str(ref["paper"]): tuple(ref.get("describe") or ()) for ref in references}
-    progress, partial = split_partial(list(work_lines(results_dir, paper, settings=describe)),
+    # In-progress lines name each paper's `describe` settings too ({} = no value if absent).
+    settings = {str(ref["paper"]): {**dict.fromkeys(ref.get("describe") or ()),
+                                    **(ref.get("absent") or {})} for ref in references}
+    progress, partial = split_partial(list(work_lines(results_dir, paper, settings=settings)),
                                       provenance.partial)
     if progress:
         lines += ["", "Runs in progress (no record yet; the same command resumes them):", "",
