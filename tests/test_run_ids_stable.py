@@ -61,6 +61,8 @@ def timnet_argv(config):
     segment = config["recipe"]["segment"]
     if segment.get("kind") == "pad_or_crop":  # --window SECONDS
         argv += ["--window", str(segment["length"] / config["recipe"]["sample_rate"])]
+    if config.get("compounded_smoothing") is not None:  # the ablation's flag (0.1 = config's)
+        argv += ["--compounded-smoothing"]
     return argv
 
 
