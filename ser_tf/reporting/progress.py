@@ -22,7 +22,8 @@ def _values(values: Sequence[float], what: str) -> str:
     return ", ".join(f"{v:.3f}" if what == "mean CCC" else f"{v:.2f}" for v in values)
 
 
-#: Settings every in-progress line names when the run's config (or its reference's `absent`) has them.
+#: Settings every in-progress line names when the run's config (or its reference's
+#: ``absent``) has them.
 SHOWN_SETTINGS = ("protocol", "loss", "duration", "checkpoint", "epochs", "full_batches")
 
 
